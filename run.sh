@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# arttag's developer entry point: the README's quick start calls it.
+#
+#   ./run.sh demo    the main job on the local default: Kafka, the real model, a model bundle,
+#                    the stream worker, sample artworks in, suggestions with explanations out
+#   ./run.sh test    install, start the local Kafka, run the test suite, stop Kafka
+#   ./run.sh setup   create .venv and install arttag with its test extras
+#
+# Extra arguments after `test` go to pytest, e.g. `./run.sh test -m "not kafka"`.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+PYTHON="${PYTHON:-python3}"
+
+setup() {
+  if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+  fi
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[test]"
+}
+
+with_kafka() {
+  local started=0
+  if ! deploy/kafka/kafka.sh status >/dev/null 2>&1; then
+    deploy/kafka/kafka.sh start
+    started=1
+  fi
+  local rc=0
+  "$@" || rc=$?
+  if [ "$started" = 1 ] && [ "${KEEP_KAFKA:-0}" != 1 ]; then
+    deploy/kafka/kafka.sh stop
+  fi
+  return "$rc"
+}
+
+cmd="${1:-}"
+shift || true
+case "$cmd" in
+  setup) setup ;;
+  test)
+    setup
+    with_kafka .venv/bin/python -m pytest "$@"
+    ;;
+  demo)
+    setup
+    KEEP_KAFKA=1 with_kafka .venv/bin/arttag demo "$@"
+    ;;
+  *) sed -n '2,11p' "$0" >&2; exit 2 ;;
+esac

@@ -1,0 +1,3 @@
+from arttag_cli.main import main
+
+raise SystemExit(main())

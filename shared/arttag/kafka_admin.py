@@ -1,0 +1,58 @@
+"""Creating arttag's topics with the Kafka AdminClient, idempotently."""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from arttag.errors import ArttagError
+from arttag.settings import KafkaSettings
+from arttag.topics import TOPICS, TopicSpec, topic_name
+
+log = logging.getLogger(__name__)
+
+
+def admin_client(kafka: KafkaSettings) -> AdminClient:
+    return AdminClient(kafka.confluent_config())
+
+
+def create_topics(
+    kafka: KafkaSettings, specs: tuple[TopicSpec, ...] = TOPICS, timeout_s: float = 30.0
+) -> dict[str, str]:
+    """Create missing topics; returns topic -> "created" | "exists"."""
+    admin = admin_client(kafka)
+    try:
+        existing = set(admin.list_topics(timeout=timeout_s).topics)
+    except KafkaException as exc:
+        raise ArttagError(
+            f"cannot reach Kafka at {kafka.bootstrap_servers}: {exc}", bootstrap=kafka.bootstrap_servers
+        ) from exc
+    outcome: dict[str, str] = {}
+    wanted = []
+    for spec in specs:
+        name = topic_name(spec.name, kafka.topic_prefix)
+        if name in existing:
+            outcome[name] = "exists"
+        else:
+            wanted.append(
+                NewTopic(
+                    name,
+                    num_partitions=kafka.partitions,
+                    replication_factor=kafka.replication_factor,
+                    config=spec.config(),
+                )
+            )
+    if wanted:
+        for name, future in admin.create_topics(wanted, request_timeout=timeout_s).items():
+            try:
+                future.result()
+                outcome[name] = "created"
+                log.info("created topic %s", name)
+            except KafkaException as exc:
+                if exc.args and exc.args[0].code() == 36:  # TOPIC_ALREADY_EXISTS: a racing creator
+                    outcome[name] = "exists"
+                else:
+                    raise ArttagError(f"cannot create topic {name}: {exc}", topic=name) from exc
+    return outcome

@@ -1,0 +1,124 @@
+"""Settings: one pydantic-settings class per process, from ARTTAG_* environment variables.
+
+Nested values use ``__``: ``ARTTAG_KAFKA__BOOTSTRAP_SERVERS=broker:9092``,
+``ARTTAG_KAFKA__SASL_PASSWORD=...``. Settings are built only by entry points
+and passed down; nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_cache_dir() -> Path:
+    return Path(platformdirs.user_cache_dir("arttag"))
+
+
+class KafkaSettings(BaseModel):
+    """Connection to a Kafka cluster: the local broker or a managed one (SASL/SSL)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    client_id: str = "arttag"
+    topic_prefix: str = Field("", description="Prepended to every topic name, e.g. 'museum1.'")
+    partitions: int = Field(3, ge=1, description="Partitions for topics arttag creates")
+    replication_factor: int = Field(1, ge=1)
+
+    def confluent_config(self) -> dict[str, str]:
+        """librdkafka configuration for confluent-kafka clients."""
+        config: dict[str, str] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+            "client.id": self.client_id,
+        }
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username is not None:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_cafile:
+            config["ssl.ca.location"] = str(self.ssl_cafile)
+        if self.ssl_certfile:
+            config["ssl.certificate.location"] = str(self.ssl_certfile)
+        if self.ssl_keyfile:
+            config["ssl.key.location"] = str(self.ssl_keyfile)
+        return config
+
+
+class EncoderSettings(BaseModel):
+    """Where the sentence encoder lives and how onnxruntime runs it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model_dir: Path = Field(default_factory=lambda: default_cache_dir() / "models" / "all-mpnet-base-v2")
+    onnx_dir: Path | None = Field(None, description="Exported ONNX folder; default <model_dir>-onnx")
+    variant: Literal["fp32", "int8"] = "int8"
+    intra_op_threads: int = Field(0, ge=0, description="0 lets onnxruntime choose")
+    execution_provider: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = Field(32, ge=1)
+    cache_size: int = Field(100_000, ge=0, description="Embeddings kept in memory, keyed by text hash")
+
+    @property
+    def resolved_onnx_dir(self) -> Path:
+        return self.onnx_dir or self.model_dir.with_name(self.model_dir.name + "-onnx")
+
+
+class CommonSettings(BaseSettings):
+    """Settings every arttag process shares."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ARTTAG_", env_nested_delimiter="__", frozen=True, extra="ignore"
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    encoder: EncoderSettings = EncoderSettings()
+    bundle_dir: Path = Field(
+        default_factory=lambda: default_cache_dir() / "bundles" / "current",
+        description="Trained model bundle used for suggestions",
+    )
+    log_level: str = "INFO"
+
+
+class StreamSettings(CommonSettings):
+    """The stream worker (`arttag stream`)."""
+
+    consumer_group: str = "arttag-stream"
+    batch_max_events: int = Field(32, ge=1)
+    batch_max_ms: int = Field(200, ge=1)
+    suggestion_limit: int = Field(10, ge=1)
+    metrics_port: int = Field(9108, ge=0, description="Prometheus metrics port; 0 disables")
+    web_port: int = Field(6066, ge=1)
+    data_dir: Path = Field(default_factory=lambda: default_cache_dir() / "stream")
+
+
+class ApiSettings(CommonSettings):
+    """The HTTP API (`arttag api`)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_key_hashes: list[str] = Field(
+        default_factory=list, description="sha256 hex digests of accepted API keys"
+    )
+    public_reads: bool = True
+    max_batch: int = Field(64, ge=1)
+    max_body_bytes: int = Field(1_000_000, ge=1)
+    suggestion_limit: int = Field(10, ge=1)
+    latest_view: bool = Field(True, description="Follow the latest-suggestions topic")
+
+
+class CliSettings(CommonSettings):
+    """One-shot commands (`arttag train`, `arttag backfill`, ...)."""

@@ -1,0 +1,50 @@
+"""Topic names and their configuration; the one place they are spelled."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    description: str
+    compacted: bool = False
+    retention_ms: int | None = 7 * 24 * 3600 * 1000
+    extra_config: dict[str, str] = field(default_factory=dict)
+
+    def config(self) -> dict[str, str]:
+        config = dict(self.extra_config)
+        if self.compacted:
+            config["cleanup.policy"] = "compact"
+            config.setdefault("min.compaction.lag.ms", "0")
+            config.setdefault("segment.ms", str(3600 * 1000))
+        elif self.retention_ms is not None:
+            config["retention.ms"] = str(self.retention_ms)
+        return config
+
+
+ARTWORKS_CREATED = "artworks.created.v1"
+ARTWORKS_UPDATED = "artworks.updated.v1"
+TAG_SUGGESTIONS = "tags.suggestions.v1"
+TAG_SUGGESTIONS_LATEST = "tags.suggestions.latest.v1"
+TAG_FEEDBACK = "tags.feedback.v1"
+DEAD_LETTERS = "arttag.deadletter.v1"
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(ARTWORKS_CREATED, "ArtworkCreated events from the catalogue; key = artwork id",
+              retention_ms=-1),
+    TopicSpec(ARTWORKS_UPDATED, "ArtworkUpdated events from the catalogue; key = artwork id",
+              retention_ms=-1),
+    TopicSpec(TAG_SUGGESTIONS, "TagSuggestionsPublished, one per artwork revision and model version"),
+    TopicSpec(TAG_SUGGESTIONS_LATEST, "Latest TagSuggestionsPublished per artwork (compacted)",
+              compacted=True),
+    TopicSpec(TAG_FEEDBACK, "TagFeedbackGiven from curators and the public; key = artwork id",
+              retention_ms=-1),
+    TopicSpec(DEAD_LETTERS, "DeadLetter records: messages that could not be processed",
+              retention_ms=30 * 24 * 3600 * 1000),
+)
+
+
+def topic_name(base: str, prefix: str = "") -> str:
+    return f"{prefix}{base}"

@@ -1,0 +1,53 @@
+"""Shared fixtures: the sample catalogue, and the real Kafka broker for `kafka`-marked tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from arttag.settings import KafkaSettings
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "shared" / "arttag" / "data" / "tate_sample.jsonl.gz"
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def sample_catalogue() -> Path:
+    return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """The broker `.ci/run` started, or one this session starts (and stops) with deploy/kafka."""
+    bootstrap = os.environ.get("ARTTAG_TEST_KAFKA", "127.0.0.1:9092")
+    host, port = bootstrap.rsplit(":", 1)
+    started = False
+    if not _reachable(host, int(port)):
+        subprocess.run([str(REPO / "deploy" / "kafka" / "kafka.sh"), "start"], check=True)
+        started = True
+    yield bootstrap
+    if started:
+        subprocess.run([str(REPO / "deploy" / "kafka" / "kafka.sh"), "stop"], check=False)
+
+
+@pytest.fixture
+def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
+    """Settings with a unique topic prefix, so tests never see each other's messages."""
+    return KafkaSettings(
+        bootstrap_servers=kafka_bootstrap,
+        topic_prefix=f"test-{uuid.uuid4().hex[:8]}.",
+        partitions=2,
+    )
