@@ -19,9 +19,15 @@ setup() {
   .venv/bin/python -m pip install -q -e ".[test]"
 }
 
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/${KAFKA_PORT:-9092}") 2>/dev/null; }
+
 with_kafka() {
   local started=0
-  if ! deploy/kafka/kafka.sh status >/dev/null 2>&1; then
+  export ARTTAG_TEST_KAFKA="127.0.0.1:${KAFKA_PORT:-9092}"
+  export ARTTAG_KAFKA__BOOTSTRAP_SERVERS="${ARTTAG_KAFKA__BOOTSTRAP_SERVERS:-$ARTTAG_TEST_KAFKA}"
+  if port_open; then
+    echo "run.sh: using the Kafka broker already on $ARTTAG_TEST_KAFKA" >&2
+  else
     deploy/kafka/kafka.sh start
     started=1
   fi

@@ -77,7 +77,10 @@ java_opts() {
 
 start() {
   if is_running; then log "already running (pid $(cat "$pid_file")) on 127.0.0.1:$port"; return 0; fi
-  if port_open; then log "port $port is taken by another process"; exit 1; fi
+  if port_open; then
+    log "something already listens on 127.0.0.1:$port (a broker started elsewhere?); not starting another"
+    exit 3
+  fi
   fetch
   write_config
   local cp="$libs/*"
