@@ -1,0 +1,158 @@
+"""The composition root of the HTTP API: ``create_app(settings, tagger=...)`` builds every adapter."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from arttag.settings import ApiSettings, KafkaSettings
+from arttag.tagger import Tagger
+from arttag_api.auth import ApiKeyRequired
+from arttag_api.batcher import SuggestBatcher
+from arttag_api.deps import Services, get_settings
+from arttag_api.latest_view import LatestSuggestionsView, LatestViewFollower
+from arttag_api.limits import BodyLimitMiddleware
+from arttag_api.metrics import ApiMetrics, MetricsMiddleware
+from arttag_api.problems import install_problem_handlers, problem_response
+from arttag_api.publisher import FeedbackPublisher, KafkaFeedbackPublisher
+from arttag_api.routers import artworks, feedback, health, suggest, tags
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Tag suggestions with explanations for artwork metadata, the latest suggestions
+the stream published, curator feedback, and the tag vocabulary.
+
+Writes (`POST /v1/feedback`) need an API key in the `X-API-Key` header; reads
+are public unless `ARTTAG_PUBLIC_READS=false`. Errors are `application/problem+json`."""
+
+
+class BrokerCheck:
+    """Whether Kafka answers a metadata request; cached briefly so /readyz probes stay cheap."""
+
+    def __init__(self, kafka: KafkaSettings, ttl_s: float = 5.0, timeout_s: float = 2.0) -> None:
+        self.kafka = kafka
+        self.ttl_s = ttl_s
+        self.timeout_s = timeout_s
+        self._checked_at = 0.0
+        self._ok = False
+        self._lock = threading.Lock()
+
+    def __call__(self) -> bool:
+        with self._lock:
+            if time.monotonic() - self._checked_at < self.ttl_s:
+                return self._ok
+            from arttag.kafka_admin import admin_client
+
+            try:
+                admin_client(self.kafka).list_topics(timeout=self.timeout_s)
+                self._ok = True
+            except Exception as exc:  # any failure means "not reachable", reported in /readyz
+                log.warning("Kafka at %s not reachable: %s", self.kafka.bootstrap_servers, exc)
+                self._ok = False
+            self._checked_at = time.monotonic()
+            return self._ok
+
+
+def load_bundle_tagger(settings: ApiSettings) -> Tagger:
+    """The production tagger: the bundle in ``settings.bundle_dir`` with the configured encoder."""
+    from arttag.bundle import load_tagger
+    from arttag.encoders import load_encoder
+
+    return load_tagger(settings.bundle_dir, load_encoder(settings.encoder))
+
+
+def _load_in_background(services: Services, loader: Callable[[ApiSettings], Tagger]) -> threading.Thread:
+    def run() -> None:
+        started = time.perf_counter()
+        try:
+            services.tagger = loader(services.settings)
+        except Exception as exc:  # reported by /readyz and 503s; the process stays up for probes
+            log.exception("cannot load the model bundle from %s", services.settings.bundle_dir)
+            services.tagger_error = f"cannot load the model bundle from {services.settings.bundle_dir}: {exc}"
+            return
+        log.info("model %s loaded in %.1fs", services.tagger.model_version, time.perf_counter() - started)
+
+    thread = threading.Thread(target=run, name="model-loader", daemon=True)
+    thread.start()
+    return thread
+
+
+def create_app(
+    settings: ApiSettings | None = None,
+    tagger: Tagger | None = None,
+    *,
+    publisher: FeedbackPublisher | None = None,
+    view: LatestSuggestionsView | None = None,
+    broker_check: Callable[[], bool] | None = None,
+    tagger_loader: Callable[[ApiSettings], Tagger] = load_bundle_tagger,
+) -> FastAPI:
+    """The API. Anything not passed in is built from ``settings``.
+
+    ``tagger=None`` loads the bundle in the background at start-up (``/readyz``
+    says when it is ready); ``view=None`` follows the latest-suggestions topic
+    when ``settings.latest_view`` is on.
+    """
+    settings = settings or get_settings()
+    metrics = ApiMetrics()
+    follower = None
+    if view is None and settings.latest_view:
+        view = LatestSuggestionsView()
+        follower = LatestViewFollower(settings.kafka, view)
+    if view is not None:
+        view.on_change = metrics.latest_view_artworks.set
+    services = Services(
+        settings=settings,
+        metrics=metrics,
+        view=view,
+        publisher_factory=(lambda: publisher) if publisher is not None
+        else (lambda: KafkaFeedbackPublisher(settings.kafka)),
+        broker_check=broker_check or BrokerCheck(settings.kafka),
+        tagger=tagger,
+        follower=follower,
+    )
+    services.batcher = SuggestBatcher(
+        lambda: services.tagger, max_batch=settings.max_batch,  # type: ignore[arg-type,return-value]
+        on_batch=lambda n: (metrics.tagger_batch_size.observe(n), metrics.artworks_suggested.inc(n)),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if follower is not None:
+            follower.start()
+        if services.tagger is None:
+            _load_in_background(services, tagger_loader)
+        if not settings.api_key_hashes:
+            log.warning("no API keys configured (ARTTAG_API_KEY_HASHES): writes will be refused")
+        yield
+        services.close()
+
+    app = FastAPI(title="arttag API", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.services = services
+    # routes read settings through the lru_cached dependency; this app answers with its own
+    app.dependency_overrides[get_settings] = lambda: settings
+
+    read_deps = [] if settings.public_reads else [ApiKeyRequired]
+    app.include_router(suggest.router, dependencies=read_deps)
+    app.include_router(artworks.router, dependencies=read_deps)
+    app.include_router(tags.router, dependencies=read_deps)
+    app.include_router(feedback.router)
+    app.include_router(health.router)
+
+    install_problem_handlers(app)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return problem_response(500, "Internal server error", "the error was logged",
+                                instance=request.url.path)
+
+    # the last added runs first: metrics see every request, 413s included
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,124 @@
+"""FastAPI dependencies: settings (lru_cached, overridden by tests and ``create_app``) and services."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from arttag.settings import ApiSettings
+from arttag.tagger import Tagger
+from arttag.vocabulary import Vocabulary
+from arttag_api.batcher import SuggestBatcher
+from arttag_api.latest_view import LatestSuggestionsView, LatestViewFollower
+from arttag_api.metrics import ApiMetrics
+from arttag_api.publisher import FeedbackPublisher
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache
+def get_settings() -> ApiSettings:
+    return ApiSettings()
+
+
+SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
+
+
+@dataclass
+class Services:
+    """Everything the routes use, built once by ``create_app`` (the composition root)."""
+
+    settings: ApiSettings
+    metrics: ApiMetrics
+    view: LatestSuggestionsView | None
+    publisher_factory: Callable[[], FeedbackPublisher]
+    broker_check: Callable[[], bool]
+    tagger: Tagger | None = None
+    tagger_error: str | None = None
+    follower: LatestViewFollower | None = None
+    batcher: SuggestBatcher | None = None
+    _publisher: FeedbackPublisher | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def vocabulary(self) -> Vocabulary | None:
+        return getattr(self.tagger, "vocabulary", None)
+
+    def publisher(self) -> FeedbackPublisher:
+        # created on first use, so an API that never takes feedback opens no producer
+        with self._lock:
+            if self._publisher is None:
+                self._publisher = self.publisher_factory()
+            return self._publisher
+
+    def close(self) -> None:
+        if self.follower is not None:
+            self.follower.stop()
+        if self.batcher is not None:
+            self.batcher.close()
+        if self._publisher is not None:
+            self._publisher.close()
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_tagger(services: ServicesDep) -> Tagger:
+    if services.tagger is None:
+        detail = services.tagger_error or "the model bundle is still loading"
+        raise HTTPException(503, detail, headers={"Retry-After": "5"})
+    return services.tagger
+
+
+TaggerDep = Annotated[Tagger, Depends(get_tagger)]
+
+
+def get_vocabulary(services: ServicesDep, tagger: TaggerDep) -> Vocabulary:
+    vocabulary = getattr(tagger, "vocabulary", None)
+    if vocabulary is None:
+        raise HTTPException(503, "the loaded tagger has no vocabulary")
+    return vocabulary
+
+
+VocabularyDep = Annotated[Vocabulary, Depends(get_vocabulary)]
+
+
+def get_batcher(services: ServicesDep, tagger: TaggerDep) -> SuggestBatcher:
+    assert services.batcher is not None
+    return services.batcher
+
+
+BatcherDep = Annotated[SuggestBatcher, Depends(get_batcher)]
+
+
+def get_view(services: ServicesDep) -> LatestSuggestionsView:
+    if services.view is None:
+        raise HTTPException(503, "the latest-suggestions view is disabled (ARTTAG_LATEST_VIEW=false)")
+    return services.view
+
+
+ViewDep = Annotated[LatestSuggestionsView, Depends(get_view)]
+
+
+def get_publisher(services: ServicesDep) -> FeedbackPublisher:
+    return services.publisher()
+
+
+PublisherDep = Annotated[FeedbackPublisher, Depends(get_publisher)]
+
+
+def get_metrics(services: ServicesDep) -> ApiMetrics:
+    return services.metrics
+
+
+MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]

@@ -1,0 +1,123 @@
+"""Payload shapes of the HTTP API: ``XCreate`` comes in, ``XPublic`` goes out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from arttag.events import ArtworkMetadata, FeedbackActor, TagSuggestion
+from arttag.tagger import SuggestOptions
+
+
+class _In(BaseModel):
+    # requests are strict: a misspelt option should be a 422, not silently ignored
+    model_config = ConfigDict(extra="forbid")
+
+
+class SuggestCreate(_In):
+    """One artwork's metadata and how to filter its suggestions."""
+
+    artwork: ArtworkMetadata
+    options: SuggestOptions = Field(default_factory=SuggestOptions)
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "artwork": {"title": "A Fishing Boat in Dieppe Harbour", "artists": ["Joseph Mallord William Turner"],
+                    "medium": "Watercolour on paper", "year": 1826},
+        "options": {"limit": 5, "min_confidence": 0.1, "only_new": True},
+    }]})
+
+
+class SuggestionsPublic(BaseModel):
+    model_version: str
+    suggestions: list[TagSuggestion] = Field(description="Ranked, best first, each with its explanation")
+
+
+class BatchItemCreate(_In):
+    id: str | None = Field(None, max_length=200, description="Echoed back, to match results to inputs")
+    artwork: ArtworkMetadata
+
+
+class SuggestBatchCreate(_In):
+    artworks: list[BatchItemCreate] = Field(min_length=1, description="At most ARTTAG_MAX_BATCH items")
+    options: SuggestOptions = Field(default_factory=SuggestOptions)
+
+
+class BatchItemPublic(BaseModel):
+    id: str | None = None
+    suggestions: list[TagSuggestion]
+
+
+class SuggestBatchPublic(BaseModel):
+    model_version: str
+    results: list[BatchItemPublic] = Field(description="One per input artwork, in input order")
+
+
+class LatestSuggestionsPublic(BaseModel):
+    """What the stream last published for an artwork (from ``tags.suggestions.latest.v1``)."""
+
+    artwork_id: str
+    revision: int
+    suggestion_id: str
+    model_version: str
+    content_hash: str
+    produced_at: datetime
+    suggestions: list[TagSuggestion]
+
+
+class FeedbackCreate(_In):
+    """A curator's judgement on one tag of one artwork."""
+
+    artwork_id: str = Field(min_length=1, max_length=200)
+    tag_id: str = Field(min_length=1, max_length=500)
+    tag_label: str | None = Field(None, max_length=500, description="Filled from the vocabulary when omitted")
+    action: Literal["accepted", "rejected", "added"]
+    actor: FeedbackActor
+    suggestion_id: str | None = Field(None, max_length=500)
+    model_version: str | None = Field(None, max_length=200)
+    comment: str | None = Field(None, max_length=2000)
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "artwork_id": "T07799", "tag_id": "1050", "action": "accepted",
+        "actor": {"kind": "curator", "id": "jsmith"},
+    }]})
+
+
+class FeedbackPublic(BaseModel):
+    event_id: str = Field(description="The published TagFeedbackGiven event's id")
+    topic: str
+    status: Literal["published"] = "published"
+
+
+class TagPublic(BaseModel):
+    id: str
+    label: str
+    group: str | None = None
+    area: str | None = None
+    usage: int = Field(description="Training artworks carrying the tag")
+
+
+class TagHitPublic(TagPublic):
+    match: Literal["prefix", "semantic"]
+    score: float | None = Field(None, description="Cosine similarity for semantic matches")
+
+
+class TagSearchPublic(BaseModel):
+    query: str
+    mode: Literal["prefix", "semantic", "both"]
+    tags: list[TagHitPublic]
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ReadinessPublic(BaseModel):
+    ready: bool
+    model_loaded: bool
+    model_version: str | None = None
+    broker_reachable: bool
+    latest_view: Literal["disabled", "catching_up", "caught_up", "error"]
+    latest_view_artworks: int = 0
+    detail: list[str] = Field(default_factory=list)
