@@ -103,6 +103,13 @@ class StreamSettings(CommonSettings):
     metrics_port: int = Field(9108, ge=0, description="Prometheus metrics port; 0 disables")
     web_port: int = Field(6066, ge=1)
     data_dir: Path = Field(default_factory=lambda: default_cache_dir() / "stream")
+    encoder_kind: Literal["onnx", "hashing"] = Field(
+        "onnx", description="Encoder the bundle is loaded with; 'hashing' for tests and dry runs"
+    )
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    commit_interval_s: float = Field(1.0, gt=0, description="How often acknowledged offsets are committed")
+    session_timeout_s: float = Field(30.0, gt=0, description="Consumer group session timeout")
+    heartbeat_interval_s: float = Field(3.0, gt=0)
 
 
 class ApiSettings(CommonSettings):

@@ -1,0 +1,1 @@
+"""The faust-streaming worker: artwork events in, explained tag suggestions out."""

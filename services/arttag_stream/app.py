@@ -1,0 +1,204 @@
+"""The faust app factory and its one agent; the work itself is in :mod:`arttag_stream.processing`.
+
+Delivery: the agent takes a micro-batch, runs the tagger on it in a worker
+thread, publishes the history suggestions and dead letters and waits for Kafka
+to acknowledge them (acks=all), then publishes the latest-suggestions records
+and waits again. Only then does the batch's iteration end, which is when
+faust acks its events; faust commits acked offsets every ``commit_interval_s``.
+A crash anywhere before that leaves the offsets uncommitted, so a restarted
+worker reprocesses the batch (at-least-once; outputs carry deterministic ids).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from arttag.events import encode_event
+from arttag.settings import KafkaSettings, StreamSettings
+from arttag.tagger import SuggestOptions, Tagger
+from arttag.topics import (
+    ARTWORKS_CREATED,
+    ARTWORKS_UPDATED,
+    DEAD_LETTERS,
+    TAG_SUGGESTIONS,
+    TAG_SUGGESTIONS_LATEST,
+    topic_name,
+)
+
+from arttag_stream.metrics import StreamMetrics
+from arttag_stream.processing import BatchProcessor, RawMessage, StateStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_AGENT_NAME = "arttag-stream.tag-artworks"
+
+
+@dataclass(frozen=True)
+class StreamTopics:
+    created: str
+    updated: str
+    suggestions: str
+    latest: str
+    dead_letters: str
+
+    @classmethod
+    def for_prefix(cls, prefix: str) -> StreamTopics:
+        return cls(
+            created=topic_name(ARTWORKS_CREATED, prefix),
+            updated=topic_name(ARTWORKS_UPDATED, prefix),
+            suggestions=topic_name(TAG_SUGGESTIONS, prefix),
+            latest=topic_name(TAG_SUGGESTIONS_LATEST, prefix),
+            dead_letters=topic_name(DEAD_LETTERS, prefix),
+        )
+
+
+def faust_broker_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """faust's ``broker`` and ``broker_credentials`` from our Kafka settings."""
+    options: dict[str, Any] = {
+        "broker": [f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",")],
+        "broker_client_id": kafka.client_id,
+    }
+    context = None
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(
+            cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None
+        )
+        if kafka.ssl_certfile:
+            context.load_cert_chain(str(kafka.ssl_certfile),
+                                    str(kafka.ssl_keyfile) if kafka.ssl_keyfile else None)
+    if kafka.security_protocol.startswith("SASL"):
+        options["broker_credentials"] = faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
+            mechanism=kafka.sasl_mechanism or "PLAIN",
+            ssl_context=context,
+        )
+    elif context is not None:
+        options["broker_credentials"] = context
+    return options
+
+
+def create_app(
+    settings: StreamSettings,
+    tagger: Tagger,
+    *,
+    app_id: str | None = None,
+    agent_name: str = DEFAULT_AGENT_NAME,
+    store: StateStore | None = None,
+    metrics: StreamMetrics | None = None,
+    model_version: str | None = None,
+) -> faust.App:
+    """A faust app whose agent tags artworks from the created and updated topics.
+
+    ``app_id`` is also the consumer group (default ``settings.consumer_group``);
+    ``model_version`` labels the outputs (default: the tagger's).
+    """
+    app_id = app_id or settings.consumer_group
+    topics = StreamTopics.for_prefix(settings.kafka.topic_prefix)
+    store = store if store is not None else StateStore()
+    metrics = metrics or StreamMetrics()
+    processor = BatchProcessor(
+        tagger, store, consumer=app_id,
+        options=SuggestOptions(limit=settings.suggestion_limit), model_version=model_version,
+    )
+    datadir = settings.data_dir / app_id
+    datadir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
+    app = faust.App(
+        app_id,
+        **faust_broker_options(settings.kafka),
+        autodiscover=False,
+        web_enabled=False,
+        topic_disable_leader=True,
+        store="memory://",
+        datadir=str(datadir),
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset=settings.auto_offset_reset,
+        producer_acks=-1,
+        broker_commit_interval=settings.commit_interval_s,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_rebalance_timeout=max(settings.session_timeout_s * 2, 10.0),
+    )
+    source = app.topic(topics.created, topics.updated, key_serializer="raw", value_serializer="raw")
+    suggestions_t = app.topic(topics.suggestions, key_serializer="raw", value_serializer="raw")
+    latest_t = app.topic(topics.latest, key_serializer="raw", value_serializer="raw")
+    dead_t = app.topic(topics.dead_letters, key_serializer="raw", value_serializer="raw")
+    # One thread: the tagger is CPU-bound and keeps the event loop (heartbeats) free.
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagger")
+    max_events = settings.batch_max_events
+    within_s = settings.batch_max_ms / 1000.0
+
+    async def handle_batch(events: list[Any]) -> None:
+        started = time.perf_counter()
+        messages = []
+        for event in events:
+            m = event.message
+            messages.append(RawMessage(m.topic, m.partition, m.offset, m.key, m.value,
+                                       int(m.timestamp * 1000) if m.timestamp else None))
+            metrics.events_in.labels(m.topic).inc()
+            try:
+                lag = app.consumer.highwater(m.tp) - m.offset - 1
+                metrics.consumer_lag.labels(m.topic, str(m.partition)).set(max(lag, 0))
+            except Exception:  # noqa: BLE001 - lag is best effort; it must not stop the stream
+                pass
+        metrics.batch_size.observe(len(messages))
+        result = await asyncio.get_running_loop().run_in_executor(
+            executor, processor.process, messages
+        )
+        metrics.encode_score_seconds.observe(result.encode_score_s)
+        try:
+            pending = [
+                await suggestions_t.send(key=s.artwork_id.encode(), value=encode_event(s), force=True)
+                for _, s in result.suggestions
+            ]
+            pending += [
+                await dead_t.send(key=m.key, value=encode_event(d), force=True)
+                for m, d in result.dead_letters
+            ]
+            await asyncio.gather(*pending)
+            # The history record first: a crash between the two waves replays the batch,
+            # and the state (rebuilt from latest) does not yet claim it.
+            pending = [
+                await latest_t.send(key=s.artwork_id.encode(), value=encode_event(s), force=True)
+                for s in result.latest
+            ]
+            await asyncio.gather(*pending)
+        except Exception as exc:  # noqa: BLE001
+            # Leave without acking: the uncommitted batch is reprocessed after a restart.
+            log.critical("publishing failed, exiting so the batch is reprocessed: %s", exc)
+            os._exit(70)
+        now = time.time()
+        for message, s in result.suggestions:
+            metrics.suggestions_out.labels(topics.suggestions).inc()
+            if message.timestamp_ms:
+                metrics.event_latency_seconds.observe(max(now - message.timestamp_ms / 1000, 0))
+            log.info("artwork %s rev %d from %s: published %s (%d tags)", s.artwork_id,
+                     s.revision, message.where, s.suggestion_id, len(s.suggestions))
+        if result.latest:
+            metrics.suggestions_out.labels(topics.latest).inc(len(result.latest))
+        for message, d in result.dead_letters:
+            metrics.dead_letters.labels(d.error_type).inc()
+            log.warning("dead letter from %s (key %r): %s", message.where, message.key, d.error)
+        for skipped in result.skipped:
+            metrics.skipped.labels(skipped.reason).inc()
+            log.info("artwork %s rev %d from %s: %s, no new suggestion", skipped.artwork_id,
+                     skipped.revision, skipped.message.where, skipped.reason)
+        metrics.state_artworks.set(len(store))
+        metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    @app.agent(source, name=agent_name)
+    async def tag_artworks(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(max_events, within=within_s):
+            await handle_batch(list(events))
+
+    return app

@@ -1,0 +1,62 @@
+"""Running the worker: state, metrics and the faust Worker around :func:`create_app`."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from arttag.settings import StreamSettings
+from arttag.tagger import Tagger
+
+from arttag_stream.app import StreamTopics, create_app
+from arttag_stream.metrics import StreamMetrics
+from arttag_stream.processing import StateStore
+from arttag_stream.state import LatestFollower
+
+log = logging.getLogger(__name__)
+
+
+def load_stream_tagger(settings: StreamSettings) -> Tagger:
+    """The trained bundle at ``settings.bundle_dir`` with the configured encoder."""
+    from arttag.bundle import load_tagger
+
+    if settings.encoder_kind == "hashing":
+        from arttag.encoders import HashingEncoder
+
+        encoder = HashingEncoder()
+    else:
+        from arttag.encoders import load_encoder
+
+        encoder = load_encoder(settings.encoder)
+    return load_tagger(settings.bundle_dir, encoder)
+
+
+def run_worker(
+    settings: StreamSettings,
+    tagger: Tagger,
+    *,
+    app_id: str | None = None,
+    model_version: str | None = None,
+) -> int:
+    """Rebuild the state, serve metrics, run the worker until SIGINT/SIGTERM."""
+    topics = StreamTopics.for_prefix(settings.kafka.topic_prefix)
+    store = StateStore()
+    follower = LatestFollower(settings.kafka, topics.latest, store)
+    follower.load()
+    follower.start()
+    metrics = StreamMetrics()
+    metrics.serve(settings.metrics_port)
+    app = create_app(settings, tagger, app_id=app_id, store=store, metrics=metrics,
+                     model_version=model_version)
+    log.info("worker %s: model %s, batches of up to %d within %d ms, metrics on :%s",
+             app.conf.id, model_version or tagger.model_version, settings.batch_max_events,
+             settings.batch_max_ms, settings.metrics_port or "off")
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        follower.close()
+    return 0
