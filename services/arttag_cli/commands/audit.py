@@ -1,0 +1,90 @@
+"""``arttag audit CATALOGUE --out DIR``: data-quality audit of a catalogue's tags (audit.html and audit.json)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from arttag.errors import ConfigurationError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "audit", help="data-quality audit of a catalogue's tags",
+        description="Write DIR/audit.html (self-contained, plots embedded) and DIR/audit.json: coverage, tag "
+        "usage, near-duplicate tags, labelling consistency, and with --bundle likely overlooked tags "
+        "and per-tag learnability.",
+    )
+    p.add_argument("catalogue", type=Path, help="catalogue file (Tate-format JSON lines, optionally gzipped)")
+    p.add_argument("--out", type=Path, required=True, help="folder for audit.html and audit.json")
+    p.add_argument("--bundle", type=Path, default=None,
+                   help="trained model bundle; without it the overlooked-tags and learnability sections are skipped")
+    p.add_argument("--encoder", choices=("onnx", "hashing"), default="onnx",
+                   help="text encoder for tag and artwork embeddings (default: onnx, the real MPNet; "
+                   "hashing is a fast fake for dry runs)")
+    p.add_argument("--tag-similarity", type=float, default=None,
+                   help="cosine from which two tag labels are near-duplicates (default 0.9; "
+                   "not used with --encoder hashing)")
+    p.add_argument("--artwork-similarity", type=float, default=0.95,
+                   help="cosine from which two artworks of a block are near-identical (default 0.95)")
+    p.add_argument("--min-confidence", type=float, default=0.5,
+                   help="confidence from which a missing suggestion is a likely overlooked tag (default 0.5)")
+    p.add_argument("--learn-threshold", type=float, default=0.5,
+                   help="confidence from which a suggestion counts as predicted for dev precision/recall")
+    p.add_argument("--overlooked-on", choices=("dev", "all"), default="dev",
+                   help="look for overlooked tags on the dev split (default; the model never saw it) or all")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_audit)
+
+
+def _encoder(kind: str):
+    if kind == "hashing":
+        from arttag.encoders import HashingEncoder
+
+        return HashingEncoder()
+    try:
+        from arttag.encoders import load_encoder
+    except ImportError as exc:
+        raise ConfigurationError(
+            "the ONNX encoder is not available in this installation; use --encoder hashing"
+        ) from exc
+    from arttag.settings import CliSettings
+
+    return load_encoder(CliSettings().encoder)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from arttag.audit import AuditOptions, run_audit
+    from arttag.audit.report import write_report
+
+    started = time.perf_counter()
+    encoder = _encoder(args.encoder)
+    tagger = None
+    if args.bundle is not None:
+        from arttag.bundle import load_tagger
+
+        tagger = load_tagger(args.bundle, encoder)
+    options = AuditOptions(
+        tag_similarity=args.tag_similarity or 0.9,
+        artwork_similarity=args.artwork_similarity,
+        min_confidence=args.min_confidence,
+        learn_threshold=args.learn_threshold,
+        overlooked_on=args.overlooked_on,
+        semantic_tags=args.encoder != "hashing",
+        progress=not args.no_progress,
+    )
+    audit = run_audit(args.catalogue, encoder, tagger, options)
+    json_path, html_path = write_report(audit, args.out)
+    # The live monitor compares traffic with this; copy it into the bundle folder to use it there.
+    from arttag.monitoring import ReferenceProfile, save_reference_profile
+
+    print(f"{html_path}\n{json_path}")
+    if "reference_profile" in audit:
+        print(save_reference_profile(
+            ReferenceProfile.from_dict(audit["reference_profile"]), args.out / "reference_profile.json"
+        ))
+    rows = audit["rows"]
+    print(f"{rows['good']} artworks audited, {rows['bad']} bad rows skipped, "
+          f"{time.perf_counter() - started:.1f}s")
+    return 0

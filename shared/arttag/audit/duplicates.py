@@ -1,0 +1,165 @@
+"""Near-duplicate tags: labels that differ only in case, punctuation, word order or plural,
+and labels whose embeddings are nearly identical (``townscape`` / ``townscape, distant``).
+
+Each finding names its tags with usage counts and example artworks, and
+proposes the most used tag as the one to keep, so a curator can merge the
+others into it or write definitions that tell them apart.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from tqdm import tqdm
+
+from arttag.audit.neighbours import similar_pairs
+from arttag.audit.usage import tag_table
+from arttag.catalogue import CatalogueRecord
+from arttag.encoders.base import TextEncoder
+
+_PUNCT = re.compile(r"[^\w\s]+", re.UNICODE)
+_NON_SPECIFIC = re.compile(r"\s*-\s*non-specific\s*$", re.IGNORECASE)
+
+
+def _words(label: str) -> list[str]:
+    return _PUNCT.sub(" ", _NON_SPECIFIC.sub("", label)).lower().split()
+
+
+def singular(word: str) -> str:
+    """A crude English singular, enough to pair ``bridge``/``bridges``, ``city``/``cities``, ``church``/``churches``."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith(("ches", "shes", "sses", "xes")):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def lexical_key(label: str) -> str:
+    """Labels with the same key differ only in case, punctuation, word order or plural."""
+    return " ".join(sorted(singular(w) for w in _words(label)))
+
+
+def difference_kind(a: str, b: str) -> str:
+    """The smallest difference between two labels: same label, case, punctuation, word order, plural or other."""
+    if a == b:
+        return "same label"
+    if a.lower() == b.lower():
+        return "case"
+    wa, wb = _words(a), _words(b)
+    if wa == wb:
+        return "punctuation"
+    if sorted(wa) == sorted(wb):
+        return "word order"
+    if sorted(singular(w) for w in wa) == sorted(singular(w) for w in wb):
+        return "plural"
+    return "other"
+
+
+def embedding_label(label: str) -> str:
+    return _NON_SPECIFIC.sub("", label).strip()
+
+
+def _examples(records: Sequence[CatalogueRecord], per_tag: int) -> dict[str, list[dict[str, str]]]:
+    out: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for r in records:
+        for t in r.metadata.tags:
+            if len(out[t.id]) < per_tag:
+                out[t.id].append({"artwork_id": r.artwork_id, "title": r.metadata.title})
+    return out
+
+
+def near_duplicate_tags(
+    records: Sequence[CatalogueRecord],
+    encoder: TextEncoder | None,
+    threshold: float = 0.9,
+    examples: int = 3,
+    max_pairs: int = 500,
+    batch_size: int = 256,
+    progress: bool = True,
+) -> dict[str, Any]:
+    table = tag_table(records)
+    ex = _examples(records, examples)
+
+    def describe(tag_id: str) -> dict[str, Any]:
+        return {**table[tag_id], "examples": ex.get(tag_id, [])}
+
+    by_key: dict[str, list[str]] = defaultdict(list)
+    for tag_id, row in table.items():
+        key = lexical_key(row["label"])
+        if key:
+            by_key[key].append(tag_id)
+    lexical = []
+    lexical_pairs: set[frozenset[str]] = set()
+    for key, ids in by_key.items():
+        if len(ids) < 2:
+            continue
+        ids.sort(key=lambda i: (-table[i]["usage"], table[i]["label"]))
+        keep = ids[0]
+        kinds = sorted({difference_kind(table[keep]["label"], table[i]["label"]) for i in ids[1:]})
+        lexical.append({
+            "key": key,
+            "kinds": kinds,
+            "keep": keep,
+            "total_usage": sum(table[i]["usage"] for i in ids),
+            "tags": [
+                {**describe(i), "difference": None if i == keep else difference_kind(table[keep]["label"], table[i]["label"])}
+                for i in ids
+            ],
+        })
+        lexical_pairs.update(frozenset((a, b)) for a in ids for b in ids if a != b)
+    lexical.sort(key=lambda g: (-g["total_usage"], g["key"]))
+
+    semantic: list[dict[str, Any]] = []
+    semantic_total = 0
+    if encoder is not None and len(table) > 1:
+        ids = sorted(table)
+        labels = [embedding_label(table[i]["label"]) for i in ids]
+        unique = sorted(set(labels))
+        chunks = []
+        for start in tqdm(range(0, len(unique), batch_size), desc="tag labels", unit="batch",
+                          disable=not progress):
+            chunks.append(encoder.encode(unique[start:start + batch_size]))
+        import numpy as np
+
+        vectors = np.vstack(chunks).astype(np.float32)
+        row_of = {label: k for k, label in enumerate(unique)}
+        # Tags whose cleaned labels are identical are lexical findings already; compare distinct labels.
+        tags_of: dict[int, list[str]] = defaultdict(list)
+        for tag_id, label in zip(ids, labels):
+            tags_of[row_of[label]].append(tag_id)
+        pairs = similar_pairs(vectors, threshold)
+        found = []
+        for i, j, sim in pairs:
+            for a in tags_of[i]:
+                for b in tags_of[j]:
+                    if frozenset((a, b)) in lexical_pairs:
+                        continue
+                    if (table[b]["usage"], table[a]["label"]) > (table[a]["usage"], table[b]["label"]):
+                        a, b = b, a
+                    found.append((sim, a, b))
+        found.sort(key=lambda f: (-f[0], -(table[f[1]]["usage"] + table[f[2]]["usage"]), f[1], f[2]))
+        semantic_total = len(found)
+        semantic = [
+            {
+                "similarity": round(sim, 4),
+                "keep": a,
+                "same_group": table[a]["group"] == table[b]["group"],
+                "tags": [describe(a), describe(b)],
+            }
+            for sim, a, b in found[:max_pairs]
+        ]
+    return {
+        "lexical": {"count": len(lexical), "groups": lexical},
+        "semantic": {
+            "encoder": getattr(encoder, "name", None),
+            "threshold": threshold,
+            "count": semantic_total,
+            "shown": len(semantic),
+            "pairs": semantic,
+        },
+    }
