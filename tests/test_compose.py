@@ -24,15 +24,27 @@ def test_compose_file_has_kafka_topic_init_and_services_with_healthchecks():
     assert "${ARTTAG_MODELS_DIR:?" in COMPOSE.read_text()
 
 
-def _has_compose() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    return subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
+def _compose_command() -> list[str] | None:
+    """`docker compose` (v2 plugin) where installed, else the standalone `docker-compose`."""
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"],
+                                                 capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    return None
 
 
-@pytest.mark.skipif(not _has_compose(), reason="docker compose plugin not installed")
-def test_docker_compose_config_validates(tmp_path):
-    env = {"ARTTAG_MODELS_DIR": str(tmp_path), "ARTTAG_API_KEY_HASHES": "[]", "PATH": "/usr/bin:/bin:/usr/local/bin"}
-    result = subprocess.run(["docker", "compose", "-f", str(COMPOSE), "config", "-q"],
-                            capture_output=True, text=True, env=env)
-    assert result.returncode == 0, result.stderr
+COMPOSE_CMD = _compose_command()
+
+
+@pytest.mark.skipif(COMPOSE_CMD is None, reason="no docker compose client installed")
+def test_docker_compose_config_validates_and_requires_settings(tmp_path):
+    base = {"PATH": "/usr/bin:/bin:/usr/local/bin"}
+    env = {**base, "ARTTAG_MODELS_DIR": str(tmp_path), "ARTTAG_API_KEY_HASHES": "[]"}
+    ok = subprocess.run([*COMPOSE_CMD, "-f", str(COMPOSE), "config", "-q"],
+                        capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stderr
+    missing = subprocess.run([*COMPOSE_CMD, "-f", str(COMPOSE), "config", "-q"],
+                             capture_output=True, text=True, env=base)
+    assert missing.returncode != 0
+    assert "ARTTAG_" in missing.stderr
