@@ -1,0 +1,190 @@
+"""``arttag demo``: the main job end to end on the local Kafka, printed for a person to follow.
+
+Topics under a fresh prefix (so every run starts clean), the model and a
+bundle prepared if missing, the worker started as its own process, sample
+artworks published (plus a malformed message and an unchanged update), and
+suggestions with explanations printed as they arrive downstream.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from arttag.catalogue import iter_catalogue
+from arttag.encoders.base import TextEncoder
+from arttag.errors import ArttagError, ModelError
+from arttag.events import ArtworkCreated, ArtworkUpdated, DeadLetter, TagSuggestionsPublished, encode_event
+from arttag.kafka_admin import admin_client, create_topics
+from arttag.settings import StreamSettings, default_cache_dir
+
+from arttag_stream.app import StreamTopics
+from arttag_stream.kafka_io import flush_or_fail, producer
+from arttag_stream.tail import follow, format_dead_letter, format_suggestions
+
+log = logging.getLogger(__name__)
+
+EncoderKind = Literal["onnx", "hashing"]
+
+
+def sample_path() -> Path:
+    import arttag
+
+    return Path(arttag.__file__).parent / "data" / "tate_sample.jsonl.gz"
+
+
+def ensure_encoder(settings: StreamSettings, kind: EncoderKind, say: Callable[[str], None]) -> TextEncoder:
+    """The encoder; for ``onnx``, fetch and export the real model first when it is missing."""
+    if kind == "hashing":
+        from arttag.encoders import HashingEncoder
+
+        return HashingEncoder()
+    from arttag.encoders import load_encoder
+
+    try:
+        return load_encoder(settings.encoder)
+    except ModelError as exc:
+        say(f"model not ready ({exc}); preparing it")
+    enc = settings.encoder
+    if not (enc.model_dir / "config.json").is_file():
+        from arttag.model_fetch import fetch_model
+
+        say(f"fetching the model into {enc.model_dir}")
+        fetch_model(enc.model_dir)
+    from arttag.model_export import export_onnx
+
+    say(f"exporting it to ONNX in {enc.resolved_onnx_dir} (a few minutes, once)")
+    export_onnx(enc.model_dir, enc.resolved_onnx_dir)
+    return load_encoder(settings.encoder)
+
+
+def ensure_bundle(bundle_dir: Path, encoder: TextEncoder, say: Callable[[str], None]) -> Path:
+    from arttag.bundle import train_bundle
+
+    if bundle_dir.exists() and any(bundle_dir.iterdir()):
+        return bundle_dir
+    say(f"training a model bundle on the bundled sample into {bundle_dir} (once)")
+    started = time.monotonic()
+    train_bundle(sample_path(), bundle_dir, encoder)
+    say(f"bundle trained in {time.monotonic() - started:.0f}s")
+    return bundle_dir
+
+
+def demo_events(count: int) -> list[tuple[str, bytes, bytes]]:
+    """(topic kind, key, value): ``count`` sample artworks, a malformed message, an unchanged update."""
+    out: list[tuple[str, bytes, bytes]] = []
+    first = None
+    for record in iter_catalogue(sample_path()):
+        if len(out) >= count:
+            break
+        if not record.metadata.tags:
+            continue
+        event = ArtworkCreated(artwork_id=record.artwork_id, revision=1, artwork=record.metadata,
+                               source="arttag-demo")
+        first = first or event
+        out.append(("created", event.artwork_id.encode(), encode_event(event)))
+    out.append(("created", b"broken-1", b'{"event_type": "artwork.created", "artwork_id": "broken-1", '
+                                        b'"revision": 1, "artwork": {"title": ""'))
+    if first is not None:
+        same = ArtworkUpdated(artwork_id=first.artwork_id, revision=2, artwork=first.artwork,
+                              source="arttag-demo")
+        out.append(("updated", same.artwork_id.encode(), encode_event(same)))
+    return out
+
+
+def run_demo(
+    settings: StreamSettings,
+    *,
+    encoder_kind: EncoderKind = "onnx",
+    count: int = 20,
+    timeout_s: float = 300.0,
+    keep_topics: bool = False,
+    say: Callable[[str], None] = print,
+) -> int:
+    run_id = time.strftime("%Y%m%d-%H%M%S")
+    prefix = f"{settings.kafka.topic_prefix}demo-{run_id}."
+    kafka = settings.kafka.model_copy(update={"topic_prefix": prefix})
+    topics = StreamTopics.for_prefix(prefix)
+
+    say(f"1/5 topics under prefix {prefix!r} on {kafka.bootstrap_servers}")
+    create_topics(kafka)
+
+    say(f"2/5 encoder: {encoder_kind}")
+    encoder = ensure_encoder(settings, encoder_kind, say)
+    bundle_dir = (settings.bundle_dir if encoder_kind == "onnx"
+                  else default_cache_dir() / "bundles" / "demo-hashing")
+    say("3/5 model bundle")
+    ensure_bundle(bundle_dir, encoder, say)
+    del encoder  # the worker process loads its own
+
+    log_path = default_cache_dir() / "demo" / f"worker-{run_id}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "ARTTAG_KAFKA__TOPIC_PREFIX": prefix,
+        "ARTTAG_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "ARTTAG_BUNDLE_DIR": str(bundle_dir),
+        "ARTTAG_ENCODER_KIND": encoder_kind,
+        "ARTTAG_CONSUMER_GROUP": f"arttag-demo-{run_id}",
+        "ARTTAG_METRICS_PORT": os.environ.get("ARTTAG_METRICS_PORT", "0"),
+        "ARTTAG_SESSION_TIMEOUT_S": "10",
+        "ARTTAG_HEARTBEAT_INTERVAL_S": "1",
+    }
+    say(f"4/5 starting the stream worker (log: {log_path})")
+    with open(log_path, "wb") as log_file:
+        worker = subprocess.Popen([sys.executable, "-m", "arttag_stream"], env=env,
+                                  stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        events = demo_events(count)
+        p = producer(kafka)
+        for kind, key, value in events:
+            topic = topics.created if kind == "created" else topics.updated
+            p.produce(topic, key=key, value=value)
+        flush_or_fail(p)
+        published_at = time.monotonic()
+        say(f"5/5 published {count} sample artworks, 1 malformed message and 1 unchanged update; "
+            "suggestions as they arrive:\n")
+        wanted = {"suggestions": count, "dead-letters": 1}
+        got = {"suggestions": 0, "dead-letters": 0}
+
+        def show(kind, value, where) -> None:
+            got[kind] += 1
+            if kind == "dead-letters":
+                say(format_dead_letter(DeadLetter.model_validate_json(value)) + "\n")
+            else:
+                event = TagSuggestionsPublished.model_validate_json(value)
+                say(f"[{time.monotonic() - published_at:5.1f}s] " + format_suggestions(event) + "\n")
+
+        def done() -> bool:
+            return all(got[k] >= n for k, n in wanted.items())
+
+        follow(kafka, ["suggestions", "dead-letters"], from_beginning=True, timeout_s=timeout_s,
+               on_record=show, stop=lambda: done() or worker.poll() is not None)
+        if not done() and worker.poll() is not None:
+            raise ArttagError(f"the worker exited with status {worker.returncode}; see {log_path}")
+        ok = done()
+        say(f"{got['suggestions']} suggestion events and {got['dead-letters']} dead letter(s) "
+            f"in {time.monotonic() - published_at:.1f}s; the unchanged update produced no new suggestion."
+            if ok else f"timed out after {timeout_s:.0f}s: {got}; see {log_path}")
+        return 0 if ok else 1
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        say(f"worker stopped (status {worker.returncode})")
+        if not keep_topics:
+            names = [topic for topic in admin_client(kafka).list_topics(timeout=10).topics
+                     if topic.startswith(prefix)]
+            if names:
+                admin_client(kafka).delete_topics(names, operation_timeout=10)

@@ -1,0 +1,117 @@
+"""Following the output topics and printing them for a person to read."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from typing import Literal
+
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
+
+from arttag.events import DeadLetter, TagSuggestion, TagSuggestionsPublished
+from arttag.settings import KafkaSettings
+
+from arttag_stream.app import StreamTopics
+from arttag_stream.kafka_io import consumer, partitions
+
+Which = Literal["suggestions", "latest", "dead-letters"]
+
+
+def _evidence_line(tag: TagSuggestion) -> str:
+    """The explanation's summary, or else its strongest piece of evidence, on one line."""
+    summary = tag.explanation.summary.strip().replace("\n", " ")
+    if summary:
+        return summary
+    for c in tag.explanation.contributions:
+        for ev in c.evidence:
+            if ev.kind == "neighbour":
+                return f"{c.scorer}: like '{ev.title}' ({ev.similarity:.2f})"
+            if ev.kind == "term":
+                return f"{c.scorer}: '{ev.term}' in {ev.field}"
+            return f"{c.scorer}: close to '{ev.tag_text}' ({ev.similarity:.2f})"
+    return ", ".join(tag.scorers)
+
+
+def format_suggestions(event: TagSuggestionsPublished, top: int = 5, width: int = 110) -> str:
+    """A few lines: the artwork, then its top tags with confidence and a one-line explanation."""
+    lines = [f"artwork {event.artwork_id} rev {event.revision} · model {event.model_version} "
+             f"· {len(event.suggestions)} suggestions"]
+    for tag in event.suggestions[:top]:
+        mark = " (already assigned)" if tag.already_assigned else ""
+        head = f"  {tag.confidence:4.0%}  {tag.label}{mark}"
+        line = f"{head:<40} {_evidence_line(tag)}"
+        lines.append(line if len(line) <= width else line[: width - 1] + "…")
+    return "\n".join(lines)
+
+
+def format_dead_letter(dead: DeadLetter, width: int = 110) -> str:
+    raw = dead.original_value() or b""
+    preview = raw[:40].decode("utf-8", errors="replace").replace("\n", " ")
+    return (f"dead letter from {dead.topic}[{dead.partition}]@{dead.offset} ({dead.error_type}): "
+            f"{dead.error}"[:width] + f"\n  original bytes ({len(raw)}): {preview!r}")
+
+
+def format_record(topic_kind: Which, value: bytes | None, top: int = 5) -> str:
+    if not value:
+        return "(tombstone)"
+    try:
+        if topic_kind == "dead-letters":
+            return format_dead_letter(DeadLetter.model_validate_json(value))
+        return format_suggestions(TagSuggestionsPublished.model_validate_json(value), top=top)
+    except ValueError:
+        return f"(unreadable record) {value[:80]!r}"
+
+
+def follow(
+    kafka: KafkaSettings,
+    which: Iterable[Which],
+    *,
+    from_beginning: bool = False,
+    max_records: int | None = None,
+    timeout_s: float | None = None,
+    idle_timeout_s: float | None = None,
+    on_record: Callable[[Which, bytes | None, str], None],
+    stop: Callable[[], bool] | None = None,
+) -> int:
+    """Call ``on_record(kind, value, where)`` for each record of the chosen output topics.
+
+    Stops after ``max_records``, ``timeout_s`` in all, ``idle_timeout_s``
+    without a record, or when ``stop()`` says so (all optional; without them it follows until interrupted).
+    """
+    topics = StreamTopics.for_prefix(kafka.topic_prefix)
+    names = {"suggestions": topics.suggestions, "latest": topics.latest,
+             "dead-letters": topics.dead_letters}
+    kind_of = {names[w]: w for w in which}
+    c = consumer(kafka)
+    seen = 0
+    started = last = time.monotonic()
+    try:
+        start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+        c.assign([TopicPartition(t, p, start) for t in kind_of for p in partitions(c, t)])
+        while True:
+            now = time.monotonic()
+            if timeout_s is not None and now - started > timeout_s:
+                break
+            if idle_timeout_s is not None and now - last > idle_timeout_s:
+                break
+            if stop is not None and stop():
+                break
+            for msg in c.consume(100, 0.5):
+                if msg.error():
+                    continue
+                last = time.monotonic()
+                on_record(kind_of[msg.topic()], msg.value(),
+                          f"{msg.topic()}[{msg.partition()}]@{msg.offset()}")
+                seen += 1
+                if max_records is not None and seen >= max_records:
+                    return seen
+    finally:
+        c.close()
+    return seen
+
+
+def suggestion_summary(value: bytes) -> dict:
+    """The fields a test or a script wants from a suggestions record, without the explanations."""
+    data = json.loads(value)
+    return {k: data[k] for k in ("suggestion_id", "artwork_id", "revision", "model_version")}
