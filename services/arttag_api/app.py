@@ -83,6 +83,21 @@ def _load_in_background(services: Services, loader: Callable[[ApiSettings], Tagg
     return thread
 
 
+def _document_limits(app: FastAPI, settings: ApiSettings) -> None:
+    """Puts this deployment's batch limit into the published OpenAPI (it is a setting, not a constant)."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = build()
+            batch = schema.get("components", {}).get("schemas", {}).get("SuggestBatchCreate")
+            if batch:
+                batch["properties"]["artworks"]["maxItems"] = settings.max_batch
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(
     settings: ApiSettings | None = None,
     tagger: Tagger | None = None,
@@ -151,6 +166,8 @@ def create_app(
         log.exception("%s %s failed", request.method, request.url.path)
         return problem_response(500, "Internal server error", "the error was logged",
                                 instance=request.url.path)
+
+    _document_limits(app, settings)
 
     # the last added runs first: metrics see every request, 413s included
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)

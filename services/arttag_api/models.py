@@ -3,24 +3,80 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
-from arttag.events import ArtworkMetadata, FeedbackActor, TagSuggestion
+from arttag.events import ArtworkMetadata, AssignedTag, FeedbackActor, TagSuggestion
 from arttag.tagger import SuggestOptions
 
 
+def normalise_json(value: Any) -> Any:
+    """What JSON allows but strict pydantic refuses, made acceptable: ``14.0`` where an integer
+    is due (JSON Schema counts it as one), and lone UTF-16 surrogates from ``\\ud800``-style
+    escapes (valid JSON grammar), which become U+FFFD."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [normalise_json(v) for v in value]
+    if isinstance(value, dict):
+        return {normalise_json(k): normalise_json(v) for k, v in value.items()}
+    return value
+
+
 class _In(BaseModel):
-    # requests are strict: a misspelt option should be a 422, not silently ignored
-    model_config = ConfigDict(extra="forbid")
+    # requests are strict: a misspelt option or a 0 for a boolean is a 422, not silently coerced
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, data: Any) -> Any:
+        return normalise_json(data)
+
+
+# Strict variants of the core contracts for request bodies. They are subclasses,
+# so the tagger receives ArtworkMetadata and SuggestOptions as the protocol says.
+
+class AssignedTagCreate(AssignedTag):
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
+
+    # Tate's tag ids are integers and are accepted as such (carried as strings); say so in the spec
+    id: Annotated[str, WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "integer"}],
+                                       "title": "Id", "description": "Tag id; integers become strings"})]
+
+
+class ArtworkCreate(ArtworkMetadata):
+    """Catalogue metadata of one artwork, as in Tate's collection data; unknown fields are ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
+
+    # bounded, so no client can push an absurd number into the model's features
+    year: int | None = Field(None, ge=-5000, le=3000)
+    acquisition_year: int | None = Field(None, ge=-5000, le=3000)
+    tags: list[AssignedTagCreate] = Field(default_factory=list, description="Tags it already has")
+
+
+class SuggestOptionsCreate(SuggestOptions):
+    """Filters applied after ranking."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class FeedbackActorCreate(FeedbackActor):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 class SuggestCreate(_In):
     """One artwork's metadata and how to filter its suggestions."""
 
-    artwork: ArtworkMetadata
-    options: SuggestOptions = Field(default_factory=SuggestOptions)
+    artwork: ArtworkCreate
+    options: SuggestOptionsCreate = Field(default_factory=SuggestOptionsCreate)
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "artwork": {"title": "A Fishing Boat in Dieppe Harbour", "artists": ["Joseph Mallord William Turner"],
@@ -36,12 +92,12 @@ class SuggestionsPublic(BaseModel):
 
 class BatchItemCreate(_In):
     id: str | None = Field(None, max_length=200, description="Echoed back, to match results to inputs")
-    artwork: ArtworkMetadata
+    artwork: ArtworkCreate
 
 
 class SuggestBatchCreate(_In):
     artworks: list[BatchItemCreate] = Field(min_length=1, description="At most ARTTAG_MAX_BATCH items")
-    options: SuggestOptions = Field(default_factory=SuggestOptions)
+    options: SuggestOptionsCreate = Field(default_factory=SuggestOptionsCreate)
 
 
 class BatchItemPublic(BaseModel):
@@ -73,7 +129,7 @@ class FeedbackCreate(_In):
     tag_id: str = Field(min_length=1, max_length=500)
     tag_label: str | None = Field(None, max_length=500, description="Filled from the vocabulary when omitted")
     action: Literal["accepted", "rejected", "added"]
-    actor: FeedbackActor
+    actor: FeedbackActorCreate
     suggestion_id: str | None = Field(None, max_length=500)
     model_version: str | None = Field(None, max_length=200)
     comment: str | None = Field(None, max_length=2000)

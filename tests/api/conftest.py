@@ -68,3 +68,8 @@ class FakeTagger:
 @pytest.fixture
 def fake_tagger() -> FakeTagger:
     return FakeTagger()
+
+
+@pytest.fixture(scope="module")
+def fake_tagger_module() -> FakeTagger:
+    return FakeTagger()

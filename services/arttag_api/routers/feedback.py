@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
 
 @router.post("", status_code=202, response_model=FeedbackPublic, dependencies=[ApiKeyRequired],
              summary="Give feedback on a tag of an artwork",
-             responses=problem_responses(401, 403, 413, 422, 503))
+             responses=problem_responses(400, 401, 403, 413, 422, 503))
 async def give_feedback(body: FeedbackCreate, services: ServicesDep, publisher: PublisherDep,
                         metrics: MetricsDep) -> FeedbackPublic:
     label = body.tag_label

@@ -32,7 +32,7 @@ def _effective(options: SuggestOptions, default_limit: int) -> SuggestOptions:
 
 
 @router.post("", response_model=SuggestionsPublic, summary="Suggest tags for one artwork",
-             responses=problem_responses(401, 403, 413, 422, 503))
+             responses=problem_responses(400, 401, 403, 413, 422, 503))
 async def suggest(body: SuggestCreate, settings: SettingsDep, tagger: TaggerDep,
                   batcher: BatcherDep, metrics: MetricsDep) -> SuggestionsPublic:
     options = _effective(body.options, settings.suggestion_limit)
@@ -42,7 +42,7 @@ async def suggest(body: SuggestCreate, settings: SettingsDep, tagger: TaggerDep,
 
 
 @router.post("/batch", response_model=SuggestBatchPublic, summary="Suggest tags for several artworks",
-             responses=problem_responses(401, 403, 413, 422, 503))
+             responses=problem_responses(400, 401, 403, 413, 422, 503))
 async def suggest_batch(body: SuggestBatchCreate, settings: SettingsDep, tagger: TaggerDep,
                         batcher: BatcherDep, metrics: MetricsDep) -> SuggestBatchPublic:
     if len(body.artworks) > settings.max_batch:
