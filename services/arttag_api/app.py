@@ -60,11 +60,16 @@ class BrokerCheck:
 
 
 def load_bundle_tagger(settings: ApiSettings) -> Tagger:
-    """The production tagger: the bundle in ``settings.bundle_dir`` with the configured encoder."""
-    from arttag.bundle import load_tagger
-    from arttag.encoders import load_encoder
+    """The production tagger: the bundle in ``settings.bundle_dir`` with the configured encoder.
 
-    return load_tagger(settings.bundle_dir, load_encoder(settings.encoder))
+    A bundle trained with the hashing fake encoder (demo, tests) gets that encoder back
+    from its manifest instead of the ONNX model.
+    """
+    from arttag.bundle import load_tagger, read_manifest
+
+    trained_with = str(read_manifest(settings.bundle_dir)["encoder"]["name"])
+    encoder = None if trained_with.startswith("hashing-") else settings.encoder
+    return load_tagger(settings.bundle_dir, encoder)
 
 
 def _load_in_background(services: Services, loader: Callable[[ApiSettings], Tagger]) -> threading.Thread:
