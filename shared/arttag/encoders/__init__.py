@@ -2,5 +2,6 @@
 
 from arttag.encoders.base import TextEncoder
 from arttag.encoders.hashing import HashingEncoder
+from arttag.encoders.loader import load_encoder
 
-__all__ = ["TextEncoder", "HashingEncoder"]
+__all__ = ["TextEncoder", "HashingEncoder", "load_encoder"]

@@ -1,0 +1,131 @@
+"""An embedding cache in front of any encoder, keyed by ``text_hash(text)``.
+
+Catalogue events mostly repeat texts (updates that do not touch the text,
+replays, backfills), so unchanged texts are never encoded twice. The cache
+is a bounded LRU in memory and can be saved to / loaded from an ``.npz``
+file, so a whole catalogue's embeddings carry over between processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from arttag.encoders.base import TextEncoder
+from arttag.errors import ModelError
+from arttag.text import text_hash
+
+log = logging.getLogger(__name__)
+
+
+class CachedEncoder:
+    """Wraps a :class:`TextEncoder`; same ``name`` and ``dim``, same results, fewer encodes.
+
+    Example::
+
+        encoder = CachedEncoder(OnnxEncoder(onnx_dir), max_size=100_000)
+        encoder.load("catalogue-embeddings.npz")   # optional warm start
+        vectors = encoder.encode(texts)
+        encoder.save("catalogue-embeddings.npz")
+    """
+
+    def __init__(self, inner: TextEncoder, max_size: int = 100_000) -> None:
+        self.inner = inner
+        self.max_size = max_size
+        self._entries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _put(self, key: str, vector: np.ndarray) -> None:
+        if self.max_size <= 0:
+            return
+        self._entries[key] = vector
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_size:
+            self._entries.popitem(last=False)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        keys = [text_hash(t) for t in texts]
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        missing: dict[str, list[int]] = {}
+        with self._lock:
+            for row, key in enumerate(keys):
+                vector = self._entries.get(key)
+                if vector is None:
+                    missing.setdefault(key, []).append(row)
+                else:
+                    self._entries.move_to_end(key)
+                    out[row] = vector
+            self.hits += len(texts) - sum(len(rows) for rows in missing.values())
+            self.misses += len(missing)
+        if missing:
+            # Encode each distinct missing text once, outside the lock (encoding is the slow part).
+            firsts = [rows[0] for rows in missing.values()]
+            vectors = self.inner.encode([texts[i] for i in firsts])
+            with self._lock:
+                for (key, rows), vector in zip(missing.items(), vectors):
+                    out[rows] = vector
+                    self._put(key, vector.copy())
+        return out
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def save(self, path: str | Path) -> Path:
+        """Write the cached embeddings (keys, vectors, encoder name) to an ``.npz`` file."""
+        path = Path(path)
+        with self._lock:
+            keys = np.array(list(self._entries), dtype="U64")
+            vectors = (
+                np.stack(list(self._entries.values())) if self._entries else np.zeros((0, self.dim), np.float32)
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, keys=keys, vectors=vectors, encoder=np.array(self.name))
+        os.replace(tmp, path)
+        log.info("saved %d cached embeddings of %s to %s", len(keys), self.name, path)
+        return path
+
+    def load(self, path: str | Path) -> int:
+        """Add the embeddings of an ``.npz`` written by :meth:`save`; returns how many were added.
+
+        A file from another encoder (different name or dimension) is refused,
+        since mixing embedding spaces silently would corrupt every similarity.
+        """
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                name = str(data["encoder"])
+                keys = data["keys"]
+                vectors = data["vectors"].astype(np.float32, copy=False)
+        except (OSError, KeyError, ValueError) as exc:
+            raise ModelError(f"cannot read embedding cache {path}: {exc}", path=str(path)) from exc
+        if name != self.name or (len(vectors) and vectors.shape[1] != self.dim):
+            raise ModelError(
+                f"embedding cache {path} was written by {name}, not {self.name}",
+                path=str(path),
+            )
+        with self._lock:
+            for key, vector in zip(keys.tolist(), vectors):
+                self._put(key, vector)
+        log.info("loaded %d cached embeddings from %s", len(keys), path)
+        return len(keys)

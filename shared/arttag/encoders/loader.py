@@ -1,0 +1,28 @@
+"""The one factory the rest of arttag calls to get the configured sentence encoder."""
+
+from __future__ import annotations
+
+from arttag.encoders.base import TextEncoder
+from arttag.settings import EncoderSettings
+
+
+def load_encoder(settings: EncoderSettings) -> TextEncoder:
+    """The exported ONNX encoder named by ``settings``, behind an embedding cache when ``cache_size`` > 0.
+
+    Raises :class:`~arttag.errors.ModelError` when the model has not been
+    fetched and exported yet (``arttag model fetch`` then ``arttag model export``).
+    """
+    # onnxruntime is imported here, not at package import, so importing arttag stays cheap.
+    from arttag.encoders.cache import CachedEncoder
+    from arttag.encoders.onnx import OnnxEncoder
+
+    encoder = OnnxEncoder(
+        settings.resolved_onnx_dir,
+        settings.variant,
+        intra_op_threads=settings.intra_op_threads,
+        execution_provider=settings.execution_provider,
+        batch_size=settings.batch_size,
+    )
+    if settings.cache_size > 0:
+        return CachedEncoder(encoder, max_size=settings.cache_size)
+    return encoder
