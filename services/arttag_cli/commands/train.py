@@ -1,0 +1,179 @@
+"""``arttag train | evaluate | suggest``: the model's life, from a catalogue to explained suggestions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+from arttag.errors import ArttagError, ConfigurationError
+from arttag.settings import CliSettings, default_cache_dir
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser("train", help="train a model bundle from a catalogue (JSON lines, optionally gzipped)")
+    t.add_argument("catalogue", type=Path)
+    t.add_argument("--out", type=Path, default=None, help="bundle folder (default: ARTTAG_BUNDLE_DIR)")
+    t.add_argument("--encoder", choices=("onnx", "hashing"), default="onnx",
+                   help="onnx: the exported MPNet (ARTTAG_ENCODER__*); hashing: the dependency-free fake")
+    t.add_argument("--model-version", default=None, help="override the derived model version")
+    t.add_argument("--params", type=Path, default=None, help="JSON file with TrainParams (scorers, reranker...)")
+    t.add_argument("--embedding-cache", type=Path, default=None,
+                   help="folder for the .npz embedding cache (default: <user cache>/arttag/embeddings)")
+    t.add_argument("--no-evaluate", action="store_true", help="skip the dev-split evaluation")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("evaluate", help="evaluate a bundle on the catalogue's dev split")
+    e.add_argument("catalogue", type=Path)
+    e.add_argument("--bundle", type=Path, default=None, help="bundle folder (default: ARTTAG_BUNDLE_DIR)")
+    e.add_argument("--json", type=Path, default=None, dest="json_out", help="also write every figure to this file")
+    e.add_argument("--embedding-cache", type=Path, default=None)
+    e.set_defaults(func=_evaluate)
+
+    s = sub.add_parser("suggest", help="suggest tags for one artwork (ArtworkMetadata JSON on stdin)")
+    s.add_argument("--bundle", type=Path, default=None)
+    s.add_argument("--limit", type=int, default=10)
+    s.add_argument("--min-confidence", type=float, default=0.0)
+    s.add_argument("--only-new", action="store_true", help="leave out tags the artwork already has")
+    s.add_argument("--json", action="store_true", dest="as_json", help="print the TagSuggestion events as JSON")
+    s.set_defaults(func=_suggest)
+
+
+def _encoder(kind: str, settings: CliSettings) -> Any:
+    if kind == "hashing":
+        from arttag.encoders import HashingEncoder
+
+        return HashingEncoder()
+    from arttag.encoders import load_encoder
+
+    return load_encoder(settings.encoder)
+
+
+def _cache_dir(arg: Path | None) -> Path:
+    return arg if arg is not None else default_cache_dir() / "embeddings"
+
+
+def _train(args: argparse.Namespace) -> int:
+    from arttag.training import TrainParams, train_bundle
+
+    settings = CliSettings()
+    raw: dict[str, Any] = json.loads(args.params.read_text()) if args.params else {}
+    if args.model_version:
+        raw["model_version"] = args.model_version
+    if args.no_evaluate:
+        raw["evaluate"] = False
+    try:
+        params = TrainParams.model_validate(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid training parameters: {exc}") from exc
+    out = args.out or settings.bundle_dir
+    manifest = train_bundle(args.catalogue, out, _encoder(args.encoder, settings), params,
+                            cache_dir=_cache_dir(args.embedding_cache), progress=True)
+    print(f"bundle {manifest['model_version']} written to {out}")
+    data = manifest["data"]
+    print(f"catalogue: {data['rows_read']} rows, {data['bad_rows']} bad row(s) skipped")
+    for b in data["bad_row_examples"]:
+        print(f"  line {b['line']}: {b['error']}")
+    if manifest["metrics"]:
+        _print_metrics(manifest["metrics"])
+    return 0
+
+
+def _load(bundle: Path | None, settings: CliSettings) -> Any:
+    from arttag.bundle import load_tagger, read_manifest
+
+    directory = bundle or settings.bundle_dir
+    trained_with = read_manifest(directory)["encoder"]["name"]
+    encoder = None if str(trained_with).startswith("hashing-") else settings.encoder
+    return load_tagger(directory, encoder)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from arttag.catalogue import load_catalogue
+    from arttag.training import evaluate_ensemble
+
+    settings = CliSettings()
+    tagger = _load(args.bundle, settings)
+    records, report = load_catalogue(args.catalogue)
+    result = evaluate_ensemble(tagger.ensemble, tagger.encoder, records,
+                               cache_dir=_cache_dir(args.embedding_cache), progress=True)
+    _print_metrics(result)
+    if args.json_out:
+        from arttag.bundle import library_versions
+        from arttag.training import file_sha256
+
+        out = {
+            "headline": result["headline"],
+            "model_version": tagger.model_version,
+            "encoder": tagger.manifest["encoder"]["name"],
+            "catalogue": {"path": str(args.catalogue), "sha256": file_sha256(args.catalogue),
+                          "rows_read": report.rows_read, "bad_rows": len(report.bad_rows)},
+            "command": "arttag " + " ".join(sys.argv[1:]) if sys.argv and "arttag" in sys.argv[0] else None,
+            "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                        "cpus": os.cpu_count(), "libraries": library_versions()},
+            **{k: v for k, v in result.items() if k != "headline"},
+        }
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(out, indent=2, default=float) + "\n")
+        print(f"figures written to {args.json_out}")
+    return 0
+
+
+_COLUMNS = ("p_at_1", "p_at_3", "p_at_5", "r_at_5", "f1_at_5", "ndcg_at_10", "rare_recall_at_10", "unseen_recall_at_10")
+
+
+def _table(title: str, rows: dict[str, dict[str, Any]]) -> None:
+    print(title)
+    print(f"  {'':10s} " + " ".join(f"{c.replace('_at_', '@'):>13s}" for c in _COLUMNS))
+    for name, m in rows.items():
+        print(f"  {name:10s} " + " ".join(f"{m.get(c, 0.0):13.3f}" for c in _COLUMNS))
+
+
+def _print_metrics(result: dict[str, Any]) -> None:
+    _table(f"dev split: {result['dev_artworks']} tagged artworks",
+           {**result["scorers"], "ensemble": result["ensemble"]})
+    _table(f"novel text (text appears nowhere in training): {result['novel_text_artworks']} artworks",
+           {**result["novel_text"]["scorers"], "ensemble": result["novel_text"]["ensemble"]})
+    print(f"ensemble ECE (top 10, 10 bins): {result['ece']:.4f}; "
+          f"candidate recall (gold tags among step-1 candidates): {result['candidate_recall']:.3f}")
+
+
+def _suggest(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from arttag.events import ArtworkMetadata, describe_validation_error
+    from arttag.tagger import SuggestOptions
+
+    try:
+        data = json.loads(sys.stdin.read())
+        if isinstance(data, dict) and isinstance(data.get("artwork"), dict):
+            data = data["artwork"]  # an ArtworkCreated/Updated event works too
+        meta = ArtworkMetadata.model_validate(data)
+        options = SuggestOptions(limit=args.limit, min_confidence=args.min_confidence, only_new=args.only_new)
+    except json.JSONDecodeError as exc:
+        raise ArttagError(f"stdin is not JSON: {exc}") from exc
+    except ValidationError as exc:
+        raise ArttagError(f"not an artwork: {describe_validation_error(exc)}") from exc
+    tagger = _load(args.bundle, CliSettings())
+    [suggestions] = tagger.suggest([meta], options)
+    if args.as_json:
+        print(json.dumps([s.model_dump(mode="json") for s in suggestions], indent=2, ensure_ascii=False))
+        return 0
+    print(f"model {tagger.model_version}: {len(suggestions)} suggestion(s) for '{meta.title}'")
+    for i, s in enumerate(suggestions, 1):
+        flag = " [already assigned]" if s.already_assigned else ""
+        print(f"{i:2d}. {s.label} ({s.group}) confidence {s.confidence:.2f}{flag}")
+        for c in s.explanation.contributions:
+            print(f"      {c.scorer}: score {c.score:.3f}" + (f", rank {c.rank}" if c.rank else ""))
+            for ev in c.evidence:
+                if ev.kind == "neighbour":
+                    print(f"        similar artwork {ev.artwork_id} '{ev.title}' (similarity {ev.similarity:.2f})")
+                elif ev.kind == "term":
+                    print(f"        word '{ev.term}' in {ev.field} (weight {ev.weight:.3f})")
+                else:
+                    print(f"        tag text '{ev.tag_text}' (similarity {ev.similarity:.2f})")
+    return 0

@@ -1,0 +1,242 @@
+"""The two-step ensemble: candidates from every scorer, then a learned re-ranker.
+
+Step 1 (:meth:`Ensemble.gather`) asks each scorer for its top candidates and
+keeps its answer per source. Step 2 (:meth:`Ensemble.rank`) describes every
+(artwork, candidate tag) pair by features (each scorer's score, rank and
+relative score, neighbour votes and similarities, the tag's prior frequency,
+how much support the tag's group has among the candidates, how many scorers
+agree) and :meth:`Ensemble._merge` turns them into a probability with a
+gradient-boosted classifier trained on artworks the scorers never saw (the
+``rerank`` split). Override ``_merge`` for another combination rule.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from arttag.errors import ModelError
+from arttag.scorers.base import Batch, Candidates, Scorer
+from arttag.scorers.knn import KnnVoting
+from arttag.scorers.registry import get_scorer_class
+from arttag.vocabulary import Vocabulary
+
+log = logging.getLogger(__name__)
+
+
+class RerankerParams(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_iter: int = Field(300, ge=1)
+    learning_rate: float = Field(0.08, gt=0, le=1)
+    max_leaf_nodes: int = Field(31, ge=2)
+    min_samples_leaf: int = Field(40, ge=1)
+    l2_regularization: float = Field(1.0, ge=0)
+    random_state: int = 0
+
+
+@dataclass
+class Ranked:
+    """The ensemble's answer for one artwork: candidates sorted by probability, with per-source data."""
+
+    tags: np.ndarray
+    probs: np.ndarray
+    source_scores: dict[str, np.ndarray]
+    source_ranks: dict[str, np.ndarray]
+    """1-based rank among that scorer's own candidates; 0 where it did not propose the tag."""
+
+    def proposed_by(self, i: int) -> list[str]:
+        return [name for name, ranks in self.source_ranks.items() if ranks[i] > 0]
+
+
+@dataclass
+class PairFeatures:
+    """Features of every candidate of one artwork."""
+
+    tags: np.ndarray
+    matrix: np.ndarray
+    source_scores: dict[str, np.ndarray]
+    source_ranks: dict[str, np.ndarray]
+
+
+class Ensemble:
+    def __init__(self, vocabulary: Vocabulary, scorers: Sequence[Scorer], reranker: Any = None) -> None:
+        if not scorers:
+            raise ModelError("an ensemble needs at least one scorer")
+        self.vocabulary = vocabulary
+        self.scorers = list(scorers)
+        self.reranker = reranker
+        usage = np.array([t.usage for t in vocabulary], dtype=np.float64)
+        self._log_usage = np.log1p(usage)
+        groups = {g: i for i, g in enumerate(sorted({t.group or "" for t in vocabulary}))}
+        self._group = np.array([groups[t.group or ""] for t in vocabulary], dtype=np.int64)
+        self.feature_names = self._feature_names()
+
+    @property
+    def needs_embeddings(self) -> bool:
+        return any(s.needs_embeddings for s in self.scorers)
+
+    def scorer(self, name: str) -> Scorer:
+        for s in self.scorers:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def _feature_names(self) -> list[str]:
+        names = []
+        for s in self.scorers:
+            names += [f"{s.name}.score", f"{s.name}.rank", f"{s.name}.rel", f"{s.name}.proposed"]
+            names += [f"{s.name}.{f}" for f in s.extra_features]
+            names += [f"{s.name}.doc.{f}" for f in s.doc_feature_names]
+        names += ["n_proposed", "log_usage", "unseen", "group_support", "group_candidates", "supervised_sum"]
+        return names
+
+    # -- step 1 -------------------------------------------------------------
+
+    def gather(self, batch: Batch) -> list[Candidates]:
+        return [s.score(batch) for s in self.scorers]
+
+    # -- features ------------------------------------------------------------
+
+    def pair_features(self, batch: Batch, cands: list[Candidates], row: int) -> PairFeatures:
+        seen: dict[int, None] = {}
+        for c in cands:
+            for t in c.tags[row]:
+                seen.setdefault(int(t), None)
+        tags = np.fromiter(seen.keys(), dtype=np.int64, count=len(seen))
+        n = len(tags)
+        cols: list[np.ndarray] = []
+        src_scores: dict[str, np.ndarray] = {}
+        src_ranks: dict[str, np.ndarray] = {}
+        supervised = np.zeros(n)
+        proposed = np.zeros(n)
+        for s, c in zip(self.scorers, cands):
+            scores = s.score_tags(batch, c, row, tags)
+            position = {int(t): i + 1 for i, t in enumerate(c.tags[row])}
+            ranks = np.array([position.get(int(t), 0) for t in tags], dtype=np.float64)
+            top = float(c.scores[row][0]) if len(c.scores[row]) else 0.0
+            rel = scores / top if top > 0 else np.zeros(n)
+            cols += [scores, np.where(ranks > 0, ranks, s.params.limit + 1), rel, (ranks > 0).astype(float)]
+            if s.extra_features:
+                extra = s.tag_features(c, row, tags) if isinstance(s, KnnVoting) else {}
+                cols += [extra.get(f, np.zeros(n)) for f in s.extra_features]
+            cols += [np.full(n, c.doc_features[f][row]) for f in s.doc_feature_names]
+            src_scores[s.name] = scores
+            src_ranks[s.name] = ranks
+            proposed += ranks > 0
+            if s.supervised:
+                supervised += scores
+        groups = self._group[tags]
+        group_sum = np.bincount(groups, weights=supervised, minlength=groups.max() + 1 if n else 1)
+        group_cnt = np.bincount(groups, weights=(supervised > 0).astype(float), minlength=len(group_sum))
+        cols += [
+            proposed,
+            self._log_usage[tags],
+            (self._log_usage[tags] == 0).astype(float),
+            group_sum[groups] - supervised,
+            group_cnt[groups] - (supervised > 0),
+            supervised,
+        ]
+        matrix = np.column_stack(cols) if n else np.zeros((0, len(self.feature_names)))
+        return PairFeatures(tags, matrix, src_scores, src_ranks)
+
+    # -- step 2 ---------------------------------------------------------------
+
+    def rank(self, batch: Batch, cands: list[Candidates] | None = None) -> tuple[list[Ranked], list[Candidates]]:
+        cands = cands if cands is not None else self.gather(batch)
+        feats = [self.pair_features(batch, cands, row) for row in range(len(batch))]
+        sizes = [len(f.tags) for f in feats]
+        stacked = np.vstack([f.matrix for f in feats]) if feats else np.zeros((0, len(self.feature_names)))
+        probs_all = self._merge(stacked) if len(stacked) else np.zeros(0)
+        out, start = [], 0
+        for f, size in zip(feats, sizes):
+            probs = probs_all[start:start + size]
+            start += size
+            order = np.lexsort((f.tags, -probs))
+            out.append(Ranked(
+                tags=f.tags[order], probs=probs[order],
+                source_scores={k: v[order] for k, v in f.source_scores.items()},
+                source_ranks={k: v[order] for k, v in f.source_ranks.items()},
+            ))
+        return out, cands
+
+    def _merge(self, features: np.ndarray) -> np.ndarray:
+        """Probability that a cataloguer would assign each candidate."""
+        if self.reranker is None:
+            # Untrained fallback: the mean of the supervised scorers' scores.
+            cols = [self.feature_names.index(f"{s.name}.score") for s in self.scorers if s.supervised]
+            cols = cols or [self.feature_names.index(f"{self.scorers[0].name}.score")]
+            return np.clip(features[:, cols].mean(axis=1), 0.0, 1.0)
+        return self.reranker.predict_proba(features)[:, 1]
+
+    def fit_reranker(self, batch: Batch, gold: Sequence[set[int]], params: RerankerParams | None = None,
+                     progress: bool = False) -> dict[str, Any]:
+        """Learn step 2 on artworks the scorers were not trained on; returns a short report."""
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        params = params or RerankerParams()
+        cands = self.gather(batch)
+        rows = range(len(batch))
+        if progress:
+            from tqdm import tqdm
+            rows = tqdm(rows, desc="re-ranker features", unit="artwork")
+        xs, ys = [], []
+        for row in rows:
+            f = self.pair_features(batch, cands, row)
+            xs.append(f.matrix)
+            ys.append(np.fromiter((int(t) in gold[row] for t in f.tags), dtype=np.int8, count=len(f.tags)))
+        x = np.vstack(xs) if xs else np.zeros((0, len(self.feature_names)))
+        y = np.concatenate(ys) if ys else np.zeros(0, dtype=np.int8)
+        reachable = sum(len(gold[row] & {int(t) for c in cands for t in c.tags[row]}) for row in range(len(batch)))
+        total_gold = sum(len(g) for g in gold)
+        report = {"pairs": int(len(y)), "positives": int(y.sum()), "artworks": len(batch),
+                  "candidate_recall": reachable / total_gold if total_gold else 0.0}
+        if len(np.unique(y)) < 2 or y.sum() < 5:
+            log.warning("re-ranker not trained: too few positive candidates (%d); using the score mean", int(y.sum()))
+            self.reranker = None
+            report["trained"] = False
+            return report
+        model = HistGradientBoostingClassifier(
+            max_iter=params.max_iter, learning_rate=params.learning_rate,
+            max_leaf_nodes=params.max_leaf_nodes, min_samples_leaf=params.min_samples_leaf,
+            l2_regularization=params.l2_regularization, random_state=params.random_state,
+            early_stopping=len(y) > 10_000, validation_fraction=0.1, n_iter_no_change=20,
+        )
+        model.fit(x, y)
+        self.reranker = model
+        report["trained"] = True
+        report["iterations"] = int(model.n_iter_)
+        return report
+
+    # -- storage -------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        for s in self.scorers:
+            s.save(directory / "scorers" / s.name)
+        (directory / "ensemble.json").write_text(json.dumps(
+            {"scorers": [s.name for s in self.scorers], "features": self.feature_names}, indent=2) + "\n")
+        if self.reranker is not None:
+            joblib.dump(self.reranker, directory / "reranker.joblib")
+
+    @classmethod
+    def load(cls, directory: Path, vocabulary: Vocabulary) -> Ensemble:
+        try:
+            spec = json.loads((directory / "ensemble.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot read {directory / 'ensemble.json'}: {exc}") from exc
+        scorers = [get_scorer_class(name).load(directory / "scorers" / name, vocabulary) for name in spec["scorers"]]
+        path = directory / "reranker.joblib"
+        reranker = joblib.load(path) if path.exists() else None
+        ens = cls(vocabulary, scorers, reranker)
+        if ens.feature_names != spec["features"]:
+            raise ModelError("bundle was trained with other re-ranker features; retrain it")
+        return ens

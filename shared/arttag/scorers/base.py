@@ -1,0 +1,212 @@
+"""The scorer contract: the public methods live here, subclasses implement only ``_hook``s.
+
+A scorer learns from a :class:`Corpus` of tagged training artworks and, for a
+:class:`Batch` of artworks, returns its top candidates per artwork with their
+scores (:class:`Candidates`). It can score any other tag on request
+(:meth:`Scorer.score_tags`, used by the ensemble to fill in the candidates
+other scorers proposed) and explain any score with the evidence that produced
+it (:meth:`Scorer.explain`).
+
+Example of a new scorer::
+
+    class PriorScorer(Scorer):
+        name = "prior"
+
+        def _fit(self, corpus):
+            self.prior = np.asarray(corpus.labels.sum(axis=0)).ravel() / corpus.labels.shape[0]
+
+        def _score(self, batch, limit):
+            top = np.argsort(-self.prior)[:limit]
+            return self._candidates([(top, self.prior[top])] * len(batch), state=None)
+
+        def _score_tags(self, batch, cands, row, tags):
+            return self.prior[tags]
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, Field
+
+from arttag.errors import ModelError
+from arttag.events import ArtworkMetadata, Evidence
+from arttag.text import build_fields, build_text
+from arttag.vocabulary import Vocabulary
+
+
+class ScorerParams(BaseModel):
+    """Parameters every scorer has; subclasses add their own fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    limit: int = Field(30, ge=1, le=2000, description="Candidates proposed per artwork")
+
+
+@dataclass
+class Batch:
+    """Artworks to score: their text, their fields and (for embedding scorers) their embeddings."""
+
+    texts: list[str]
+    fields: list[dict[str, str]]
+    embeddings: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @classmethod
+    def from_metadata(cls, metas: Sequence[ArtworkMetadata], embeddings: np.ndarray | None = None) -> Batch:
+        return cls([build_text(m) for m in metas], [build_fields(m) for m in metas], embeddings)
+
+
+@dataclass
+class Corpus(Batch):
+    """Tagged training artworks: a :class:`Batch` plus ids, titles and the label matrix."""
+
+    ids: list[str] = field(default_factory=list)
+    titles: list[str] = field(default_factory=list)
+    labels: sp.csr_matrix | None = None
+    """Binary (artworks x vocabulary) matrix of the tags each artwork carries."""
+    tag_embeddings: np.ndarray | None = None
+    """Embeddings of every vocabulary tag's :attr:`Tag.text` (for the semantic scorer)."""
+
+
+@dataclass
+class Candidates:
+    """One scorer's answer for a batch: per artwork, candidate tag indices sorted by score."""
+
+    scorer: str
+    tags: list[np.ndarray]
+    scores: list[np.ndarray]
+    features: list[dict[str, np.ndarray]] = field(default_factory=list)
+    """Per artwork, extra per-candidate features for the re-ranker (aligned with ``tags``)."""
+    doc_features: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per-artwork features (one value per artwork)."""
+    state: Any = None
+    """What the scorer needs to explain or extend these results (neighbours, query vectors)."""
+
+    def __len__(self) -> int:
+        return len(self.tags)
+
+
+class Scorer(ABC):
+    """Base class of every scorer. Public: fit, score, score_tags, explain, save, load."""
+
+    name: ClassVar[str] = "base"
+    Params: ClassVar[type[ScorerParams]] = ScorerParams
+    needs_embeddings: ClassVar[bool] = False
+    supervised: ClassVar[bool] = True
+    """Learns from human tags (kNN, TF-IDF) rather than from tag texts alone (semantic)."""
+    extra_features: ClassVar[tuple[str, ...]] = ()
+    doc_feature_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, vocabulary: Vocabulary, params: ScorerParams | dict[str, Any] | None = None) -> None:
+        self.vocabulary = vocabulary
+        if isinstance(params, self.Params):
+            self.params = params
+        else:
+            self.params = self.Params.model_validate(dict(params or {}))
+        self._fitted = False
+
+    # -- public API -----------------------------------------------------------
+
+    def fit(self, corpus: Corpus) -> None:
+        if corpus.labels is None or corpus.labels.shape != (len(corpus), len(self.vocabulary)):
+            raise ModelError(f"{self.name}: corpus labels must be (artworks x {len(self.vocabulary)} tags)")
+        if len(corpus) == 0:
+            raise ModelError(f"{self.name}: no tagged training artworks")
+        self._check_embeddings(corpus)
+        self._fit(corpus)
+        self._fitted = True
+
+    def score(self, batch: Batch, limit: int | None = None) -> Candidates:
+        """The top ``limit`` (default ``params.limit``) candidates of each artwork in the batch."""
+        self._check_fitted()
+        if len(batch) == 0:
+            return Candidates(self.name, [], [], [], {n: np.zeros(0) for n in self.doc_feature_names})
+        self._check_embeddings(batch)
+        cands = self._score(batch, limit or self.params.limit)
+        if len(cands) != len(batch):
+            raise ModelError(f"{self.name}: scored {len(cands)} artworks for a batch of {len(batch)}")
+        return cands
+
+    def score_tags(self, batch: Batch, cands: Candidates, row: int, tags: np.ndarray) -> np.ndarray:
+        """This scorer's scores for arbitrary tags of artwork ``row`` (0 where it has nothing to say)."""
+        self._check_fitted()
+        return np.asarray(self._score_tags(batch, cands, row, np.asarray(tags, dtype=np.int64)), dtype=np.float64)
+
+    def explain(self, batch: Batch, cands: Candidates, row: int, tag: int, max_evidence: int = 5) -> list[Evidence]:
+        """The evidence behind this scorer's score for tag index ``tag`` of artwork ``row``."""
+        self._check_fitted()
+        return self._explain(batch, cands, row, tag, max_evidence)
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "params.json").write_text(self.params.model_dump_json(indent=2) + "\n")
+        self._save(directory)
+
+    @classmethod
+    def load(cls, directory: Path, vocabulary: Vocabulary, context: dict[str, Any] | None = None) -> Scorer:
+        try:
+            params = cls.Params.model_validate_json((directory / "params.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{cls.name}: cannot read {directory / 'params.json'}: {exc}") from exc
+        scorer = cls(vocabulary, params)
+        scorer._load(directory, context or {})
+        scorer._fitted = True
+        return scorer
+
+    # -- hooks ---------------------------------------------------------------
+
+    @abstractmethod
+    def _fit(self, corpus: Corpus) -> None: ...
+
+    @abstractmethod
+    def _score(self, batch: Batch, limit: int) -> Candidates: ...
+
+    @abstractmethod
+    def _score_tags(self, batch: Batch, cands: Candidates, row: int, tags: np.ndarray) -> np.ndarray: ...
+
+    def _explain(self, batch: Batch, cands: Candidates, row: int, tag: int, max_evidence: int) -> list[Evidence]:
+        return []
+
+    def _save(self, directory: Path) -> None:
+        raise NotImplementedError
+
+    def _load(self, directory: Path, context: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    # -- helpers -------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if not self._fitted:
+            raise ModelError(f"scorer {self.name!r} is not trained")
+
+    def _check_embeddings(self, batch: Batch) -> None:
+        if not self.needs_embeddings:
+            return
+        if batch.embeddings is None or len(batch.embeddings) != len(batch):
+            raise ModelError(f"scorer {self.name!r} needs one embedding per artwork")
+
+
+def top_k(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest values, largest first (stable for ties)."""
+    k = min(k, len(values))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if k < len(values):
+        part = np.argpartition(-values, k - 1)[:k]
+    else:
+        part = np.arange(len(values))
+    return part[np.lexsort((part, -values[part]))]
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

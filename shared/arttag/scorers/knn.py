@@ -1,0 +1,169 @@
+"""Nearest tagged neighbours: each training artwork among the ``neighbours`` most
+similar votes for its tags with weight ``similarity ** power``.
+
+``score(tag) = sum(sim_j ** power for voters j carrying the tag) / sum(sim_j ** power for all neighbours)``,
+so a score is exactly explained by the voters it cites (:class:`NeighbourEvidence`).
+:class:`EmbeddingKnnScorer` searches over sentence embeddings; the TF-IDF scorer
+(:mod:`arttag.scorers.tfidf`) reuses the voting over sparse word and character n-grams.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import Field
+
+from arttag.events import Evidence, NeighbourEvidence
+from arttag.scorers.base import Batch, Candidates, Corpus, Scorer, ScorerParams, top_k
+
+
+class KnnParams(ScorerParams):
+    neighbours: int = Field(30, ge=1, le=1000, description="Training artworks that vote")
+    power: float = Field(3.0, gt=0, le=20, description="Vote weight = similarity ** power")
+    min_similarity: float = Field(0.0, ge=-1, le=1, description="Neighbours below this do not vote")
+    chunk_size: int = Field(512, ge=1, description="Queries per similarity block (memory vs speed)")
+
+
+class KnnVoting(Scorer):
+    """Shared voting, features, evidence and storage; subclasses find the neighbours."""
+
+    Params = KnnParams
+    params: KnnParams
+    extra_features = ("votes", "max_sim", "weight_sum")
+    doc_feature_names = ("top1_sim", "mean_sim")
+
+    # set by _fit/_load
+    ids: list[str]
+    titles: list[str]
+    label_lists: list[np.ndarray]
+
+    def _neighbours(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, similarities), each (artworks x k), most similar first."""
+        raise NotImplementedError
+
+    def _set_training(self, corpus: Corpus) -> None:
+        labels = sp.csr_matrix(corpus.labels)
+        self.ids = list(corpus.ids)
+        self.titles = list(corpus.titles)
+        self.label_lists = [labels.indices[labels.indptr[i]:labels.indptr[i + 1]].astype(np.int64)
+                            for i in range(labels.shape[0])]
+
+    def _topk_rows(self, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        k = min(k, sims.shape[1])
+        idx = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < sims.shape[1] else np.tile(np.arange(sims.shape[1]), (sims.shape[0], 1))
+        part = np.take_along_axis(sims, idx, axis=1)
+        order = np.argsort(-part, axis=1, kind="stable")
+        return np.take_along_axis(idx, order, axis=1), np.take_along_axis(part, order, axis=1)
+
+    def _score(self, batch: Batch, limit: int) -> Candidates:
+        nb_idx, nb_sim = self._neighbours(batch)
+        p = self.params
+        tags_out, scores_out, feats_out, votes_state = [], [], [], []
+        top1 = np.zeros(len(batch))
+        mean = np.zeros(len(batch))
+        for row in range(len(batch)):
+            idx, sims = nb_idx[row], nb_sim[row]
+            keep = sims >= max(p.min_similarity, 1e-9)
+            idx, sims = idx[keep], sims[keep]
+            weights = np.power(sims.astype(np.float64), p.power)
+            total = float(weights.sum()) or 1.0
+            voters: dict[int, list[int]] = {}
+            for pos, j in enumerate(idx):
+                for t in self.label_lists[j]:
+                    voters.setdefault(int(t), []).append(pos)
+            tags = np.fromiter(voters.keys(), dtype=np.int64, count=len(voters))
+            wsum = np.array([weights[v].sum() for v in voters.values()])
+            order = top_k(wsum, limit)
+            tags, wsum = tags[order], wsum[order]
+            vl = list(voters.values())
+            tags_out.append(tags)
+            scores_out.append(wsum / total)
+            feats_out.append({
+                "votes": np.array([len(vl[o]) for o in order], dtype=np.float64),
+                "max_sim": np.array([sims[vl[o][0]] for o in order], dtype=np.float64),
+                "weight_sum": wsum,
+            })
+            votes_state.append((idx, sims, weights, total, voters))
+            top1[row] = float(nb_sim[row][0]) if nb_sim.shape[1] else 0.0
+            mean[row] = float(nb_sim[row].mean()) if nb_sim.shape[1] else 0.0
+        return Candidates(self.name, tags_out, scores_out, feats_out,
+                          {"top1_sim": top1, "mean_sim": mean}, state=votes_state)
+
+    def _score_tags(self, batch: Batch, cands: Candidates, row: int, tags: np.ndarray) -> np.ndarray:
+        _, _, weights, total, voters = cands.state[row]
+        return np.array([weights[voters[int(t)]].sum() / total if int(t) in voters else 0.0 for t in tags])
+
+    def tag_features(self, cands: Candidates, row: int, tags: np.ndarray) -> dict[str, np.ndarray]:
+        """The extra features for arbitrary tags (those another scorer proposed)."""
+        _, sims, weights, _, voters = cands.state[row]
+        out = {name: np.zeros(len(tags)) for name in self.extra_features}
+        for i, t in enumerate(tags):
+            v = voters.get(int(t))
+            if v:
+                out["votes"][i] = len(v)
+                out["max_sim"][i] = sims[v[0]]
+                out["weight_sum"][i] = weights[v].sum()
+        return out
+
+    def voters(self, cands: Candidates, row: int, tag: int) -> list[tuple[int, float]]:
+        """Every (training index, similarity) that voted for the tag, most similar first."""
+        idx, sims, _, _, voters = cands.state[row]
+        return [(int(idx[pos]), float(sims[pos])) for pos in voters.get(int(tag), [])]
+
+    def _explain(self, batch: Batch, cands: Candidates, row: int, tag: int, max_evidence: int) -> list[Evidence]:
+        return [
+            NeighbourEvidence(artwork_id=self.ids[j], title=self.titles[j], similarity=round(s, 4))
+            for j, s in self.voters(cands, row, tag)[:max_evidence]
+        ]
+
+    # -- storage -------------------------------------------------------------
+
+    def _save_training(self, directory: Path) -> None:
+        with open(directory / "items.json", "w", encoding="utf-8") as fh:
+            json.dump({"ids": self.ids, "titles": self.titles}, fh, ensure_ascii=False)
+        lengths = np.array([len(x) for x in self.label_lists], dtype=np.int64)
+        flat = np.concatenate(self.label_lists) if self.label_lists else np.zeros(0, dtype=np.int64)
+        np.savez_compressed(directory / "labels.npz", lengths=lengths, tags=flat.astype(np.int32))
+
+    def _load_training(self, directory: Path) -> None:
+        with open(directory / "items.json", encoding="utf-8") as fh:
+            items = json.load(fh)
+        self.ids, self.titles = items["ids"], items["titles"]
+        data = np.load(directory / "labels.npz")
+        bounds = np.concatenate([[0], np.cumsum(data["lengths"])])
+        flat = data["tags"].astype(np.int64)
+        self.label_lists = [flat[bounds[i]:bounds[i + 1]] for i in range(len(data["lengths"]))]
+
+
+class EmbeddingKnnScorer(KnnVoting):
+    """kNN over sentence embeddings (cosine similarity of L2-normalised vectors)."""
+
+    name = "knn"
+    needs_embeddings = True
+
+    def _fit(self, corpus: Corpus) -> None:
+        self._set_training(corpus)
+        self.matrix = np.ascontiguousarray(corpus.embeddings, dtype=np.float32)
+
+    def _neighbours(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        q = np.asarray(batch.embeddings, dtype=np.float32)
+        k = self.params.neighbours
+        out_i, out_s = [], []
+        for start in range(0, len(q), self.params.chunk_size):
+            sims = q[start:start + self.params.chunk_size] @ self.matrix.T
+            i, s = self._topk_rows(sims, k)
+            out_i.append(i)
+            out_s.append(s)
+        return np.vstack(out_i), np.vstack(out_s)
+
+    def _save(self, directory: Path) -> None:
+        self._save_training(directory)
+        np.save(directory / "embeddings.npy", self.matrix.astype(np.float16))
+
+    def _load(self, directory: Path, context: dict[str, Any]) -> None:
+        self._load_training(directory)
+        self.matrix = np.load(directory / "embeddings.npy").astype(np.float32)

@@ -1,0 +1,26 @@
+"""Scorer registry: names to classes, imported lazily so unused scorers cost nothing."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from arttag.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from arttag.scorers.base import Scorer
+
+SCORERS: dict[str, str] = {
+    "knn": "arttag.scorers.knn:EmbeddingKnnScorer",
+    "tfidf": "arttag.scorers.tfidf:TfidfKnnScorer",
+    "semantic": "arttag.scorers.semantic:SemanticScorer",
+}
+
+
+def get_scorer_class(name: str) -> type[Scorer]:
+    try:
+        target = SCORERS[name]
+    except KeyError:
+        raise ConfigurationError(f"unknown scorer {name!r}; known: {', '.join(SCORERS)}") from None
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)

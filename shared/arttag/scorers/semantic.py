@@ -1,0 +1,74 @@
+"""Semantic matching: cosine between the artwork's embedding and each tag text's embedding.
+
+It needs no human tags, so it can propose tags nobody has assigned yet; its
+evidence is the tag text compared and the similarity.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from arttag.errors import ModelError
+from arttag.events import Evidence, TagTextEvidence
+from arttag.scorers.base import Batch, Candidates, Corpus, Scorer, ScorerParams, top_k
+
+
+class SemanticParams(ScorerParams):
+    limit: int = Field(30, ge=1, le=2000)
+    chunk_size: int = Field(512, ge=1)
+
+
+class SemanticScorer(Scorer):
+    name = "semantic"
+    Params = SemanticParams
+    params: SemanticParams
+    needs_embeddings = True
+    supervised = False
+    doc_feature_names = ("top1_sim", "mean_top_sim")
+
+    def _fit(self, corpus: Corpus) -> None:
+        if corpus.tag_embeddings is None or len(corpus.tag_embeddings) != len(self.vocabulary):
+            raise ModelError("semantic scorer needs one embedding per vocabulary tag")
+        self.tag_matrix = np.ascontiguousarray(corpus.tag_embeddings, dtype=np.float32)
+
+    def similarities(self, embeddings: np.ndarray) -> np.ndarray:
+        return np.asarray(embeddings, dtype=np.float32) @ self.tag_matrix.T
+
+    def search(self, query_embedding: np.ndarray, limit: int) -> list[tuple[int, float]]:
+        sims = self.similarities(query_embedding.reshape(1, -1))[0]
+        return [(int(i), float(sims[i])) for i in top_k(sims, limit)]
+
+    def _score(self, batch: Batch, limit: int) -> Candidates:
+        tags, scores = [], []
+        top1 = np.zeros(len(batch))
+        meantop = np.zeros(len(batch))
+        for start in range(0, len(batch), self.params.chunk_size):
+            sims = self.similarities(batch.embeddings[start:start + self.params.chunk_size])
+            for r, row in enumerate(sims):
+                idx = top_k(row, limit)
+                tags.append(idx)
+                scores.append(row[idx].astype(np.float64))
+                top1[start + r] = row[idx[0]] if len(idx) else 0.0
+                meantop[start + r] = row[idx].mean() if len(idx) else 0.0
+        return Candidates(self.name, tags, scores, [{} for _ in tags],
+                          {"top1_sim": top1, "mean_top_sim": meantop}, state=None)
+
+    def _score_tags(self, batch: Batch, cands: Candidates, row: int, tags: np.ndarray) -> np.ndarray:
+        q = np.asarray(batch.embeddings[row], dtype=np.float32)
+        return self.tag_matrix[tags] @ q
+
+    def _explain(self, batch: Batch, cands: Candidates, row: int, tag: int, max_evidence: int) -> list[Evidence]:
+        sim = float(self._score_tags(batch, cands, row, np.array([tag]))[0])
+        return [TagTextEvidence(tag_text=self.vocabulary.tags[tag].text, similarity=round(sim, 4))]
+
+    def _save(self, directory: Path) -> None:
+        np.save(directory / "tag_embeddings.npy", self.tag_matrix.astype(np.float16))
+
+    def _load(self, directory: Path, context: dict[str, Any]) -> None:
+        self.tag_matrix = np.load(directory / "tag_embeddings.npy").astype(np.float32)
+        if len(self.tag_matrix) != len(self.vocabulary):
+            raise ModelError("semantic scorer: tag embeddings do not match the vocabulary")

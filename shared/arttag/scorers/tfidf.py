@@ -1,0 +1,177 @@
+"""kNN over TF-IDF vectors of the metadata fields (word and character n-grams).
+
+Each field is vectorised on its own (title words and character n-grams, group
+title, artists and date, medium, and the rest), weighted, and the blocks are
+joined and L2-normalised, so every feature belongs to one field and a
+similarity splits into per-word contributions: the explanation cites the
+neighbours that voted (exactly, as in :mod:`arttag.scorers.knn`) and the words
+of this artwork that made them similar.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import scipy.sparse as sp
+from pydantic import Field
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+from arttag.events import Evidence, TermEvidence
+from arttag.scorers.base import Batch, Candidates, Corpus
+from arttag.scorers.knn import KnnParams, KnnVoting
+
+# block name -> (fields joined, analyzer, n-gram range)
+BLOCKS: dict[str, tuple[tuple[str, ...], str, tuple[int, int]]] = {
+    "title": (("title",), "word", (1, 2)),
+    "title_chars": (("title",), "char_wb", (3, 5)),
+    "group_title": (("group_title",), "word", (1, 2)),
+    "artists": (("artists",), "word", (1, 2)),
+    "medium": (("medium",), "word", (1, 2)),
+    "other": (("movements", "inscription", "description"), "word", (1, 1)),
+}
+
+
+def _default_weights() -> dict[str, float]:
+    return {"title": 1.0, "title_chars": 1.0, "group_title": 0.8, "artists": 0.6, "medium": 0.3, "other": 0.4}
+
+
+class TfidfParams(KnnParams):
+    power: float = Field(3.0, gt=0, le=20)
+    neighbours: int = Field(30, ge=1, le=1000)
+    weights: dict[str, float] = Field(default_factory=_default_weights, description="Weight of each field block")
+    char_min_df: int = Field(2, ge=1, description="Character n-grams rarer than this are dropped")
+    chunk_size: int = Field(256, ge=1)
+
+
+class _State(list):
+    """Per-artwork voting state, plus the query vectors (for term evidence)."""
+
+    query: sp.csr_matrix
+
+
+class FieldVectorizer:
+    """TF-IDF per field block, weighted and joined; knows each column's field and term."""
+
+    def __init__(self, weights: dict[str, float], char_min_df: int) -> None:
+        self.weights = weights
+        self.char_min_df = char_min_df
+        self.blocks: list[tuple[str, TfidfVectorizer]] = []
+        self.feature_field: list[str] = []
+        self.feature_term: list[str] = []
+        self.is_char: np.ndarray = np.zeros(0, dtype=bool)
+
+    @staticmethod
+    def _texts(fields: list[dict[str, str]], names: tuple[str, ...]) -> list[str]:
+        return [" ".join(f.get(n, "") for n in names).strip() for f in fields]
+
+    def fit_transform(self, fields: list[dict[str, str]]) -> sp.csr_matrix:
+        self.blocks, terms, owners, chars = [], [], [], []
+        for block, (names, analyzer, ngrams) in BLOCKS.items():
+            if self.weights.get(block, 0.0) <= 0:
+                continue
+            vec = TfidfVectorizer(
+                analyzer=analyzer, ngram_range=ngrams, sublinear_tf=True, lowercase=True,
+                min_df=self.char_min_df if analyzer.startswith("char") else 1,
+                dtype=np.float32,
+                **({} if analyzer.startswith("char") else {"token_pattern": r"(?u)\b\w+\b"}),
+            )
+            try:
+                vec.fit(self._texts(fields, names))
+            except ValueError:  # empty vocabulary: no training artwork has this field
+                continue
+            self.blocks.append((block, vec))
+            vocab = vec.get_feature_names_out()
+            terms.extend(vocab.tolist())
+            owners.extend([names[0]] * len(vocab))
+            chars.extend([analyzer.startswith("char")] * len(vocab))
+        self.feature_term, self.feature_field = terms, owners
+        self.is_char = np.array(chars, dtype=bool)
+        return self.transform(fields)
+
+    def transform(self, fields: list[dict[str, str]]) -> sp.csr_matrix:
+        parts = []
+        for block, vec in self.blocks:
+            names = BLOCKS[block][0]
+            parts.append(vec.transform(self._texts(fields, names)) * self.weights[block])
+        if not parts:
+            return sp.csr_matrix((len(fields), 0), dtype=np.float32)
+        return normalize(sp.hstack(parts, format="csr"), norm="l2", copy=False).astype(np.float32)
+
+
+class TfidfKnnScorer(KnnVoting):
+    """kNN over field-weighted TF-IDF (word + character n-grams)."""
+
+    name = "tfidf"
+    Params = TfidfParams
+    params: TfidfParams
+
+    def _fit(self, corpus: Corpus) -> None:
+        self._set_training(corpus)
+        self.vectorizer = FieldVectorizer(self.params.weights, self.params.char_min_df)
+        self.matrix = self.vectorizer.fit_transform(corpus.fields)
+        self.matrix_t = self.matrix.T.tocsr()
+
+    def _neighbours(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        q = self.vectorizer.transform(batch.fields)
+        self._query = q
+        k = self.params.neighbours
+        out_i, out_s = [], []
+        for start in range(0, q.shape[0], self.params.chunk_size):
+            sims = (q[start:start + self.params.chunk_size] @ self.matrix_t).toarray()
+            i, s = self._topk_rows(sims, k)
+            out_i.append(i)
+            out_s.append(s)
+        return np.vstack(out_i), np.vstack(out_s)
+
+    def _score(self, batch: Batch, limit: int) -> Candidates:
+        cands = super()._score(batch, limit)
+        state = _State(cands.state)
+        state.query = self._query
+        del self._query
+        cands.state = state
+        return cands
+
+    def term_contributions(self, cands: Candidates, row: int, tag: int) -> list[tuple[str, str, float]]:
+        """(field, term, contribution) of this artwork's features to its similarity with the
+        voters for ``tag``, weighted like their votes; largest first."""
+        voters = self.voters(cands, row, tag)
+        if not voters:
+            return []
+        q = cands.state.query[row]
+        cols, qvals = q.indices, q.data
+        if len(cols) == 0:
+            return []
+        w = np.array([s ** (self.params.power - 1) for _, s in voters])  # d(sim^p)/d(sim) up to p
+        rows = self.matrix[[j for j, _ in voters]][:, cols].toarray()
+        contrib = qvals * (w @ rows)
+        out = []
+        for c in np.argsort(-contrib):
+            if contrib[c] <= 0:
+                break
+            out.append((self.vectorizer.feature_field[cols[c]], self.vectorizer.feature_term[cols[c]],
+                        float(contrib[c]), bool(self.vectorizer.is_char[cols[c]])))
+        # Whole words read better than character n-grams; n-grams only when no word matched.
+        words = [o for o in out if not o[3]]
+        chosen = words if words else out
+        return [(f, t, c) for f, t, c, _ in chosen]
+
+    def _explain(self, batch: Batch, cands: Candidates, row: int, tag: int, max_evidence: int) -> list[Evidence]:
+        neighbours = super()._explain(batch, cands, row, tag, max_evidence)
+        terms = [TermEvidence(field=f, term=t, weight=round(c, 4))
+                 for f, t, c in self.term_contributions(cands, row, tag)[:max_evidence]]
+        return [*neighbours, *terms]
+
+    def _save(self, directory: Path) -> None:
+        self._save_training(directory)
+        joblib.dump(self.vectorizer, directory / "vectorizer.joblib", compress=3)
+        sp.save_npz(directory / "matrix.npz", self.matrix)
+
+    def _load(self, directory: Path, context: dict[str, Any]) -> None:
+        self._load_training(directory)
+        self.vectorizer = joblib.load(directory / "vectorizer.joblib")
+        self.matrix = sp.load_npz(directory / "matrix.npz").tocsr()
+        self.matrix_t = self.matrix.T.tocsr()

@@ -1,0 +1,177 @@
+"""Scorers on the synthetic catalogue: they find the known tags and explain themselves faithfully."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from arttag.catalogue import load_catalogue
+from arttag.encoders import HashingEncoder
+from arttag.errors import ConfigurationError, ModelError
+from arttag.events import ArtworkMetadata, NeighbourEvidence, TagTextEvidence, TermEvidence
+from arttag.scorers import Batch, get_scorer_class
+from arttag.scorers.knn import EmbeddingKnnScorer
+from arttag.scorers.semantic import SemanticScorer
+from arttag.scorers.tfidf import TfidfKnnScorer
+from arttag.synthetic import write_synthetic_catalogue
+from arttag.training import build_vocabulary, make_corpus, split_records
+
+ENCODER = HashingEncoder()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    path = write_synthetic_catalogue(tmp_path_factory.mktemp("syn") / "cat.jsonl.gz")
+    records, report = load_catalogue(path)
+    splits = split_records(records)
+    vocab = build_vocabulary(records, splits["train"])
+    train = splits["train"]
+    corpus = make_corpus(train, vocab, None, ENCODER.encode([t.text for t in vocab]))
+    corpus.embeddings = ENCODER.encode(corpus.texts)
+    return records, vocab, corpus
+
+
+def _batch(*metas: ArtworkMetadata) -> Batch:
+    batch = Batch.from_metadata(metas)
+    batch.embeddings = ENCODER.encode(batch.texts)
+    return batch
+
+
+HARBOUR = ArtworkMetadata(title="Fishing Boats in Naples Harbour", artists=["Joseph Mallord William Turner"],
+                          medium="Oil paint on canvas")
+MOUNTAIN = ArtworkMetadata(title="Snow on the Mountain, Lucerne", artists=["John Robert Cozens"])
+
+
+@pytest.mark.parametrize("name", ["knn", "tfidf"])
+def test_supervised_scorers_find_the_known_tags(data, name):
+    _, vocab, corpus = data
+    scorer = get_scorer_class(name)(vocab, {"limit": 5})
+    scorer.fit(corpus)
+    cands = scorer.score(_batch(HARBOUR, MOUNTAIN))
+    top = [{vocab.tags[i].label for i in c[:2]} for c in cands.tags]
+    assert top[0] == {"harbour", "boat, fishing"}
+    assert top[1] == {"mountain", "snow"}
+    assert all(np.all(np.diff(s) <= 0) for s in cands.scores)
+    assert 0 < cands.scores[0][0] <= 1.0
+
+
+def test_semantic_scorer_proposes_a_tag_nobody_assigned(data):
+    _, vocab, corpus = data
+    lighthouse = vocab.index("99")
+    assert vocab.tags[lighthouse].usage == 0  # only a dev artwork carries it
+    scorer = SemanticScorer(vocab, {"limit": 3})
+    scorer.fit(corpus)
+    batch = _batch(ArtworkMetadata(title="Lighthouse"))
+    cands = scorer.score(batch)
+    assert cands.tags[0][0] == lighthouse
+    [ev] = scorer.explain(batch, cands, 0, lighthouse)
+    assert isinstance(ev, TagTextEvidence) and ev.tag_text == "lighthouse (seascapes and coasts)"
+    assert ev.similarity == pytest.approx(cands.scores[0][0], abs=1e-3)
+
+
+@pytest.mark.parametrize("cls", [EmbeddingKnnScorer, TfidfKnnScorer])
+def test_neighbour_evidence_cites_real_training_artworks_that_carry_the_tag(data, cls):
+    records, vocab, corpus = data
+    scorer = cls(vocab, {"neighbours": 10})
+    scorer.fit(corpus)
+    batch = _batch(HARBOUR)
+    cands = scorer.score(batch)
+    harbour = vocab.index("1")
+    evidence = [e for e in scorer.explain(batch, cands, 0, harbour, max_evidence=50) if isinstance(e, NeighbourEvidence)]
+    assert evidence
+    by_id = {r.artwork_id: r for r in records}
+    train_ids = set(corpus.ids)
+    for e in evidence:
+        assert e.artwork_id in train_ids
+        assert by_id[e.artwork_id].metadata.title == e.title
+        assert "1" in {t.id for t in by_id[e.artwork_id].metadata.tags}
+    # The score is exactly the voters' share of the vote.
+    voters = scorer.voters(cands, 0, harbour)
+    _, sims, weights, total, _ = cands.state[0]
+    expected = sum(s ** scorer.params.power for _, s in voters) / total
+    assert scorer.score_tags(batch, cands, 0, np.array([harbour]))[0] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("cls", [EmbeddingKnnScorer, TfidfKnnScorer])
+def test_removing_the_cited_neighbours_changes_the_score(data, cls):
+    _, vocab, corpus = data
+    scorer = cls(vocab, {"neighbours": 10})
+    scorer.fit(corpus)
+    # A query between two themes, so the harbour tag has some voters but not all.
+    batch = _batch(ArtworkMetadata(title="Fishing Boats by the Cathedral, Lucerne"))
+    cands = scorer.score(batch)
+    harbour = vocab.index("1")
+    before = scorer.score_tags(batch, cands, 0, np.array([harbour]))[0]
+    assert 0 < before < 1
+    cited = {e.artwork_id for e in scorer.explain(batch, cands, 0, harbour, max_evidence=50)
+             if isinstance(e, NeighbourEvidence)}
+    keep = [i for i, a in enumerate(corpus.ids) if a not in cited]
+    reduced = make_corpus_subset(corpus, keep)
+    again = cls(vocab, {"neighbours": 10})
+    again.fit(reduced)
+    cands2 = again.score(batch)
+    after = again.score_tags(batch, cands2, 0, np.array([harbour]))[0]
+    assert after != pytest.approx(before)
+    assert not cited & {e.artwork_id for e in again.explain(batch, cands2, 0, harbour, 50)
+                        if isinstance(e, NeighbourEvidence)}
+
+
+def make_corpus_subset(corpus, keep):
+    from arttag.scorers.base import Corpus
+
+    return Corpus([corpus.texts[i] for i in keep], [corpus.fields[i] for i in keep], corpus.embeddings[keep],
+                  ids=[corpus.ids[i] for i in keep], titles=[corpus.titles[i] for i in keep],
+                  labels=corpus.labels[keep], tag_embeddings=corpus.tag_embeddings)
+
+
+def test_tfidf_term_evidence_is_faithful(data):
+    _, vocab, corpus = data
+    scorer = TfidfKnnScorer(vocab, {"neighbours": 10})
+    scorer.fit(corpus)
+    meta = ArtworkMetadata(title="The Cathedral at Genoa")
+    batch = _batch(meta)
+    cands = scorer.score(batch)
+    cathedral = vocab.index("7")
+    terms = [e for e in scorer.explain(batch, cands, 0, cathedral) if isinstance(e, TermEvidence)]
+    assert terms and terms[0].field == "title"
+    assert "cathedral" in {t.term for t in terms}
+    before = scorer.score_tags(batch, cands, 0, np.array([cathedral]))[0]
+    # Take the cited word out of the title: the tag's score changes (here: it drops).
+    without = _batch(ArtworkMetadata(title="The at Genoa"))
+    cands2 = scorer.score(without)
+    after = scorer.score_tags(without, cands2, 0, np.array([cathedral]))[0]
+    assert after < before
+
+
+def test_params_are_validated_and_registry_is_lazy(data):
+    _, vocab, _ = data
+    with pytest.raises(ValueError):
+        TfidfKnnScorer(vocab, {"neighbours": 0})
+    with pytest.raises(ValueError):
+        TfidfKnnScorer(vocab, {"no_such_param": 1})
+    with pytest.raises(ConfigurationError):
+        get_scorer_class("omikuji")
+    with pytest.raises(ModelError):
+        TfidfKnnScorer(vocab).score(_batch(HARBOUR))  # not trained
+
+
+def test_embedding_scorers_refuse_a_batch_without_embeddings(data):
+    _, vocab, corpus = data
+    scorer = EmbeddingKnnScorer(vocab)
+    scorer.fit(corpus)
+    with pytest.raises(ModelError):
+        scorer.score(Batch.from_metadata([HARBOUR]))
+
+
+def test_scorers_save_and_load(data, tmp_path):
+    _, vocab, corpus = data
+    batch = _batch(HARBOUR, MOUNTAIN)
+    for name in ("knn", "tfidf", "semantic"):
+        cls = get_scorer_class(name)
+        scorer = cls(vocab, {"limit": 7})
+        scorer.fit(corpus)
+        scorer.save(tmp_path / name)
+        loaded = cls.load(tmp_path / name, vocab)
+        a, b = scorer.score(batch), loaded.score(batch)
+        assert [t.tolist() for t in a.tags] == [t.tolist() for t in b.tags]
+        np.testing.assert_allclose(np.concatenate(a.scores), np.concatenate(b.scores), atol=2e-3)
