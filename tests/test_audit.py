@@ -311,3 +311,22 @@ def test_cli_writes_report_and_reference_profile(catalogue, tmp_path, capsys):
     assert "overlooked" in page.sections and "learnability" in page.sections
     assert "skipped: no model bundle given" in " ".join(page.text)
     assert "14 artworks audited, 2 bad rows skipped" in capsys.readouterr().out
+
+
+def test_consistency_prefilter_keeps_the_findings(catalogue):
+    from arttag.audit.consistency import labelling_consistency
+
+    records, _ = load_catalogue(catalogue)
+    result = labelling_consistency(records, HashingEncoder(dim=4096), progress=False,
+                                   prefilter=HashingEncoder(dim=256), prefilter_threshold=0.9)
+    assert result["inconsistent_groups"] == 1
+    # The stormy sea is in Sketchbook B's block but has no twin there: never sent to the real encoder.
+    assert result["artworks_in_blocks"] == 6 and result["artworks_compared"] == 5
+
+
+def test_leader_groups_do_not_chain():
+    from arttag.audit.neighbours import leader_groups
+
+    # 0~1, 1~2, 2~3: components would be {0,1,2,3}; leaders give {0,1} and {2,3}.
+    pairs = [(0, 1, 0.97), (1, 2, 0.96), (2, 3, 0.99)]
+    assert leader_groups(5, pairs) == [([0, 1], 0.97), ([2, 3], 0.99)]

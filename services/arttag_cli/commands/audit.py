@@ -28,12 +28,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "not used with --encoder hashing)")
     p.add_argument("--artwork-similarity", type=float, default=0.95,
                    help="cosine from which two artworks of a block are near-identical (default 0.95)")
+    p.add_argument("--prefilter-similarity", type=float, default=0.9,
+                   help="cosine of hashed words (group title left out) from which two artworks of a block are "
+                   "compared by the encoder at all (default 0.9)")
     p.add_argument("--min-confidence", type=float, default=0.5,
                    help="confidence from which a missing suggestion is a likely overlooked tag (default 0.5)")
     p.add_argument("--learn-threshold", type=float, default=0.5,
                    help="confidence from which a suggestion counts as predicted for dev precision/recall")
     p.add_argument("--overlooked-on", choices=("dev", "all"), default="dev",
                    help="look for overlooked tags on the dev split (default; the model never saw it) or all")
+    p.add_argument("--embedding-cache", type=Path, default=Path(".cache/embeddings"),
+                   help="folder of .npz embedding caches written by training (<encoder name>.npz); "
+                   "reused when present so known texts are not encoded again (default: .cache/embeddings)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_audit)
 
@@ -54,12 +60,29 @@ def _encoder(kind: str):
     return load_encoder(CliSettings().encoder)
 
 
+def _warm_cache(encoder, folder: Path) -> None:
+    """Load training's cached embeddings into the encoder's cache (read only: the file stays as it is)."""
+    import logging
+    import re
+
+    from arttag.encoders.cache import CachedEncoder
+    from arttag.errors import ModelError
+
+    path = folder / (re.sub(r"[^A-Za-z0-9_.-]+", "_", encoder.name) + ".npz")
+    if isinstance(encoder, CachedEncoder) and path.exists():
+        try:
+            encoder.load(path)
+        except ModelError as exc:
+            logging.getLogger(__name__).warning("embedding cache not used: %s", exc)
+
+
 def _audit(args: argparse.Namespace) -> int:
     from arttag.audit import AuditOptions, run_audit
     from arttag.audit.report import write_report
 
     started = time.perf_counter()
     encoder = _encoder(args.encoder)
+    _warm_cache(encoder, args.embedding_cache)
     tagger = None
     if args.bundle is not None:
         from arttag.bundle import load_tagger
@@ -68,6 +91,7 @@ def _audit(args: argparse.Namespace) -> int:
     options = AuditOptions(
         tag_similarity=args.tag_similarity or 0.9,
         artwork_similarity=args.artwork_similarity,
+        prefilter_similarity=args.prefilter_similarity,
         min_confidence=args.min_confidence,
         learn_threshold=args.learn_threshold,
         overlooked_on=args.overlooked_on,

@@ -8,7 +8,11 @@ group. A group whose members carry different tags is a finding; per tag, how
 often it splits such groups feeds the learnability diagnosis.
 
 Only tagged artworks are compared: an untagged one is a coverage gap, not a
-disagreement.
+disagreement. A cheap ``prefilter`` encoder (the hashing one: shared words) first
+keeps only artworks with a likely twin in their block, comparing the texts
+without the group title they all share; only those are then encoded by the
+real encoder (the full model text, so training's embedding cache applies).
+Groups are formed around leaders, so they cannot chain through a sketchbook.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from arttag.audit.neighbours import UnionFind, similar_pairs
+from arttag.audit.neighbours import leader_groups, similar_pairs
 from arttag.catalogue import CatalogueRecord
 from arttag.encoders.base import TextEncoder
 from arttag.text import build_text
@@ -56,6 +60,25 @@ def encode_texts(
     return vectors[[row_of[t] for t in texts]]
 
 
+def _prefilter(
+    tagged: Sequence[CatalogueRecord], blocks: dict[str, list[int]], encoder: TextEncoder,
+    threshold: float, batch_size: int, progress: bool,
+) -> dict[str, list[int]]:
+    """Blocks reduced to the artworks with a likely near-identical twin by the cheap encoder."""
+    order = sorted(i for members in blocks.values() for i in members)
+    position = {i: p for p, i in enumerate(order)}
+    # Every member of a block shares its group title; leave it out so the differences count.
+    texts = [build_text(tagged[i].metadata.model_copy(update={"group_title": None})) for i in order]
+    vectors = encode_texts(encoder, texts, batch_size, progress, desc="prefilter texts")
+    kept: dict[str, list[int]] = {}
+    for key, members in blocks.items():
+        pairs = similar_pairs(vectors[[position[i] for i in members]], threshold)
+        keep = sorted({members[a] for a, _, _ in pairs} | {members[b] for _, b, _ in pairs})
+        if len(keep) > 1:
+            kept[key] = keep
+    return kept
+
+
 def labelling_consistency(
     records: Sequence[CatalogueRecord],
     encoder: TextEncoder,
@@ -64,12 +87,17 @@ def labelling_consistency(
     max_members: int = 25,
     batch_size: int = 256,
     progress: bool = True,
+    prefilter: TextEncoder | None = None,
+    prefilter_threshold: float = 0.9,
 ) -> dict[str, Any]:
     tagged = [r for r in records if r.metadata.tags]
     blocks: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(tagged):
         blocks[block_key(r)].append(i)
     blocks = {k: v for k, v in blocks.items() if len(v) > 1}
+    blocked = sum(len(v) for v in blocks.values())
+    if prefilter is not None and blocks:
+        blocks = _prefilter(tagged, blocks, prefilter, prefilter_threshold, batch_size, progress)
     needed = sorted(i for members in blocks.values() for i in members)
     position = {i: p for p, i in enumerate(needed)}
     vectors = encode_texts(encoder, [build_text(tagged[i].metadata) for i in needed], batch_size, progress)
@@ -89,14 +117,7 @@ def labelling_consistency(
         pairs = similar_pairs(block_vectors, threshold)
         if not pairs:
             continue
-        uf = UnionFind(len(members))
-        min_sim: dict[int, float] = {}
-        for a, b, sim in pairs:
-            uf.union(a, b)
-        for a, b, sim in pairs:
-            root = uf.find(a)
-            min_sim[root] = min(min_sim.get(root, 1.0), sim)
-        for component in uf.groups():
+        for component, min_sim in leader_groups(len(members), pairs):
             grouped_artworks += len(component)
             recs = [tagged[members[c]] for c in component]
             tag_sets = [frozenset(t.id for t in r.metadata.tags) for r in recs]
@@ -111,7 +132,7 @@ def labelling_consistency(
                 "block": key,
                 "uninformative_titles": all(uninformative_title(r.metadata.title) for r in recs),
                 "size": len(recs),
-                "min_similarity": round(min_sim[uf.find(component[0])], 4),
+                "min_similarity": round(min_sim, 4),
                 "agreement": round(len(common) / len(union), 4),
                 "common_tags": sorted(labels[t] for t in common),
                 "disagreeing_tags": sorted(
@@ -127,9 +148,10 @@ def labelling_consistency(
                     for r in recs[:max_members]
                 ],
             })
-    # Works titled "[title not known]" share their text but not their image; their disagreement
-    # says the text cannot tell them apart, not that someone tagged inconsistently: rank them last.
-    groups.sort(key=lambda g: (g["uninformative_titles"], g["agreement"], -g["size"], g["block"]))
+    # Mostly-agreeing groups first: one member lacking a tag the others share is the likeliest
+    # omission. Groups sharing little (generic titles like "Shipping" across a sketchbook) come
+    # later, and works titled "[title not known]" last: their text cannot tell the images apart.
+    groups.sort(key=lambda g: (g["uninformative_titles"], -g["agreement"], -g["size"], g["block"]))
     per_tag = {
         t: {
             "label": labels[t],
@@ -143,6 +165,8 @@ def labelling_consistency(
         "encoder": encoder.name,
         "threshold": threshold,
         "tagged_artworks": len(tagged),
+        "artworks_in_blocks": blocked,
+        "prefilter": None if prefilter is None else {"encoder": prefilter.name, "threshold": prefilter_threshold},
         "blocks_compared": len(blocks),
         "artworks_compared": len(needed),
         "artworks_in_near_identical_groups": grouped_artworks,

@@ -26,25 +26,26 @@ def similar_pairs(
     return out
 
 
-class UnionFind:
-    """Connected components over integer ids (near-identical pairs -> groups)."""
-
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
-
-    def find(self, i: int) -> int:
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def union(self, i: int, j: int) -> None:
-        a, b = self.find(i), self.find(j)
-        if a != b:
-            self.parent[max(a, b)] = min(a, b)
-
-    def groups(self) -> list[list[int]]:
-        members: dict[int, list[int]] = {}
-        for i in range(len(self.parent)):
-            members.setdefault(self.find(i), []).append(i)
-        return [m for m in members.values() if len(m) > 1]
+def leader_groups(n: int, pairs: list[tuple[int, int, float]]) -> list[tuple[list[int], float]]:
+    """Greedy leader clustering: in index order, each unassigned row leads a group of its unassigned
+    neighbours. Unlike connected components, groups cannot chain (a~b~c~...~z with a and z far apart):
+    every member is within the threshold of its leader. Returns ``(members, lowest similarity to the leader)``
+    for groups of two or more.
+    """
+    neighbours: dict[int, list[tuple[int, float]]] = {}
+    for i, j, sim in pairs:
+        neighbours.setdefault(i, []).append((j, sim))
+        neighbours.setdefault(j, []).append((i, sim))
+    assigned = [False] * n
+    groups = []
+    for leader in range(n):
+        if assigned[leader] or leader not in neighbours:
+            continue
+        members = [(j, sim) for j, sim in sorted(neighbours[leader]) if not assigned[j]]
+        if not members:
+            continue
+        assigned[leader] = True
+        for j, _ in members:
+            assigned[j] = True
+        groups.append(([leader] + [j for j, _ in members], min(sim for _, sim in members)))
+    return groups

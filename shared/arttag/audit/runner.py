@@ -19,6 +19,7 @@ from arttag.audit.predictions import suggest_records
 from arttag.audit.usage import tag_usage
 from arttag.catalogue import load_catalogue
 from arttag.encoders.base import TextEncoder
+from arttag.encoders.hashing import HashingEncoder
 from arttag.split import split_of
 from arttag.tagger import Tagger
 
@@ -33,6 +34,8 @@ class AuditOptions:
     """Cosine between tag-label embeddings above which two tags are reported as near-duplicates."""
     artwork_similarity: float = 0.95
     """Cosine between artwork-text embeddings above which two artworks of a block are near-identical."""
+    prefilter_similarity: float = 0.9
+    """Cosine of hashed words (group title left out) from which two artworks of a block are compared."""
     min_confidence: float = 0.5
     """Confidence from which a suggestion missing from the human tags is a likely overlooked tag."""
     learn_threshold: float = 0.5
@@ -92,6 +95,7 @@ def run_audit(
         audit["consistency"] = timed(
             "consistency", labelling_consistency, records, encoder,
             threshold=options.artwork_similarity, batch_size=options.batch_size, progress=options.progress,
+            prefilter=HashingEncoder(dim=1024), prefilter_threshold=options.prefilter_similarity,
         )
     else:
         audit["consistency"] = {"skipped": True, "note": "skipped: no encoder"}
