@@ -51,3 +51,14 @@ def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
         topic_prefix=f"test-{uuid.uuid4().hex[:8]}.",
         partitions=2,
     )
+
+
+@pytest.fixture(scope="session")
+def hashing_bundle_dir(tmp_path_factory, sample_catalogue) -> Path:
+    """A real bundle trained once per session on the sample with the hashing encoder (no download)."""
+    from arttag.encoders import HashingEncoder
+    from arttag.training import train_bundle
+
+    out = tmp_path_factory.mktemp("hashing-bundle") / "bundle"
+    train_bundle(sample_catalogue, out, HashingEncoder(), {"evaluate": False})
+    return out

@@ -24,9 +24,8 @@ def settings() -> ApiSettings:
 
 
 @pytest.fixture
-def parts(fake_tagger):
-    return {"tagger": fake_tagger, "publisher": InMemoryFeedbackPublisher(),
-            "view": LatestSuggestionsView()}
+def parts(tagger):
+    return {"tagger": tagger, "publisher": InMemoryFeedbackPublisher(), "view": LatestSuggestionsView()}
 
 
 def make_client(settings: ApiSettings, parts: dict, **kw) -> TestClient:
@@ -41,31 +40,47 @@ def client(settings, parts) -> TestClient:
         yield c
 
 
-ARTWORK = {"title": "Town on Hill with a Harbour", "artists": ["J.M.W. Turner"],
-           "tags": [{"id": "2002", "label": "town"}]}
+ARTWORK = {"title": "A Fishing Boat in Dieppe Harbour", "artists": ["Joseph Mallord William Turner"],
+           "medium": "Watercolour on paper", "year": 1826}
 
 
-def test_suggest_ranks_tags_with_explanations(client):
-    r = client.post("/v1/suggest", json={"artwork": ARTWORK, "options": {"limit": 10}})
+def _suggest(client, artwork=ARTWORK, **options) -> list[dict]:
+    r = client.post("/v1/suggest", json={"artwork": artwork, "options": options})
+    assert r.status_code == 200, r.text
+    return r.json()["suggestions"]
+
+
+def test_suggest_ranks_tags_with_explanations(client, tagger):
+    r = client.post("/v1/suggest", json={"artwork": ARTWORK, "options": {"limit": 8}})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["model_version"] == "fake-1"
-    ids = [s["tag_id"] for s in body["suggestions"]]
-    assert set(ids[:3]) == {"1050", "2001", "2002"}
-    scores = [s["score"] for s in body["suggestions"]]
+    assert body["model_version"] == tagger.model_version
+    suggestions = body["suggestions"]
+    assert 0 < len(suggestions) <= 8
+    scores = [s["score"] for s in suggestions]
     assert scores == sorted(scores, reverse=True)
-    first = body["suggestions"][0]
-    assert first["explanation"]["summary"] and first["explanation"]["contributions"][0]["evidence"]
-    town = next(s for s in body["suggestions"] if s["tag_id"] == "2002")
-    assert town["already_assigned"] is True
+    for s in suggestions:
+        assert s["label"] and 0.0 <= s["confidence"] <= 1.0 and s["scorers"]
+        assert s["explanation"]["summary"] and s["explanation"]["contributions"]
+    # the sample has boats and harbours: the words of the title should find one
+    labels = " ".join(s["label"] for s in suggestions)
+    assert "boat" in labels or "harbour" in labels or "fishing" in labels, labels
 
 
 def test_suggest_options_filter(client):
-    r = client.post("/v1/suggest", json={"artwork": ARTWORK, "options": {
-        "only_new": True, "min_confidence": 0.5, "exclude_groups": ["landscape"], "limit": 10}})
-    assert [s["tag_id"] for s in r.json()["suggestions"]] == ["1050"]
-    r = client.post("/v1/suggest", json={"artwork": ARTWORK, "options": {"include_tags": ["1051"]}})
-    assert [s["tag_id"] for s in r.json()["suggestions"]] == ["1051"]
+    top = _suggest(client, limit=10)
+    first = top[0]
+    # only_new leaves out a tag the artwork already has; without it the tag is marked assigned
+    tagged = {**ARTWORK, "tags": [{"id": first["tag_id"], "label": first["label"]}]}
+    assert first["tag_id"] not in [s["tag_id"] for s in _suggest(client, tagged, limit=10, only_new=True)]
+    again = {s["tag_id"]: s for s in _suggest(client, tagged, limit=10)}
+    assert again.get(first["tag_id"], {"already_assigned": True})["already_assigned"] is True
+    threshold = top[len(top) // 2]["confidence"]
+    assert all(s["confidence"] >= threshold for s in _suggest(client, limit=10, min_confidence=threshold))
+    assert first["group"] not in [s["group"] for s in _suggest(client, limit=10, exclude_groups=[first["group"]])]
+    wanted = [s["tag_id"] for s in top[1:3]]
+    assert {s["tag_id"] for s in _suggest(client, limit=10, include_tags=wanted)} <= set(wanted)
+    assert first["tag_id"] not in [s["tag_id"] for s in _suggest(client, limit=10, exclude_tags=[first["tag_id"]])]
 
 
 def test_suggest_uses_the_configured_limit_by_default(client):
@@ -73,16 +88,18 @@ def test_suggest_uses_the_configured_limit_by_default(client):
     assert len(r.json()["suggestions"]) == 3
 
 
-def test_batch_is_one_tagger_call_in_input_order(client, parts):
-    items = [{"id": f"a{i}", "artwork": {"title": t}} for i, t in
-             enumerate(["Fishing boats", "A hill", "Harbour at dusk"])]
-    parts["tagger"].calls.clear()
-    r = client.post("/v1/suggest/batch", json={"artworks": items, "options": {"limit": 1}})
+def test_batch_is_one_tagger_call_in_input_order(client, tagger):
+    titles = ["Fishing boats at sea", "A hill with a castle", "Portrait of a woman"]
+    items = [{"id": f"a{i}", "artwork": {"title": t}} for i, t in enumerate(titles)]
+    tagger.calls.clear()
+    r = client.post("/v1/suggest/batch", json={"artworks": items, "options": {"limit": 2}})
     assert r.status_code == 200, r.text
     results = r.json()["results"]
+    assert tagger.calls == [3]
     assert [x["id"] for x in results] == ["a0", "a1", "a2"]
-    assert [x["suggestions"][0]["tag_id"] for x in results] == ["1051", "2001", "1050"]
-    assert parts["tagger"].calls == [3]
+    for title, result in zip(titles, results):
+        single = _suggest(client, {"title": title}, limit=2)
+        assert [s["tag_id"] for s in result["suggestions"]] == [s["tag_id"] for s in single]
 
 
 def test_batch_over_max_batch_is_422_naming_the_field(client):
@@ -127,7 +144,7 @@ def test_oversized_body_is_413_by_content_length_and_by_streamed_size(client):
 
 
 def _published(artwork_id: str, revision: int, tag: str, at: datetime | None = None) -> TagSuggestionsPublished:
-    suggestion = TagSuggestion(tag_id=tag, label=tag, score=0.5, confidence=0.5, scorers=["fake"],
+    suggestion = TagSuggestion(tag_id=tag, label=tag, score=0.5, confidence=0.5, scorers=["knn"],
                                already_assigned=False, explanation=Explanation(summary="s", contributions=[]))
     return TagSuggestionsPublished(
         suggestion_id=TagSuggestionsPublished.make_id(artwork_id, revision, "m1"),
@@ -150,7 +167,8 @@ def test_latest_suggestions_newest_revision_wins(client, parts):
 
 
 def test_feedback_needs_a_key(client, parts):
-    body = {"artwork_id": "T1", "tag_id": "1050", "action": "accepted",
+    tag = parts["tagger"].vocabulary.tags[0]
+    body = {"artwork_id": "T1", "tag_id": tag.id, "action": "accepted",
             "actor": {"kind": "curator", "id": "jsmith"}}
     assert client.post("/v1/feedback", json=body).status_code == 401
     r = client.post("/v1/feedback", json=body, headers={"X-API-Key": "wrong"})
@@ -160,7 +178,7 @@ def test_feedback_needs_a_key(client, parts):
     assert r.status_code == 202, r.text
     [event] = parts["publisher"].events
     assert r.json()["event_id"] == event.event_id
-    assert event.tag_label == "harbour" and event.action == "accepted" and event.actor.id == "jsmith"
+    assert event.tag_label == tag.label and event.action == "accepted" and event.actor.id == "jsmith"
 
 
 def test_feedback_bad_action_is_422(client):
@@ -182,30 +200,37 @@ def test_key_comparison():
     assert key_matches("b", hashes) and not key_matches("c", hashes) and not key_matches("a", [])
 
 
-def test_tag_search_and_lookup(client):
-    r = client.get("/v1/tags", params={"q": "bo", "mode": "prefix"})
-    assert [t["id"] for t in r.json()["tags"]] == ["1051", "1052"]
-    r = client.get("/v1/tags", params={"q": "fishing", "mode": "both", "limit": 3})
+def test_tag_search_and_lookup(client, tagger):
+    r = client.get("/v1/tags", params={"q": "boat", "mode": "prefix"})
+    assert r.status_code == 200
     tags = r.json()["tags"]
-    assert tags[0] == {"id": "1052", "label": "boats, fishing", "group": "ships and boats",
-                       "area": "objects", "usage": 12, "match": "prefix", "score": None}
-    assert [t["match"] for t in tags[1:]] == ["semantic", "semantic"]
+    assert tags and all(t["match"] == "prefix" and "boat" in t["label"].lower() for t in tags)
+    r = client.get("/v1/tags", params={"q": "sailing ships", "mode": "semantic", "limit": 5})
+    tags = r.json()["tags"]
+    assert len(tags) == 5 and all(t["match"] == "semantic" and t["score"] is not None for t in tags)
+    r = client.get("/v1/tags", params={"q": "boat", "mode": "both", "limit": 50})
+    matches = [t["match"] for t in r.json()["tags"]]
+    assert matches == sorted(matches) and "semantic" in matches  # prefix hits first
     assert client.get("/v1/tags", params={"q": ""}).status_code == 422
-    r = client.get("/v1/tags/2001")
-    assert r.json() == {"id": "2001", "label": "hill", "group": "landscape", "area": "nature", "usage": 25}
-    assert client.get("/v1/tags/9999").status_code == 404
+    tag = max(tagger.vocabulary.tags, key=lambda t: t.usage)
+    r = client.get(f"/v1/tags/{tag.id}")
+    assert r.json() == {"id": tag.id, "label": tag.label, "group": tag.group, "area": tag.area,
+                        "usage": tag.usage}
+    assert tag.usage > 0 and tag.group
+    assert client.get("/v1/tags/no-such-tag").status_code == 404
 
 
 def test_health_ready_and_metrics(settings, parts):
     with make_client(settings, parts) as c:
         assert c.get("/healthz").json() == {"status": "ok"}
         ready = c.get("/readyz")
-        assert ready.status_code == 200 and ready.json()["model_version"] == "fake-1"
+        assert ready.status_code == 200 and ready.json()["model_version"] == parts["tagger"].model_version
         c.post("/v1/suggest", json={"artwork": ARTWORK})
         text = c.get("/metrics").text
         assert 'arttag_api_requests_total{method="POST",route="/v1/suggest",status="200"} 1.0' in text
         assert "arttag_api_request_duration_seconds_bucket" in text
         assert "arttag_api_suggestions_served_total 3.0" in text
+        assert "arttag_api_tagger_batch_size_count 1.0" in text
     with make_client(settings, parts, broker_check=lambda: False) as c:
         r = c.get("/readyz")
         assert r.status_code == 503 and r.json()["broker_reachable"] is False

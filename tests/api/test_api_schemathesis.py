@@ -24,9 +24,9 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 
 @pytest.fixture(scope="module")
-def api_tagger(fake_tagger_module):
-    APP.state.services.tagger = fake_tagger_module
-    return fake_tagger_module
+def api_tagger(bundle_tagger):
+    APP.state.services.tagger = bundle_tagger
+    return bundle_tagger
 
 
 @schema.parametrize()
