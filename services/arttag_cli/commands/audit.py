@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--embedding-cache", type=Path, default=Path(".cache/embeddings"),
                    help="folder of .npz embedding caches written by training (<encoder name>.npz); "
                    "reused when present so known texts are not encoded again (default: .cache/embeddings)")
+    p.add_argument("--save-embeddings", action="store_true",
+                   help="after the audit, save what was encoded to audit-<encoder name>.npz in the cache folder "
+                   "(training's own file is never written), so the next audit is faster")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_audit)
 
@@ -60,20 +63,29 @@ def _encoder(kind: str):
     return load_encoder(CliSettings().encoder)
 
 
-def _warm_cache(encoder, folder: Path) -> None:
-    """Load training's cached embeddings into the encoder's cache (read only: the file stays as it is)."""
-    import logging
+def _cache_files(encoder, folder: Path) -> tuple[Path, Path]:
+    """Training's cache file for this encoder, and the audit's own."""
     import re
+
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", encoder.name) + ".npz"
+    return folder / name, folder / f"audit-{name}"
+
+
+def _warm_cache(encoder, folder: Path) -> None:
+    """Load cached embeddings into the encoder's cache (read only: the files stay as they are)."""
+    import logging
 
     from arttag.encoders.cache import CachedEncoder
     from arttag.errors import ModelError
 
-    path = folder / (re.sub(r"[^A-Za-z0-9_.-]+", "_", encoder.name) + ".npz")
-    if isinstance(encoder, CachedEncoder) and path.exists():
-        try:
-            encoder.load(path)
-        except ModelError as exc:
-            logging.getLogger(__name__).warning("embedding cache not used: %s", exc)
+    if not isinstance(encoder, CachedEncoder):
+        return
+    for path in _cache_files(encoder, folder):
+        if path.exists():
+            try:
+                encoder.load(path)
+            except ModelError as exc:
+                logging.getLogger(__name__).warning("embedding cache not used: %s", exc)
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -108,6 +120,10 @@ def _audit(args: argparse.Namespace) -> int:
         print(save_reference_profile(
             ReferenceProfile.from_dict(audit["reference_profile"]), args.out / "reference_profile.json"
         ))
+    from arttag.encoders.cache import CachedEncoder
+
+    if args.save_embeddings and isinstance(encoder, CachedEncoder):
+        print(encoder.save(_cache_files(encoder, args.embedding_cache)[1]))
     rows = audit["rows"]
     print(f"{rows['good']} artworks audited, {rows['bad']} bad rows skipped, "
           f"{time.perf_counter() - started:.1f}s")

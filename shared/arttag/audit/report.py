@@ -166,15 +166,15 @@ def _coverage(audit: dict[str, Any]) -> str:
 def _usage(audit: dict[str, Any]) -> str:
     u = audit["usage"]
     tail = u["long_tail"]
-    hist = u["usage_histogram"]
+    bins = u["usage_bins"]
     decades = [d for d in u["by_acquisition_decade"] if d["decade"]]
     top = u["most_used"]
     return "".join([
         _p(f"{u['distinct_tags']} distinct tags, {u['tag_uses']} uses. {u['used_once']['count']} tags are used "
            f"once; {tail['count']} ({tail['share_of_tags']:.1%} of tags, {tail['share_of_uses']:.1%} of uses) "
            f"at most {tail['max_usage']} times: too few examples for a model to learn them."),
-        _bar(list(hist)[:60], list(hist.values())[:60], "Number of tags by usage count (first 60 counts)",
-             "artworks carrying the tag", "tags", log=True),
+        _bar(list(bins), list(bins.values()), "Number of tags by how many artworks carry them",
+             "artworks carrying the tag", "tags"),
         _bar([t["label"] for t in top], [t["usage"] for t in top], "Most used tags", horizontal=True),
         _bar([d["decade"] for d in decades], [d["artworks"] for d in decades],
              "Artworks by acquisition decade", "decade", "artworks"),

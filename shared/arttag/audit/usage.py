@@ -9,6 +9,12 @@ from typing import Any
 from arttag.catalogue import CatalogueRecord
 
 
+USAGE_BINS = (
+    ("1", 1, 1), ("2", 2, 2), ("3-5", 3, 5), ("6-10", 6, 10), ("11-20", 11, 20), ("21-50", 21, 50),
+    ("51-100", 51, 100), ("101-500", 101, 500), ("501-1000", 501, 1000), (">1000", 1001, 10**12),
+)
+
+
 def tag_table(records: Sequence[CatalogueRecord]) -> dict[str, dict[str, Any]]:
     """Tag id -> label, group and usage count, over the records given."""
     table: dict[str, dict[str, Any]] = {}
@@ -62,6 +68,9 @@ def tag_usage(
             "tags": tail,
         },
         "usage_histogram": {str(k): by_usage[k] for k in sorted(by_usage)},
+        "usage_bins": {
+            label: sum(n for k, n in by_usage.items() if lo <= k <= hi) for label, lo, hi in USAGE_BINS
+        },
         "most_used": rows[:top],
         "by_acquisition_decade": by_decade,
     }
