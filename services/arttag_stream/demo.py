@@ -67,7 +67,7 @@ def ensure_encoder(settings: StreamSettings, kind: EncoderKind, say: Callable[[s
 
 
 def ensure_bundle(bundle_dir: Path, encoder: TextEncoder, say: Callable[[str], None]) -> Path:
-    from arttag.bundle import train_bundle
+    from arttag.training import train_bundle
 
     if bundle_dir.exists() and any(bundle_dir.iterdir()):
         return bundle_dir

@@ -33,6 +33,7 @@ class ReplayReport:
     suggestions: int = 0
     latest: int = 0
     dead_letters: int = 0
+    invalid: int = 0
     skipped: int = 0
     elapsed_s: float = 0.0
     group: str = ""
@@ -84,7 +85,9 @@ def replay_artworks(
 
     The state is read from the latest-suggestions topic first, so revisions
     this model version already answered are skipped: a replay that stops half
-    way can simply be run again.
+    way can simply be run again. Messages that cannot be decoded are counted
+    (the worker dead-lettered them already); artworks this model fails on are
+    dead-lettered.
     """
     model_version = model_version or tagger.model_version
     topics = StreamTopics.for_prefix(settings.kafka.topic_prefix)
@@ -129,7 +132,13 @@ def replay_artworks(
             for _, s in result.suggestions:
                 p.produce(topics.suggestions, key=s.artwork_id.encode(), value=encode_event(s))
             for m, d in result.dead_letters:
-                p.produce(topics.dead_letters, key=m.key, value=encode_event(d))
+                # Undecodable messages were dead-lettered when the worker first met them;
+                # only what this model version fails on is news.
+                if d.error_type == "model":
+                    p.produce(topics.dead_letters, key=m.key, value=encode_event(d))
+                    report.dead_letters += 1
+                else:
+                    report.invalid += 1
             flush_or_fail(p)
             for s in result.latest:
                 p.produce(topics.latest, key=s.artwork_id.encode(), value=encode_event(s))
@@ -138,7 +147,6 @@ def replay_artworks(
             report.read += len(batch)
             report.suggestions += len(result.suggestions)
             report.latest += len(result.latest)
-            report.dead_letters += len(result.dead_letters)
             report.skipped += len(result.skipped)
             bar.update(len(batch))
         bar.close()

@@ -22,14 +22,8 @@ def load_stream_tagger(settings: StreamSettings) -> Tagger:
     from arttag.bundle import load_tagger
 
     if settings.encoder_kind == "hashing":
-        from arttag.encoders import HashingEncoder
-
-        encoder = HashingEncoder()
-    else:
-        from arttag.encoders import load_encoder
-
-        encoder = load_encoder(settings.encoder)
-    return load_tagger(settings.bundle_dir, encoder)
+        return load_tagger(settings.bundle_dir, None)  # the bundle names its hashing encoder
+    return load_tagger(settings.bundle_dir, settings.encoder)
 
 
 def run_worker(

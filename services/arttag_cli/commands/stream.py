@@ -102,7 +102,8 @@ def _replay(args: argparse.Namespace) -> int:
                              since=args.since, group=args.group)
     print(f"replayed {report.read} events in {report.elapsed_s:.1f}s (group {report.group}): "
           f"{report.suggestions} suggestions, {report.latest} latest updates, "
-          f"{report.skipped} already answered, {report.dead_letters} dead letters")
+          f"{report.skipped} already answered, {report.dead_letters} dead letters, "
+          f"{report.invalid} undecodable (dead-lettered before)")
     return 0
 
 

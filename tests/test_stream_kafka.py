@@ -1,0 +1,355 @@
+"""The stream worker against the real broker, with a real bundle (sample catalogue, hashing encoder).
+
+Workers run as subprocesses (`python -m arttag_stream`), as in production; one
+worker is shared by the first tests of this module (their own topic prefix).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+from arttag.catalogue import iter_catalogue
+from arttag.events import ArtworkCreated, ArtworkUpdated, DeadLetter, encode_event
+from arttag.kafka_admin import create_topics
+from arttag.settings import KafkaSettings
+from arttag_stream.app import StreamTopics
+from arttag_stream.kafka_io import consumer, producer
+
+pytestmark = pytest.mark.kafka
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory, sample_catalogue) -> Path:
+    from arttag.encoders import HashingEncoder
+    from arttag.training import train_bundle
+
+    out = tmp_path_factory.mktemp("stream-bundle") / "bundle"
+    train_bundle(sample_catalogue, out, HashingEncoder(), {"evaluate": False})
+    return out
+
+
+@pytest.fixture(scope="module")
+def artworks(sample_catalogue):
+    """Sample records with tags, as (artwork id, metadata)."""
+    out = []
+    for record in iter_catalogue(sample_catalogue):
+        if record.metadata.tags:
+            out.append((record.artwork_id, record.metadata))
+        if len(out) >= 200:
+            break
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Worker:
+    def __init__(self, kafka: KafkaSettings, bundle: Path, group: str, log_path: Path,
+                 metrics_port: int = 0, batch_max_events: int = 8) -> None:
+        self.log_path = log_path
+        self.metrics_port = metrics_port
+        env = {
+            **os.environ,
+            "ARTTAG_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            "ARTTAG_KAFKA__TOPIC_PREFIX": kafka.topic_prefix,
+            "ARTTAG_BUNDLE_DIR": str(bundle),
+            "ARTTAG_ENCODER_KIND": "hashing",
+            "ARTTAG_CONSUMER_GROUP": group,
+            "ARTTAG_METRICS_PORT": str(metrics_port),
+            "ARTTAG_SESSION_TIMEOUT_S": "6",
+            "ARTTAG_HEARTBEAT_INTERVAL_S": "1",
+            "ARTTAG_COMMIT_INTERVAL_S": "0.5",
+            "ARTTAG_BATCH_MAX_EVENTS": str(batch_max_events),
+            "ARTTAG_BATCH_MAX_MS": "100",
+            "ARTTAG_DATA_DIR": str(log_path.parent / "data"),
+        }
+        with open(log_path, "ab") as fh:
+            self.proc = subprocess.Popen([sys.executable, "-m", "arttag_stream"], env=env,
+                                         stdout=fh, stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout_s: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while "Worker ready" not in self.log():
+            assert self.proc.poll() is None, self.log()[-3000:]
+            assert time.monotonic() < deadline, self.log()[-3000:]
+            time.sleep(0.2)
+
+    def published(self) -> int:
+        return self.log().count(": published ")
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def publish(kafka: KafkaSettings, items: list[tuple[str, bytes | None, bytes | None]]) -> list[tuple[str, int, int]]:
+    """Produce (topic, key, value) in order; returns each message's (topic, partition, offset)."""
+    p = producer(kafka)
+    where: list[tuple[str, int, int] | None] = [None] * len(items)
+
+    def report(i):
+        def cb(err, msg):
+            assert err is None, err
+            where[i] = (msg.topic(), msg.partition(), msg.offset())
+        return cb
+
+    for i, (topic, key, value) in enumerate(items):
+        p.produce(topic, key=key, value=value, on_delivery=report(i))
+    assert p.flush(30) == 0
+    return where  # type: ignore[return-value]
+
+
+def read_until(kafka: KafkaSettings, topic: str, done: Callable[[list[dict]], bool],
+               timeout_s: float = 90.0, check: Callable[[], None] | None = None) -> list[dict]:
+    """Records of ``topic`` from the beginning (JSON values, with key/partition/offset) until ``done``."""
+    c = consumer(kafka)
+    meta = c.list_topics(topic, timeout=10).topics[topic]
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
+    records: list[dict] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not done(records):
+            assert time.monotonic() < deadline, f"timed out with {len(records)} records of {topic}"
+            if check:
+                check()
+            for msg in c.consume(200, 0.3):
+                if msg.error() or msg.value() is None:
+                    continue
+                records.append({**json.loads(msg.value()), "_key": msg.key(),
+                                "_partition": msg.partition(), "_offset": msg.offset()})
+    finally:
+        c.close()
+    return records
+
+
+def read_all(kafka: KafkaSettings, topic: str) -> list[dict]:
+    """Every record of ``topic`` up to its current end."""
+    c = consumer(kafka)
+    meta = c.list_topics(topic, timeout=10).topics[topic]
+    total = 0
+    for p in meta.partitions:
+        low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        total += high - low
+    c.close()
+    return read_until(kafka, topic, lambda rs: len(rs) >= total, timeout_s=30)
+
+
+def ids(records: list[dict]) -> set[str]:
+    return {r["suggestion_id"] for r in records}
+
+
+def created(aid: str, meta, revision: int = 1) -> bytes:
+    return encode_event(ArtworkCreated(artwork_id=aid, revision=revision, artwork=meta))
+
+
+def updated(aid: str, meta, revision: int) -> bytes:
+    return encode_event(ArtworkUpdated(artwork_id=aid, revision=revision, artwork=meta))
+
+
+# -- one worker for the behaviour tests --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shared(kafka_bootstrap, bundle_dir, tmp_path_factory):
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap,
+                          topic_prefix=f"test-{uuid.uuid4().hex[:8]}.", partitions=2)
+    create_topics(kafka)
+    logs = tmp_path_factory.mktemp("worker")
+    worker = Worker(kafka, bundle_dir, f"g-{uuid.uuid4().hex[:6]}", logs / "worker.log",
+                    metrics_port=free_port())
+    worker.wait_ready()
+    yield kafka, StreamTopics.for_prefix(kafka.topic_prefix), worker
+    assert worker.stop() == 0, worker.log()[-3000:]
+
+
+def test_event_in_suggestion_out_with_explanations_on_both_topics(shared, artworks):
+    kafka, topics, worker = shared
+    batch = artworks[:5]
+    publish(kafka, [(topics.created, aid.encode(), created(aid, meta)) for aid, meta in batch])
+    want = {f"{aid}:1:" for aid, _ in batch}
+    out = read_until(kafka, topics.suggestions,
+                     lambda rs: {r["suggestion_id"].rsplit(":", 1)[0] + ":" for r in rs} >= want)
+    for r in out:
+        assert r["_key"] == r["artwork_id"].encode()
+        assert r["suggestions"], r
+        for tag in r["suggestions"]:
+            assert tag["explanation"]["summary"] and tag["explanation"]["contributions"]
+            assert 0.0 <= tag["confidence"] <= 1.0
+    latest = read_until(kafka, topics.latest, lambda rs: len({r["artwork_id"] for r in rs}) >= 5)
+    assert {r["artwork_id"] for r in latest} == {aid for aid, _ in batch}
+    metrics = worker.metrics()
+    assert "arttag_stream_events_in_total" in metrics and "arttag_stream_batch_size_count" in metrics
+    assert f'arttag_stream_suggestions_out_total{{topic="{topics.suggestions}"}}' in metrics
+
+
+def test_unchanged_update_gives_no_suggestion_and_older_revision_never_wins_latest(shared, artworks):
+    kafka, topics, worker = shared
+    aid, meta = artworks[10]
+    changed = meta.model_copy(update={"title": meta.title + " (revised)"})
+    older = meta.model_copy(update={"title": meta.title + " (draft)"})
+    # Same key, so the same partition of each topic: processed in this order.
+    publish(kafka, [(topics.created, aid.encode(), created(aid, meta, 1))])
+    read_until(kafka, topics.suggestions, lambda rs: any(r["artwork_id"] == aid for r in rs))
+    publish(kafka, [
+        (topics.updated, aid.encode(), updated(aid, meta, 2)),      # unchanged content
+        (topics.updated, aid.encode(), updated(aid, changed, 5)),   # new content
+        (topics.updated, aid.encode(), updated(aid, older, 4)),     # late, older revision
+    ])
+    mine = read_until(kafka, topics.suggestions,
+                      lambda rs: {r["revision"] for r in rs if r["artwork_id"] == aid} >= {1, 5, 4})
+    revisions = sorted(r["revision"] for r in mine if r["artwork_id"] == aid)
+    assert revisions == [1, 4, 5]  # no suggestion for the unchanged revision 2
+    latest = read_until(kafka, topics.latest,
+                        lambda rs: any(r["artwork_id"] == aid and r["revision"] == 5 for r in rs))
+    assert [r["revision"] for r in latest if r["artwork_id"] == aid] == [1, 5]
+    assert "content unchanged" in worker.log()
+
+
+def test_poison_messages_are_dead_lettered_and_good_ones_flow(shared, artworks):
+    kafka, topics, worker = shared
+    good = artworks[20:30]
+    bad = [
+        (topics.created, b"bad-utf8", b"\xff\xfe\xfa"),
+        (topics.created, b"bad-json", b'{"event_type": "artwork.created", '),
+        (topics.updated, b"bad-schema", json.dumps({"event_type": "artwork.updated", "artwork_id": "X",
+                                                    "revision": -1, "artwork": {}}).encode()),
+        (topics.created, b"tombstone", None),
+    ]
+    items = [(topics.created, aid.encode(), created(aid, meta)) for aid, meta in good]
+    for i, b in enumerate(bad):  # interleave
+        items.insert(2 * i + 1, b)
+    where = publish(kafka, items)
+    out = read_until(kafka, topics.suggestions,
+                     lambda rs: {a for a, _ in good} <= {r["artwork_id"] for r in rs})
+    assert {a for a, _ in good} <= {r["artwork_id"] for r in out}
+    dead = read_until(kafka, topics.dead_letters, lambda rs: len(rs) >= len(bad))
+    assert len(dead) == len(bad)
+    expected = {(t, p, o): (key, value) for (t, key, value), (_, p, o) in
+                zip(items, where) if key and key.startswith((b"bad", b"tomb"))}
+    reasons = set()
+    for record in dead:
+        d = DeadLetter.model_validate({k: v for k, v in record.items() if not k.startswith("_")})
+        key, value = expected[(d.topic, d.partition, d.offset)]
+        assert d.original_value() == value and d.original_key() == key
+        assert d.error
+        reasons.add(d.error_type)
+    assert reasons == {"undecodable", "invalid_json", "schema", "empty"}
+    assert 'arttag_stream_dead_letters_total{error_type="schema"} 1.0' in worker.metrics()
+
+
+def test_replay_under_a_new_model_version_and_dead_letter_resubmission(shared, artworks, bundle_dir):
+    from arttag.bundle import load_tagger
+    from arttag.settings import StreamSettings
+    from arttag_stream.replay import replay_artworks, replay_dead_letters
+
+    kafka, topics, worker = shared
+    mine = artworks[40:43]
+    publish(kafka, [(topics.created, a.encode(), created(a, m)) for a, m in mine]
+            + [(topics.created, b"bad-replay", b"not json")])
+    read_until(kafka, topics.suggestions, lambda rs: {a for a, _ in mine} <= {r["artwork_id"] for r in rs})
+    dead_before = len(read_until(kafka, topics.dead_letters,
+                                 lambda rs: any(r["_key"] == b"bad-replay" for r in rs)))
+    settings = StreamSettings(kafka=kafka, bundle_dir=bundle_dir, encoder_kind="hashing",
+                              consumer_group="replay-test")
+    before = read_all(kafka, topics.suggestions)
+    report = replay_artworks(settings, load_tagger(bundle_dir), model_version="v2-test", progress=False)
+    assert report.read >= 4 and report.invalid >= 1 and report.dead_letters == 0
+    after = read_until(kafka, topics.suggestions,
+                       lambda rs: sum(r["model_version"] == "v2-test" for r in rs) >= report.suggestions)
+    replayed = {(r["artwork_id"], r["revision"]) for r in after if r["model_version"] == "v2-test"}
+    assert {(r["artwork_id"], r["revision"]) for r in before} <= replayed
+    # Run again: everything is answered under v2-test already, nothing new.
+    again = replay_artworks(settings, load_tagger(bundle_dir), model_version="v2-test", progress=False)
+    assert again.suggestions == 0 and again.skipped == again.read - again.invalid
+    dl = replay_dead_letters(settings, group="dl-replay")
+    assert dl.resubmitted == dead_before and dl.by_topic.get(topics.created, 0) >= 1
+    c = consumer(kafka, "dl-replay")  # its committed offsets: those are never re-sent
+    committed = c.committed([TopicPartition(topics.dead_letters, p) for p in range(2)], timeout=10)
+    c.close()
+    assert sum(max(tp.offset, 0) for tp in committed) == dead_before
+    # The worker dead-letters them again (they are still broken).
+    read_until(kafka, topics.dead_letters, lambda rs: len(rs) >= 2 * dead_before)
+
+
+# -- crash and scale-out -----------------------------------------------------------------------------
+
+
+def test_worker_killed_mid_batch_and_restarted_loses_nothing(kafka_settings, bundle_dir, artworks, tmp_path):
+    create_topics(kafka_settings)
+    topics = StreamTopics.for_prefix(kafka_settings.topic_prefix)
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    batch = artworks[:120]
+    publish(kafka_settings, [(topics.created, a.encode(), created(a, m)) for a, m in batch])
+    first = Worker(kafka_settings, bundle_dir, group, tmp_path / "w1.log")
+    read_until(kafka_settings, topics.suggestions, lambda rs: len(rs) >= 16,
+               check=lambda: first.proc.poll() is None or pytest.fail(first.log()[-3000:]))
+    first.stop(signal.SIGKILL)
+    killed_at = len(read_all(kafka_settings, topics.suggestions))
+    assert killed_at < len(batch), "the worker finished before it was killed; the test proves nothing"
+    second = Worker(kafka_settings, bundle_dir, group, tmp_path / "w2.log")
+    try:
+        out = read_until(kafka_settings, topics.suggestions, lambda rs: len(ids(rs)) >= len(batch),
+                         timeout_s=120)
+    finally:
+        assert second.stop() == 0
+    assert ids(out) == {f"{a}:1:{out[0]['model_version']}" for a, _ in batch}
+    duplicates = len(out) - len(ids(out))
+    print(f"killed after {killed_at} suggestions; {duplicates} duplicates after restart")
+    assert duplicates <= 32  # at most the uncommitted window is redone
+
+
+def test_two_workers_split_the_partitions(kafka_bootstrap, bundle_dir, artworks, tmp_path):
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap,
+                          topic_prefix=f"test-{uuid.uuid4().hex[:8]}.", partitions=4)
+    create_topics(kafka)
+    topics = StreamTopics.for_prefix(kafka.topic_prefix)
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    workers = [Worker(kafka, bundle_dir, group, tmp_path / f"w{i}.log") for i in range(2)]
+    try:
+        for w in workers:
+            w.wait_ready()
+        time.sleep(3)  # let the second join's rebalance settle
+        batch = artworks[:100]
+        publish(kafka, [(topics.created, a.encode(), created(a, m)) for a, m in batch])
+        out = read_until(kafka, topics.suggestions, lambda rs: len(ids(rs)) >= len(batch),
+                         timeout_s=120)
+        assert {r["artwork_id"] for r in out} == {a for a, _ in batch}
+        counts = [w.published() for w in workers]
+        print(f"suggestions published per worker: {counts}")
+        assert all(c > 0 for c in counts), counts
+        assert sum(counts) >= len(batch)
+    finally:
+        for w in workers:
+            w.stop()
