@@ -35,13 +35,9 @@ pytestmark = pytest.mark.kafka
 
 
 @pytest.fixture(scope="module")
-def bundle_dir(tmp_path_factory, sample_catalogue) -> Path:
-    from arttag.encoders import HashingEncoder
-    from arttag.training import train_bundle
-
-    out = tmp_path_factory.mktemp("stream-bundle") / "bundle"
-    train_bundle(sample_catalogue, out, HashingEncoder(), {"evaluate": False})
-    return out
+def bundle_dir(hashing_bundle_dir) -> Path:
+    """The session's bundle trained on the sample with the hashing encoder (tests/conftest.py)."""
+    return hashing_bundle_dir
 
 
 @pytest.fixture(scope="module")
