@@ -208,6 +208,7 @@ def test_event_in_suggestion_out_with_explanations_on_both_topics(shared, artwor
     metrics = worker.metrics()
     assert "arttag_stream_events_in_total" in metrics and "arttag_stream_batch_size_count" in metrics
     assert f'arttag_stream_suggestions_out_total{{topic="{topics.suggestions}"}}' in metrics
+    assert "arttag_dq_artworks_total" in metrics  # the data-quality monitor is wired in
 
 
 def test_unchanged_update_gives_no_suggestion_and_older_revision_never_wins_latest(shared, artworks):

@@ -18,11 +18,12 @@ import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import faust
 
-from arttag.events import encode_event
+from arttag.events import ArtworkMetadata, TagSuggestion, encode_event
 from arttag.settings import KafkaSettings, StreamSettings
 from arttag.tagger import SuggestOptions, Tagger
 from arttag.topics import (
@@ -40,6 +41,14 @@ from arttag_stream.processing import BatchProcessor, RawMessage, StateStore
 log = logging.getLogger(__name__)
 
 DEFAULT_AGENT_NAME = "arttag-stream.tag-artworks"
+
+
+class DataQualityObserver(Protocol):
+    """What the worker tells the data-quality monitor about each batch."""
+
+    def observe_artworks(self, artworks: Sequence[ArtworkMetadata]) -> None: ...
+
+    def observe_suggestions(self, suggestions: Sequence[Sequence[TagSuggestion]]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -96,11 +105,14 @@ def create_app(
     store: StateStore | None = None,
     metrics: StreamMetrics | None = None,
     model_version: str | None = None,
+    monitor: DataQualityObserver | None = None,
 ) -> faust.App:
     """A faust app whose agent tags artworks from the created and updated topics.
 
     ``app_id`` is also the consumer group (default ``settings.consumer_group``);
-    ``model_version`` labels the outputs (default: the tagger's).
+    ``model_version`` labels the outputs (default: the tagger's); ``monitor``
+    (e.g. :class:`arttag.monitoring.DataQualityMonitor`) sees every batch's
+    artworks and suggestions.
     """
     app_id = app_id or settings.consumer_group
     topics = StreamTopics.for_prefix(settings.kafka.topic_prefix)
@@ -193,6 +205,12 @@ def create_app(
             metrics.skipped.labels(skipped.reason).inc()
             log.info("artwork %s rev %d from %s: %s, no new suggestion", skipped.artwork_id,
                      skipped.revision, skipped.message.where, skipped.reason)
+        if monitor is not None:
+            try:
+                monitor.observe_artworks(result.artworks)
+                monitor.observe_suggestions([s.suggestions for _, s in result.suggestions])
+            except Exception as exc:  # noqa: BLE001 - monitoring must never stop the stream
+                log.warning("data-quality monitor failed: %s", exc)
         metrics.state_artworks.set(len(store))
         metrics.batch_seconds.observe(time.perf_counter() - started)
 

@@ -16,6 +16,7 @@ from typing import Literal
 from arttag.errors import ArttagError, EventDecodeError
 from arttag.events import (
     ArtworkCreated,
+    ArtworkMetadata,
     ArtworkUpdated,
     DeadLetter,
     TagSuggestionsPublished,
@@ -132,6 +133,8 @@ class BatchResult:
     latest: list[TagSuggestionsPublished] = field(default_factory=list)
     dead_letters: list[tuple[RawMessage, DeadLetter]] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    artworks: list[ArtworkMetadata] = field(default_factory=list)
+    """Every artwork decoded in the batch (for data-quality monitoring)."""
     encode_score_s: float = 0.0
     suggested: int = 0
 
@@ -202,6 +205,7 @@ class BatchProcessor:
                     (message, make_dead_letter(message, str(exc), reason, self.consumer))
                 )
                 continue
+            result.artworks.append(event.artwork)
             chash = content_hash(event.artwork)
             if (event.artwork_id, event.revision, chash) in seen:
                 result.skipped.append(

@@ -26,6 +26,19 @@ def load_stream_tagger(settings: StreamSettings) -> Tagger:
     return load_tagger(settings.bundle_dir, settings.encoder)
 
 
+def build_monitor(settings: StreamSettings, metrics: StreamMetrics):
+    """The data-quality monitor on the worker's registry, with the bundle's reference profile if any."""
+    from arttag.errors import ModelError
+    from arttag.monitoring import DataQualityMonitor, load_reference_profile
+
+    try:
+        profile = load_reference_profile(settings.bundle_dir)
+    except ModelError:
+        log.info("no reference profile in %s: data-quality drift gauges off", settings.bundle_dir)
+        profile = None
+    return DataQualityMonitor(metrics.registry, profile)
+
+
 def run_worker(
     settings: StreamSettings,
     tagger: Tagger,
@@ -40,9 +53,10 @@ def run_worker(
     follower.load()
     follower.start()
     metrics = StreamMetrics()
+    monitor = build_monitor(settings, metrics)
     metrics.serve(settings.metrics_port)
     app = create_app(settings, tagger, app_id=app_id, store=store, metrics=metrics,
-                     model_version=model_version)
+                     model_version=model_version, monitor=monitor)
     log.info("worker %s: model %s, batches of up to %d within %d ms, metrics on :%s",
              app.conf.id, model_version or tagger.model_version, settings.batch_max_events,
              settings.batch_max_ms, settings.metrics_port or "off")
