@@ -21,6 +21,10 @@ Which = Literal["suggestions", "latest", "dead-letters"]
 def _evidence_line(tag: TagSuggestion) -> str:
     """The explanation's summary, or else its strongest piece of evidence, on one line."""
     summary = tag.explanation.summary.strip().replace("\n", " ")
+    # Summaries often open with "'label' (NN% confidence); ", which the line shows already.
+    head, sep, rest = summary.partition("confidence); ")
+    if sep and head.startswith("'"):
+        summary = rest
     if summary:
         return summary
     for c in tag.explanation.contributions:
@@ -33,14 +37,14 @@ def _evidence_line(tag: TagSuggestion) -> str:
     return ", ".join(tag.scorers)
 
 
-def format_suggestions(event: TagSuggestionsPublished, top: int = 5, width: int = 110) -> str:
+def format_suggestions(event: TagSuggestionsPublished, top: int = 5, width: int = 150) -> str:
     """A few lines: the artwork, then its top tags with confidence and a one-line explanation."""
     lines = [f"artwork {event.artwork_id} rev {event.revision} · model {event.model_version} "
              f"· {len(event.suggestions)} suggestions"]
     for tag in event.suggestions[:top]:
         mark = " (already assigned)" if tag.already_assigned else ""
         head = f"  {tag.confidence:4.0%}  {tag.label}{mark}"
-        line = f"{head:<40} {_evidence_line(tag)}"
+        line = f"{head:<36} {_evidence_line(tag)}"
         lines.append(line if len(line) <= width else line[: width - 1] + "…")
     return "\n".join(lines)
 
