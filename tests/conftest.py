@@ -62,3 +62,27 @@ def hashing_bundle_dir(tmp_path_factory, sample_catalogue) -> Path:
     out = tmp_path_factory.mktemp("hashing-bundle") / "bundle"
     train_bundle(sample_catalogue, out, HashingEncoder(), {"evaluate": False})
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_mpnet_dir(tmp_path_factory) -> Path:
+    """A tiny random MPNet saved as a sentence-transformers folder (stands in for the fetched model)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from arttag.encoders.tiny import build_tiny_mpnet
+    from arttag.model_export import calibration_texts
+
+    out = tmp_path_factory.mktemp("tiny-model") / "tiny-mpnet"
+    return build_tiny_mpnet(out, calibration_texts(300))
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_dir(tiny_mpnet_dir: Path) -> Path:
+    """The tiny model exported through the same code as `arttag model export` (fp32 + int8, manifest).
+
+    Use it with ``EncoderSettings(model_dir=tiny_mpnet_dir)`` (its ``resolved_onnx_dir`` is this folder).
+    """
+    from arttag.model_export import calibration_texts, export_onnx
+
+    out = tiny_mpnet_dir.with_name(tiny_mpnet_dir.name + "-onnx")
+    export_onnx(tiny_mpnet_dir, out, texts=calibration_texts(64), progress=False)
+    return out
