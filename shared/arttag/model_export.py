@@ -121,21 +121,32 @@ def read_sentence_config(model_dir: Path) -> SentenceConfig:
         modules = json.loads((model_dir / "modules.json").read_text())
     except (OSError, ValueError) as exc:
         raise ModelError(f"{model_dir} is not a sentence-transformers model folder: {exc}") from exc
+    # sentence-transformers < 5.x keeps max_seq_length in sentence_bert_config.json; 5.x in the
+    # tokenizer config's model_max_length. Either way it cannot exceed the position table.
     sbert = model_dir / "sentence_bert_config.json"
     max_length = json.loads(sbert.read_text()).get("max_seq_length") if sbert.is_file() else None
-    max_length = int(max_length or config.get("max_position_embeddings", 514) - 2)
+    tok_config = model_dir / "tokenizer_config.json"
+    if max_length is None and tok_config.is_file():
+        candidate = json.loads(tok_config.read_text()).get("model_max_length")
+        max_length = candidate if isinstance(candidate, int) and candidate < 100_000 else None
+    positions = int(config.get("max_position_embeddings", 514)) - 2
+    max_length = min(int(max_length or positions), positions)
     pooling_path = next((m["path"] for m in modules if m["type"].endswith(".Pooling")), None)
     if pooling_path is None:
         raise ModelError(f"{model_dir} has no Pooling module; only mean-pooled models are supported")
     pooling = json.loads((model_dir / pooling_path / "config.json").read_text())
-    modes = [k for k, v in pooling.items() if k.startswith("pooling_mode") and v]
-    if modes != ["pooling_mode_mean_tokens"]:
+    if "pooling_mode" in pooling:
+        modes = [pooling["pooling_mode"]] if isinstance(pooling["pooling_mode"], str) else list(pooling["pooling_mode"])
+    else:
+        modes = [k.removeprefix("pooling_mode_").removesuffix("_tokens") for k, v in pooling.items() if k.startswith("pooling_mode") and v]
+    if modes != ["mean"]:
         raise ModelError(f"unsupported pooling {modes} in {model_dir}; only mean pooling is supported")
+    dim = pooling.get("word_embedding_dimension") or pooling.get("embedding_dimension") or config["hidden_size"]
     return SentenceConfig(
         max_length=max_length,
         pooling="mean",
         normalize=any(m["type"].endswith(".Normalize") for m in modules),
-        embedding_dim=int(pooling.get("word_embedding_dimension") or config["hidden_size"]),
+        embedding_dim=int(dim),
         pad_token_id=int(config.get("pad_token_id", 0)),
     )
 
