@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from arttag_api.problems import PROBLEM_MEDIA_TYPE
+from arttag_api.problems import PROBLEM_MEDIA_TYPE, Problem
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +71,10 @@ class BodyLimitMiddleware:
     async def _reject(self, scope: Scope, send: Send) -> None:
         log.info("rejected %s %s: body over %d bytes", scope.get("method"), scope.get("path"),
                  self.max_body_bytes)
-        body = json.dumps({
-            "type": "about:blank", "title": "Request body too large", "status": 413,
-            "detail": f"request bodies are limited to {self.max_body_bytes} bytes",
-            "instance": scope.get("path"),
-        }).encode()
+        body = Problem(
+            title="Request body too large", status=413, instance=scope.get("path"),
+            detail=f"request bodies are limited to {self.max_body_bytes} bytes",
+        ).model_dump_json(exclude_none=True).encode()
         await send({"type": "http.response.start", "status": 413, "headers": [
             (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
             (b"content-length", str(len(body)).encode()),
