@@ -350,3 +350,30 @@ def test_two_workers_split_the_partitions(kafka_bootstrap, bundle_dir, artworks,
     finally:
         for w in workers:
             w.stop()
+
+
+# -- backfill ----------------------------------------------------------------------------------------
+
+
+def test_backfill_resumes_from_its_checkpoint_and_reports_bad_rows(kafka_settings, sample_catalogue, tmp_path):
+    import gzip
+
+    from arttag_stream.backfill import backfill
+
+    create_topics(kafka_settings)
+    lines = gzip.open(sample_catalogue, "rt").read().splitlines()[:30]
+    lines.insert(5, "{not json")
+    lines.insert(12, json.dumps({"id": 1, "title": ""}))
+    catalogue = tmp_path / "cat.jsonl"
+    catalogue.write_text("\n".join(lines) + "\n")
+    ckpt = tmp_path / "ckpt.json"
+    first = backfill(kafka_settings, catalogue, checkpoint=ckpt, limit=10, progress=False)
+    assert first.published == 10 and len(first.bad_rows) == 1 and first.bad_rows[0].line == 6
+    second = backfill(kafka_settings, catalogue, checkpoint=ckpt, progress=False, rate=200)
+    assert second.published == 20 and second.resumed_after_line == 11
+    assert [b.line for b in second.bad_rows] == [13]
+    assert second.elapsed_s >= 20 / 200 * 0.8  # the rate limit holds
+    topic = StreamTopics.for_prefix(kafka_settings.topic_prefix).created
+    records = read_until(kafka_settings, topic, lambda rs: len(rs) >= 30)
+    assert len({r["artwork_id"] for r in records}) == 30 == len(records)
+    assert all(r["_key"] == r["artwork_id"].encode() for r in records)
