@@ -308,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-in-flight", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--batch-requests", type=int, default=10)
-    p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: its choice)")
+    p.add_argument("--threads", type=int, nargs="+", default=[0, 1],
+                   help="onnxruntime intra-op threads, one server run each (0: onnxruntime's choice)")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "api.json")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -318,47 +319,57 @@ def main(argv: list[str] | None = None) -> int:
 
     manifest = read_manifest(args.bundle_dir)
     payloads = load_payloads()
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     info = machine()
-    proc = start_server(args.bundle_dir, port, max(args.batch_size, 64), args.threads)
-    try:
-        started = time.monotonic()
-        ready = wait_ready(base, proc)
-        load_s = time.monotonic() - started
-        log.info("model %s loaded in %.1fs", ready.get("model_version"), load_s)
-        results = asyncio.run(run(args, base, payloads))
-    finally:
-        proc.terminate()
+    runs = []
+    for threads in args.threads:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        proc = start_server(args.bundle_dir, port, max(args.batch_size, 64), threads)
         try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            started = time.monotonic()
+            ready = wait_ready(base, proc)
+            load_s = time.monotonic() - started
+            log.info("model %s loaded in %.1fs (intra-op threads %d)", ready.get("model_version"), load_s, threads)
+            results = asyncio.run(run(args, base, payloads))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        runs.append({"intra_op_threads": threads, "load_s": round(load_s, 1), **results})
     info["loadavg_at_end"] = list(os.getloadavg())
 
-    at10 = next((r for r in results["open_loop"] if r["offered_rps"] == 10), None)
-    ok_rates = [r["achieved_rps"] for r in results["open_loop"]
+    def at10(run: dict) -> dict | None:
+        return next((r for r in run["open_loop"] if r["offered_rps"] == 10), None)
+
+    # the headline is the best configuration at 10 requests/s, and says which one it is
+    best = min(runs, key=lambda r: (at10(r) or {}).get("p99_ms") or float("inf"))
+    best10 = at10(best)
+    ok_rates = [r["achieved_rps"] for r in best["open_loop"]
                 if r["errors"] == 0 and r["p99_ms"] is not None and r["p99_ms"] < 1000]
-    max_rps = max([r["achieved_rps"] or 0 for r in results["closed_loop"]] + ok_rates + [0])
+    max_rps = max([r["achieved_rps"] or 0 for r in best["closed_loop"]] + ok_rates + [0])
     report = {
         "benchmark": "POST /v1/suggest, single artwork, loopback, one uvicorn worker",
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "python bench/api.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "headline": {
-            "p99_ms_at_10rps": at10["p99_ms"] if at10 else None,
-            "p50_ms_at_10rps": at10["p50_ms"] if at10 else None,
+            "p99_ms_at_10rps": best10["p99_ms"] if best10 else None,
+            "p50_ms_at_10rps": best10["p50_ms"] if best10 else None,
             "max_rps": max_rps,
+            "intra_op_threads": best["intra_op_threads"],
             "target": "p99 < 150 ms at 10 requests/s",
-            "target_met": bool(at10 and at10["p99_ms"] is not None and at10["p99_ms"] < 150 and not at10["errors"]),
+            "target_met": bool(best10 and best10["p99_ms"] is not None and best10["p99_ms"] < 150
+                               and not best10["errors"]),
         },
         "machine": info,
         "model": {"model_version": manifest.get("model_version"), "encoder": manifest.get("encoder"),
-                  "bundle_dir": str(args.bundle_dir), "load_s": round(load_s, 1),
-                  "encoder_cache": "off", "suggestions_per_artwork": args.limit},
+                  "bundle_dir": str(args.bundle_dir), "encoder_cache": "off",
+                  "suggestions_per_artwork": args.limit},
         "settings": {"rates": args.rates, "concurrency": args.concurrency, "duration_s": args.duration,
                      "max_in_flight": args.max_in_flight, "warmup_requests": args.warmup,
-                     "intra_op_threads": args.threads},
-        **results,
+                     "intra_op_threads": args.threads, "batch_size": args.batch_size},
+        "runs": runs,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
