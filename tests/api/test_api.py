@@ -245,3 +245,23 @@ def test_not_ready_while_the_model_is_missing(settings, parts, tmp_path):
         r = c.post("/v1/suggest", json={"artwork": ARTWORK})
         assert r.status_code == 503 and "cannot load" in r.json()["detail"]
         assert c.get("/readyz").json()["model_loaded"] is False
+
+
+def test_waiting_requests_share_one_tagger_call(tagger):
+    from arttag.events import ArtworkMetadata
+    from arttag.tagger import SuggestOptions
+    from arttag_api.batcher import SuggestBatcher
+
+    batcher = SuggestBatcher(lambda: tagger, max_batch=64)
+    try:
+        options = SuggestOptions(limit=2)
+        tagger.calls.clear()
+        big = batcher.submit([ArtworkMetadata(title=f"Study {i}") for i in range(16)], options)
+        singles = [batcher.submit([ArtworkMetadata(title=t)], options) for t in ("Boats", "Castle", "Hill")]
+        other = batcher.submit([ArtworkMetadata(title="Sea")], SuggestOptions(limit=1))
+        assert len(big.result(60)) == 16 and all(len(f.result(60)) == 1 for f in singles)
+        assert len(other.result(60)[0]) == 1
+        # the singles queued while the big call ran and went in together; other options run apart
+        assert sum(tagger.calls) == 20 and len(tagger.calls) <= 3
+    finally:
+        batcher.close()
