@@ -41,6 +41,7 @@ class RerankerParams(BaseModel):
     min_samples_leaf: int = Field(40, ge=1)
     l2_regularization: float = Field(1.0, ge=0)
     random_state: int = 0
+    threads: int = Field(1, ge=1, description="OpenMP threads for fit and predict; 1 avoids spin-waiting on busy CPUs")
 
 
 @dataclass
@@ -74,6 +75,7 @@ class Ensemble:
         self.vocabulary = vocabulary
         self.scorers = list(scorers)
         self.reranker = reranker
+        self.threads = 1
         usage = np.array([t.usage for t in vocabulary], dtype=np.float64)
         self._log_usage = np.log1p(usage)
         groups = {g: i for i, g in enumerate(sorted({t.group or "" for t in vocabulary}))}
@@ -175,7 +177,10 @@ class Ensemble:
             cols = [self.feature_names.index(f"{s.name}.score") for s in self.scorers if s.supervised]
             cols = cols or [self.feature_names.index(f"{self.scorers[0].name}.score")]
             return np.clip(features[:, cols].mean(axis=1), 0.0, 1.0)
-        return self.reranker.predict_proba(features)[:, 1]
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=self.threads):
+            return self.reranker.predict_proba(features)[:, 1]
 
     def fit_reranker(self, batch: Batch, gold: Sequence[set[int]], params: RerankerParams | None = None,
                      progress: bool = False) -> dict[str, Any]:
@@ -210,7 +215,10 @@ class Ensemble:
             l2_regularization=params.l2_regularization, random_state=params.random_state,
             early_stopping=len(y) > 10_000, validation_fraction=0.1, n_iter_no_change=20,
         )
-        model.fit(x, y)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=params.threads):
+            model.fit(x, y)
         self.reranker = model
         report["trained"] = True
         report["iterations"] = int(model.n_iter_)

@@ -26,12 +26,12 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from arttag.catalogue import CatalogueRecord, CatalogueReport, load_catalogue
 from arttag.encoders.base import TextEncoder
 from arttag.ensemble import Ensemble, RerankerParams
-from arttag.errors import ModelError
+from arttag.errors import ArttagError, ModelError
 from arttag.metrics import expected_calibration_error, ranking_metrics, subset_recall
 from arttag.scorers.base import Batch, Corpus
 from arttag.scorers.registry import get_scorer_class
@@ -58,6 +58,20 @@ class TrainParams(BaseModel):
     model_version: str | None = Field(None, description="Overrides the derived model version")
     evaluate: bool = Field(True, description="Evaluate on the dev split and store the figures in the manifest")
     batch_size: int = Field(512, ge=1, description="Artworks scored at a time")
+
+    @field_validator("scorers")
+    @classmethod
+    def _scorer_params_are_valid(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        # Validate every scorer's Params once, at start-up, not after an hour of embedding.
+        if not value:
+            raise ValueError("at least one scorer is needed")
+        for name, params in value.items():
+            try:
+                scorer_cls = get_scorer_class(name)
+            except ArttagError as exc:
+                raise ValueError(str(exc)) from None
+            scorer_cls.Params.model_validate(params)
+        return value
 
 
 # -- data -----------------------------------------------------------------------

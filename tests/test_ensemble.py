@@ -1,0 +1,121 @@
+"""The two-step ensemble on the synthetic catalogue: right tags, calibrated-looking scores,
+explanations from every source, and every SuggestOptions filter honoured."""
+
+from __future__ import annotations
+
+import pytest
+
+from arttag.bundle import load_tagger
+from arttag.encoders import HashingEncoder
+from arttag.events import ArtworkMetadata, AssignedTag, NeighbourEvidence, TagSuggestion
+from arttag.metrics import expected_calibration_error, ranking_metrics, subset_recall
+from arttag.synthetic import write_synthetic_catalogue
+from arttag.tagger import SuggestOptions, Tagger
+from arttag.training import train_bundle
+
+FAST = {"reranker": {"max_iter": 60}}
+
+
+@pytest.fixture(scope="module")
+def synthetic_bundle(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ens")
+    catalogue = write_synthetic_catalogue(root / "cat.jsonl.gz")
+    manifest = train_bundle(catalogue, root / "bundle", HashingEncoder(), FAST)
+    return root / "bundle", manifest
+
+
+@pytest.fixture(scope="module")
+def tagger(synthetic_bundle):
+    return load_tagger(synthetic_bundle[0], HashingEncoder())
+
+
+HARBOUR = ArtworkMetadata(title="Fishing Boats in Naples Harbour", artists=["Joseph Mallord William Turner"],
+                          medium="Oil paint on canvas", tags=[AssignedTag(id="1", label="harbour")])
+PORTRAIT = ArtworkMetadata(title="Portrait of Lady Grey, Seated", artists=["Thomas Gainsborough"])
+
+
+def test_bad_rows_are_reported_and_skipped_without_crashing_training(synthetic_bundle):
+    _, manifest = synthetic_bundle
+    data = manifest["data"]
+    assert data["bad_rows"] == 4
+    lines = [b["line"] for b in data["bad_row_examples"]]
+    assert lines == [242, 243, 244, 245]  # 241 good rows come first
+    errors = " ".join(b["error"] for b in data["bad_row_examples"])
+    assert "title" in errors and "artists" in errors and "colour" in errors and "JSON" in errors
+
+
+def test_ensemble_finds_the_known_tags(tagger):
+    assert isinstance(tagger, Tagger)
+    harbour, portrait = tagger.suggest([HARBOUR, PORTRAIT])
+    assert {s.label for s in harbour[:2]} == {"harbour", "boat, fishing"}
+    assert {s.label for s in portrait[:2]} == {"portrait", "man"}
+    assert all(0.0 <= s.confidence <= 1.0 for s in harbour + portrait)
+    assert [s.score for s in harbour] == sorted((s.score for s in harbour), reverse=True)
+
+
+def test_every_suggestion_is_explained_by_its_sources(tagger):
+    [suggestions] = tagger.suggest([HARBOUR])
+    top = suggestions[0]
+    assert isinstance(top, TagSuggestion)
+    by_scorer = {c.scorer: c for c in top.explanation.contributions}
+    assert {"knn", "tfidf"} <= set(by_scorer)
+    assert set(top.scorers) <= {"knn", "tfidf", "semantic"} and top.scorers
+    neighbours = [e for e in by_scorer["tfidf"].evidence if isinstance(e, NeighbourEvidence)]
+    assert neighbours and all(e.similarity > 0 for e in neighbours)
+    assert any(e.kind == "term" for e in by_scorer["tfidf"].evidence)
+    assert top.label in top.explanation.summary
+    harbour = next(s for s in suggestions if s.tag_id == "1")
+    assert harbour.already_assigned is True
+    assert all(not s.already_assigned for s in suggestions if s.tag_id != "1")
+
+
+def test_suggest_options_are_honoured(tagger):
+    def ids(options):
+        return [s.tag_id for s in tagger.suggest([HARBOUR], options)[0]]
+
+    everything = ids(SuggestOptions(limit=50))
+    assert len(everything) > 3
+    assert ids(SuggestOptions(limit=2)) == everything[:2]
+    assert "1" not in ids(SuggestOptions(only_new=True))
+    assert "2" not in ids(SuggestOptions(exclude_tags=["2"]))
+    assert set(ids(SuggestOptions(include_tags=["2", "5"]))) <= {"2", "5"}
+    groups = {s.tag_id: s.group for s in tagger.suggest([HARBOUR], SuggestOptions(limit=50))[0]}
+    only = ids(SuggestOptions(include_groups=["seascapes and coasts"], limit=50))
+    assert only and all(groups[t] == "seascapes and coasts" for t in only)
+    assert all(groups[t] != "seascapes and coasts" for t in ids(SuggestOptions(exclude_groups=["seascapes and coasts"], limit=50)))
+    high = tagger.suggest([HARBOUR], SuggestOptions(min_confidence=0.5, limit=50))[0]
+    assert all(s.confidence >= 0.5 for s in high)
+    assert tagger.suggest([], None) == []
+
+
+def test_manifest_and_metrics(synthetic_bundle, tagger):
+    _, manifest = synthetic_bundle
+    assert manifest["model_version"].startswith("tate-") and tagger.model_version == manifest["model_version"]
+    assert manifest["encoder"]["name"] == "hashing-256"
+    assert manifest["split_rule"].startswith("sha256")
+    assert manifest["data"]["sha256"] and manifest["libraries"]["scikit-learn"]
+    m = manifest["metrics"]
+    assert m["ensemble"]["f1_at_5"] > 0.3 and m["ensemble"]["p_at_1"] > 0.8
+    assert set(m["scorers"]) == {"knn", "tfidf", "semantic"}
+    assert {"novel_text", "ece", "headline"} <= set(m)
+    assert m["ensemble"]["unseen_pairs"] == 1  # the lighthouse
+
+
+def test_semantic_tag_search(tagger):
+    hits = tagger.search_tags_semantic("lighthouse", limit=3)
+    assert hits[0][0].label == "lighthouse"
+    assert hits[0][1] >= hits[-1][1]
+    assert tagger.vocabulary.get("99").usage == 0
+    assert tagger.encoder.name == "hashing-256"
+
+
+def test_metrics_by_hand():
+    m = ranking_metrics([[1, 2, 3, 4, 5], [9, 8]], [{1, 3}, {7}])
+    assert m["documents"] == 2
+    assert m["p_at_1"] == 0.5
+    assert m["p_at_5"] == pytest.approx((2 / 5 + 0) / 2)
+    assert m["r_at_5"] == pytest.approx((1.0 + 0) / 2)
+    assert m["f1_at_5"] == pytest.approx((2 * 0.4 * 1.0 / 1.4) / 2)
+    assert ranking_metrics([[1]], [set()])["documents"] == 0
+    assert subset_recall([[1, 2], [3]], [{1, 5}, {5}], {5, 1})["recall"] == pytest.approx(1 / 3)
+    assert expected_calibration_error([0.9, 0.9, 0.1, 0.1], [True, True, False, False]) == pytest.approx(0.1)

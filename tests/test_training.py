@@ -1,0 +1,108 @@
+"""Training, bundles and the train/evaluate/suggest commands: train -> save -> load -> suggest."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from arttag.bundle import load_tagger, read_manifest
+from arttag.encoders import HashingEncoder
+from arttag.errors import ModelError
+from arttag.events import ArtworkMetadata
+from arttag.synthetic import write_synthetic_catalogue
+from arttag.tagger import SuggestOptions
+from arttag_cli.main import main
+
+ART = ArtworkMetadata(title="The Thames at Richmond", artists=["Joseph Mallord William Turner"],
+                      medium="Graphite on paper", group_title="Richmond Sketchbook")
+
+
+def test_sample_round_trip(hashing_bundle_dir):
+    manifest = read_manifest(hashing_bundle_dir)
+    assert manifest["encoder"]["name"] == "hashing-256"
+    assert {"knn", "tfidf", "semantic"} == set(manifest["scorers"])
+    assert manifest["training"]["reranker"]["trained"] is True
+    a = load_tagger(hashing_bundle_dir)  # the bundle names its hashing encoder
+    b = load_tagger(hashing_bundle_dir, HashingEncoder())
+    assert a.model_version == b.model_version == manifest["model_version"]
+    [sa], [sb] = a.suggest([ART]), b.suggest([ART])
+    assert [s.tag_id for s in sa] == [s.tag_id for s in sb] and len(sa) == 10
+    assert all(s.explanation.contributions for s in sa)
+    assert len(a.vocabulary) == manifest["vocabulary_size"]
+    assert a.suggest([ART], SuggestOptions(limit=3))[0] == sa[:3]
+
+
+def test_bundle_refuses_another_encoder_and_a_missing_folder(hashing_bundle_dir, tmp_path):
+    with pytest.raises(ModelError, match="trained with encoder"):
+        load_tagger(hashing_bundle_dir, HashingEncoder(dim=64))
+    with pytest.raises(ModelError, match="no model bundle"):
+        load_tagger(tmp_path / "nothing")
+
+
+def test_bundle_loads_and_suggests_without_torch(hashing_bundle_dir):
+    code = (
+        "import sys\n"
+        "from arttag.bundle import load_tagger\n"
+        "from arttag.events import ArtworkMetadata\n"
+        f"t = load_tagger({str(hashing_bundle_dir)!r})\n"
+        "assert t.suggest([ArtworkMetadata(title='Hill')])[0]\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def cli_bundle(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    catalogue = write_synthetic_catalogue(root / "cat.jsonl.gz")
+    params = root / "params.json"
+    params.write_text(json.dumps({"reranker": {"max_iter": 40}}))
+    return root, catalogue, params
+
+
+def test_cli_train_evaluate_suggest(cli_bundle, capsys, monkeypatch):
+    root, catalogue, params = cli_bundle
+    out = root / "bundle"
+    assert main(["train", str(catalogue), "--out", str(out), "--encoder", "hashing", "--params", str(params),
+                 "--model-version", "test-1", "--embedding-cache", str(root / "emb")]) == 0
+    printed = capsys.readouterr().out
+    assert "bundle test-1 written" in printed and "4 bad row(s) skipped" in printed and "line 245" in printed
+    assert read_manifest(out)["model_version"] == "test-1"
+    assert (root / "emb" / "hashing-256.npz").exists()
+
+    figures = root / "quality.json"
+    assert main(["evaluate", str(catalogue), "--bundle", str(out), "--json", str(figures),
+                 "--embedding-cache", str(root / "emb")]) == 0
+    printed = capsys.readouterr().out
+    assert "ensemble" in printed and "novel text" in printed and "ECE" in printed
+    result = json.loads(figures.read_text())
+    assert {"f1_at_5", "ndcg_at_10", "p_at_1", "unseen_tag_recall_at_10", "best_single_scorer_f1_at_5",
+            "novel_text_f1_at_5", "novel_text_ndcg_at_10"} <= set(result["headline"])
+    assert result["model_version"] == "test-1" and result["machine"]["cpus"]
+
+    artwork = {"title": "Fishing Boats in Genoa Harbour", "artists": ["Joseph Mallord William Turner"],
+               "tags": [{"id": "1", "label": "harbour"}]}
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(artwork)))
+    assert main(["suggest", "--bundle", str(out), "--limit", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "harbour" in printed and "[already assigned]" in printed and "similar artwork" in printed
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(artwork)))
+    assert main(["suggest", "--bundle", str(out), "--json", "--only-new"]) == 0
+    suggestions = json.loads(capsys.readouterr().out)
+    assert suggestions and all(s["tag_id"] != "1" for s in suggestions)
+    monkeypatch.setattr(sys, "stdin", io.StringIO('{"artists": []}'))
+    assert main(["suggest", "--bundle", str(out)]) == 2
+    assert "title" in capsys.readouterr().err
+
+
+def test_cli_train_rejects_bad_params(cli_bundle, capsys):
+    root, catalogue, _ = cli_bundle
+    bad = root / "bad.json"
+    bad.write_text(json.dumps({"scorers": {"knn": {"neighbours": -1}}}))
+    assert main(["train", str(catalogue), "--out", str(root / "b2"), "--encoder", "hashing",
+                 "--params", str(bad)]) == 2
+    assert "invalid training parameters" in capsys.readouterr().err
