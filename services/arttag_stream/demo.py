@@ -73,7 +73,7 @@ def ensure_bundle(bundle_dir: Path, encoder: TextEncoder, say: Callable[[str], N
         return bundle_dir
     say(f"training a model bundle on the bundled sample into {bundle_dir} (once)")
     started = time.monotonic()
-    train_bundle(sample_path(), bundle_dir, encoder)
+    train_bundle(sample_path(), bundle_dir, encoder, progress=True)
     say(f"bundle trained in {time.monotonic() - started:.0f}s")
     return bundle_dir
 
