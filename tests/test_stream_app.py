@@ -1,0 +1,33 @@
+"""The faust app factory's wiring, without a broker: topics, agent name, delivery settings."""
+
+from __future__ import annotations
+
+from arttag.settings import KafkaSettings, StreamSettings
+from arttag_stream.app import create_app
+
+
+class _Tagger:
+    model_version = "fake-1"
+
+    def suggest(self, artworks, options=None):
+        return [[] for _ in artworks]
+
+
+def test_create_app_wires_one_named_agent_on_both_artwork_topics(tmp_path):
+    settings = StreamSettings(kafka=KafkaSettings(topic_prefix="p."), data_dir=tmp_path,
+                              consumer_group="grp", batch_max_events=7)
+    app = create_app(settings, _Tagger(), agent_name="tagger-agent")
+    assert app.conf.id == "grp"
+    assert list(app.agents) == ["tagger-agent"]
+    agent = app.agents["tagger-agent"]
+    assert set(agent.channel.topics) == {"p.artworks.created.v1", "p.artworks.updated.v1"}
+    assert app.conf.producer_acks == -1
+    assert app.conf.web_enabled is False
+    assert app.conf.consumer_auto_offset_reset == "earliest"
+
+
+def test_two_apps_can_coexist_in_one_process(tmp_path):
+    settings = StreamSettings(data_dir=tmp_path)
+    a = create_app(settings, _Tagger(), app_id="a")
+    b = create_app(settings, _Tagger(), app_id="b")
+    assert a is not b and a.conf.id == "a" and b.conf.id == "b"
