@@ -212,6 +212,19 @@ def test_difference_kinds():
     assert difference_kind("church", "churches") == "plural"
     assert difference_kind("city", "cities") == "plural"
     assert difference_kind("sea", "ocean") == "other"
+    assert difference_kind("Ceret", "Céret") == "accents"
+    assert lexical_key("Ceret") == lexical_key("céret")
+
+
+def test_structured_siblings_are_not_duplicates():
+    from arttag.audit.duplicates import structured_siblings
+
+    assert structured_siblings("Luke, chapter 10", "Luke, chapter 22")
+    assert structured_siblings("George I, King", "George II, King")
+    assert structured_siblings("Venice, Palazzo Reale", "Venice, Palazzo Rezzonico")
+    assert not structured_siblings("townscape", "townscape, distant")
+    assert not structured_siblings("bell jar", "glass bell-jar")
+    assert not structured_siblings("seascape, stormy", "seascape, stormy, night")
 
 
 def test_near_duplicates_without_encoder_are_lexical_only(catalogue):

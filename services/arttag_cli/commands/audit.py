@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="text encoder for tag and artwork embeddings (default: onnx, the real MPNet; "
                    "hashing is a fast fake for dry runs)")
     p.add_argument("--tag-similarity", type=float, default=None,
-                   help="cosine from which two tag labels are near-duplicates (default 0.9; "
+                   help="cosine from which two tag labels are near-duplicates (default 0.85; "
                    "not used with --encoder hashing)")
     p.add_argument("--artwork-similarity", type=float, default=0.95,
                    help="cosine from which two artworks of a block are near-identical (default 0.95)")
@@ -101,7 +101,7 @@ def _audit(args: argparse.Namespace) -> int:
 
         tagger = load_tagger(args.bundle, encoder)
     options = AuditOptions(
-        tag_similarity=args.tag_similarity or 0.9,
+        tag_similarity=args.tag_similarity or 0.85,
         artwork_similarity=args.artwork_similarity,
         prefilter_similarity=args.prefilter_similarity,
         min_confidence=args.min_confidence,

@@ -1,5 +1,10 @@
-"""Near-duplicate tags: labels that differ only in case, punctuation, word order or plural,
-and labels whose embeddings are nearly identical (``townscape`` / ``townscape, distant``).
+"""Near-duplicate tags: labels that differ only in case, accents, punctuation, word order or plural,
+and labels whose embeddings are nearly identical (``Jacob - ladder`` / ``Jacob's ladder``).
+
+Embeddings rate structured siblings very close (``Luke, chapter 3`` / ``Luke, chapter 4``,
+``Venice, Palazzo Reale`` / ``Venice, Palazzo Rezzonico``, ``George I`` / ``George II``); those
+are distinct on purpose, so pairs whose numbers differ, or that share the part before the first
+comma and differ after it, are left out unless nearly identical (cosine >= 0.95: typos).
 
 Each finding names its tags with usage counts and example artworks, and
 proposes the most used tag as the one to keep, so a curator can merge the
@@ -9,6 +14,7 @@ others into it or write definitions that tell them apart.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -24,8 +30,32 @@ _PUNCT = re.compile(r"[^\w\s]+", re.UNICODE)
 _NON_SPECIFIC = re.compile(r"\s*-\s*non-specific\s*$", re.IGNORECASE)
 
 
+_NUMBER = re.compile(r"\b(?:\d+|[IVX]+)\b")
+SIBLING_MAX_SIMILARITY = 0.95
+
+
+def fold_accents(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
 def _words(label: str) -> list[str]:
-    return _PUNCT.sub(" ", _NON_SPECIFIC.sub("", label)).lower().split()
+    return _PUNCT.sub(" ", fold_accents(_NON_SPECIFIC.sub("", label))).lower().split()
+
+
+def structured_siblings(a: str, b: str) -> bool:
+    """Distinct on purpose: different numbers (chapters, regnal numerals, years), or the same
+    head before the first comma with a different specific part after it."""
+    na, nb = _NUMBER.findall(a), _NUMBER.findall(b)
+    if na and nb and na != nb:
+        return True
+    if "," in a and "," in b:
+        (head_a, tail_a), (head_b, tail_b) = a.split(",", 1), b.split(",", 1)
+        if head_a.strip().lower() != head_b.strip().lower():
+            return False
+        words_a, words_b = set(_words(tail_a)), set(_words(tail_b))
+        # "seascape, stormy" / "seascape, stormy, night" refine each other; they are not siblings.
+        return not (words_a <= words_b or words_b <= words_a)
+    return False
 
 
 def singular(word: str) -> str:
@@ -45,11 +75,14 @@ def lexical_key(label: str) -> str:
 
 
 def difference_kind(a: str, b: str) -> str:
-    """The smallest difference between two labels: same label, case, punctuation, word order, plural or other."""
+    """The smallest difference between two labels: same label, case, accents, punctuation, word order,
+    plural or other."""
     if a == b:
         return "same label"
     if a.lower() == b.lower():
         return "case"
+    if fold_accents(a).lower() == fold_accents(b).lower():
+        return "accents"
     wa, wb = _words(a), _words(b)
     if wa == wb:
         return "punctuation"
@@ -76,7 +109,7 @@ def _examples(records: Sequence[CatalogueRecord], per_tag: int) -> dict[str, lis
 def near_duplicate_tags(
     records: Sequence[CatalogueRecord],
     encoder: TextEncoder | None,
-    threshold: float = 0.9,
+    threshold: float = 0.85,
     examples: int = 3,
     max_pairs: int = 500,
     batch_size: int = 256,
@@ -116,6 +149,7 @@ def near_duplicate_tags(
 
     semantic: list[dict[str, Any]] = []
     semantic_total = 0
+    siblings = 0
     if encoder is not None and len(table) > 1:
         ids = sorted(table)
         labels = [embedding_label(table[i]["label"]) for i in ids]
@@ -135,6 +169,9 @@ def near_duplicate_tags(
         pairs = similar_pairs(vectors, threshold)
         found = []
         for i, j, sim in pairs:
+            if sim < SIBLING_MAX_SIMILARITY and structured_siblings(unique[i], unique[j]):
+                siblings += 1
+                continue
             for a in tags_of[i]:
                 for b in tags_of[j]:
                     if frozenset((a, b)) in lexical_pairs:
@@ -159,6 +196,7 @@ def near_duplicate_tags(
             "encoder": getattr(encoder, "name", None),
             "threshold": threshold,
             "count": semantic_total,
+            "structured_siblings_left_out": siblings,
             "shown": len(semantic),
             "pairs": semantic,
         },

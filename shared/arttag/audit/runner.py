@@ -30,7 +30,7 @@ NO_BUNDLE = "skipped: no model bundle given (run `arttag audit ... --bundle DIR`
 
 @dataclass(frozen=True)
 class AuditOptions:
-    tag_similarity: float = 0.9
+    tag_similarity: float = 0.85
     """Cosine between tag-label embeddings above which two tags are reported as near-duplicates."""
     artwork_similarity: float = 0.95
     """Cosine between artwork-text embeddings above which two artworks of a block are near-identical."""
