@@ -106,3 +106,19 @@ def test_cli_train_rejects_bad_params(cli_bundle, capsys):
     assert main(["train", str(catalogue), "--out", str(root / "b2"), "--encoder", "hashing",
                  "--params", str(bad)]) == 2
     assert "invalid training parameters" in capsys.readouterr().err
+
+
+def test_train_and_load_with_the_tiny_onnx_encoder(tiny_mpnet_dir, tiny_onnx_dir, tmp_path):
+    from arttag.encoders.onnx import OnnxEncoder
+    from arttag.settings import EncoderSettings
+    from arttag.training import train_bundle
+
+    catalogue = write_synthetic_catalogue(tmp_path / "cat.jsonl.gz", per_theme=25)
+    encoder = OnnxEncoder(tiny_onnx_dir, "int8")
+    manifest = train_bundle(catalogue, tmp_path / "bundle", encoder,
+                            {"evaluate": False, "reranker": {"max_iter": 30}}, cache_dir=tmp_path / "emb")
+    assert manifest["encoder"]["name"] == encoder.name and manifest["encoder"]["manifest"]["model_name"]
+    tagger = load_tagger(tmp_path / "bundle", EncoderSettings(model_dir=tiny_mpnet_dir, variant="int8"))
+    [suggestions] = tagger.suggest([ArtworkMetadata(title="Fishing Boats in Genoa Harbour")])
+    assert suggestions and all(s.explanation.contributions for s in suggestions)
+    assert tagger.search_tags_semantic("harbour", 3)

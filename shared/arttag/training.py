@@ -57,6 +57,8 @@ class TrainParams(BaseModel):
     version_prefix: str = Field("tate", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     model_version: str | None = Field(None, description="Overrides the derived model version")
     evaluate: bool = Field(True, description="Evaluate on the dev split and store the figures in the manifest")
+    refit_on_rerank: bool = Field(
+        True, description="After the re-ranker has learned, refit the scorers on train + rerank (more neighbours)")
     batch_size: int = Field(512, ge=1, description="Artworks scored at a time")
 
     @field_validator("scorers")
@@ -221,6 +223,16 @@ def train_ensemble(
         log.warning("no tagged artworks in the rerank split; the ensemble averages scores")
         report["reranker"] = {"trained": False}
     timings["reranker_s"] = time.perf_counter() - t0
+    report["scorers_fitted_on"] = ["train"]
+    if params.refit_on_rerank and rerank:
+        t0 = time.perf_counter()
+        both = list(splits["train"]) + list(rerank)
+        both_emb = None if emb["train"] is None else np.vstack([emb["train"], emb["rerank"]])
+        corpus = make_corpus(both, vocab, both_emb, tag_emb)
+        for scorer in scorers:
+            scorer.fit(corpus)
+        report["scorers_fitted_on"] = ["train", "rerank"]
+        timings["refit_s"] = time.perf_counter() - t0
     report["timings"] = timings
     return ensemble, report
 
@@ -250,7 +262,8 @@ def train_bundle(
     ensemble, report = train_ensemble(records, encoder, params, Path(cache_dir) if cache_dir else None, progress)
     metrics = None
     if params.evaluate:
-        metrics = evaluate_ensemble(ensemble, encoder, records, params.batch_size, cache_dir, progress)
+        metrics = evaluate_ensemble(ensemble, encoder, records, params.batch_size, cache_dir, progress,
+                                    fitted_on=report["scorers_fitted_on"])
     return write_bundle(
         Path(out_dir), ensemble, encoder, params,
         data={"path": str(catalogue), "sha256": file_sha256(catalogue), **_catalogue_summary(cat_report)},
@@ -285,6 +298,7 @@ def evaluate_ensemble(
     batch_size: int = 512,
     cache_dir: str | Path | None = None,
     progress: bool = False,
+    fitted_on: Sequence[str] = ("train", "rerank"),
 ) -> dict[str, Any]:
     """Every metric of :mod:`arttag.metrics` on the tagged dev artworks, per scorer and for the
     ensemble, on all of them and on those whose text appears nowhere in train or rerank."""
@@ -295,7 +309,13 @@ def evaluate_ensemble(
     texts = [build_text(r.metadata) for r in dev]
     novel = [t not in seen_texts for t in texts]
     gold = gold_sets(dev, vocab)
-    usage = np.array([t.usage for t in vocab])
+    # "Seen in training" = used by an artwork the scorers were fitted on.
+    counts: dict[str, int] = {}
+    for s in fitted_on:
+        for r in splits[s]:
+            for tid in {t.id for t in r.metadata.tags}:
+                counts[tid] = counts.get(tid, 0) + 1
+    usage = np.array([counts.get(t.id, 0) for t in vocab])
     rare = set(np.flatnonzero((usage >= 1) & (usage <= 2)).tolist())
     unseen = set(np.flatnonzero(usage == 0).tolist())
     embeddings = None
@@ -325,6 +345,7 @@ def evaluate_ensemble(
             rankings[name] += [t[:10].tolist() for t in c.tags]
     result: dict[str, Any] = {
         "split": "dev",
+        "scorers_fitted_on": list(fitted_on),
         "dev_artworks": len(dev),
         "novel_text_artworks": int(sum(novel)),
         "candidate_recall": candidate_hits / max(1, sum(len(g) for g in gold)),

@@ -99,8 +99,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     settings = CliSettings()
     tagger = _load(args.bundle, settings)
     records, report = load_catalogue(args.catalogue)
+    fitted_on = tagger.manifest.get("training", {}).get("scorers_fitted_on", ["train"])
     result = evaluate_ensemble(tagger.ensemble, tagger.encoder, records,
-                               cache_dir=_cache_dir(args.embedding_cache), progress=True)
+                               cache_dir=_cache_dir(args.embedding_cache), progress=True, fitted_on=fitted_on)
     _print_metrics(result)
     if args.json_out:
         from arttag.bundle import library_versions
