@@ -322,7 +322,7 @@ def load_arttag(bundle: Path) -> Any:
     return load_tagger(bundle, encoder)
 
 
-def run_arttag(bundle: Path, dev: Sequence[CatalogueRecord], batch_size: int) -> dict[str, Any]:
+def run_arttag(bundle: Path, dev: Sequence[CatalogueRecord], batch_size: int, vocab: Vocabulary) -> dict[str, Any]:
     from tqdm import tqdm
 
     t0 = time.perf_counter()
@@ -330,6 +330,13 @@ def run_arttag(bundle: Path, dev: Sequence[CatalogueRecord], batch_size: int) ->
     load_s = time.perf_counter() - t0
     say(f"arttag bundle {tagger.model_version} loaded in {load_s:.1f} s "
         f"(encoder {tagger.manifest['encoder']['name']})")
+    # Bundle columns -> the catalogue vocabulary's indices (identical when the bundle was trained on this catalogue).
+    own = tagger.vocabulary
+    to_cat = np.array([vocab.index(t.id) if t.id in vocab else -1 for t in own], dtype=np.int64)
+
+    def mapped(tags: np.ndarray) -> list[int]:
+        return [int(i) for i in to_cat[tags] if i >= 0][:10]
+
     names = [s.name for s in tagger.ensemble.scorers]
     rankings: dict[str, list[list[int]]] = {n: [] for n in ["ensemble", *names]}
     t0 = time.perf_counter()
@@ -337,11 +344,12 @@ def run_arttag(bundle: Path, dev: Sequence[CatalogueRecord], batch_size: int) ->
                       unit="batch", file=sys.stdout):
         part = [r.metadata for r in dev[start:start + batch_size]]
         _, cands, ranked = tagger.rank(part)
-        rankings["ensemble"] += [r.tags[:10].tolist() for r in ranked]
+        rankings["ensemble"] += [mapped(r.tags[:20]) for r in ranked]
         for name, c in zip(names, cands):
-            rankings[name] += [t[:10].tolist() for t in c.tags]
+            rankings[name] += [mapped(t[:20]) for t in c.tags]
     rank_s = time.perf_counter() - t0
-    return {"tagger": tagger, "rankings": rankings, "load_s": load_s, "rank_s": rank_s}
+    same = [t.id for t in own] == [t.id for t in vocab]
+    return {"tagger": tagger, "rankings": rankings, "load_s": load_s, "rank_s": rank_s, "same_vocabulary": same}
 
 
 # -- machine ------------------------------------------------------------------------------
@@ -400,7 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--dev-limit", type=int, default=None, help="use only the first N dev artworks (development)")
     p.add_argument("--retrain", action="store_true", help="train Annif even if a model for the same data exists")
     p.add_argument("--skip-arttag", action="store_true")
-    p.add_argument("--batch-size", type=int, default=256, help="arttag artworks ranked at a time")
+    p.add_argument("--batch-size", type=int, default=512,
+                   help="arttag artworks ranked at a time (512, as `arttag evaluate`: rankings depend slightly on the batch)")
     p.add_argument("--note", default=None, help="free text stored in the JSON (e.g. which bundle and why)")
     args = p.parse_args(argv)
 
@@ -427,6 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     say(f"reading {args.catalogue}")
     records, cat_report = load_catalogue(args.catalogue)
+    catalogue_sha256 = _sha256(args.catalogue)
     tagged = [r for r in records if r.metadata.tags]
     train = [r for r in tagged if split_of(r.artwork_id) != "dev"]
     dev = [r for r in tagged if split_of(r.artwork_id) == "dev"]
@@ -440,16 +450,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         bundle_dir = CliSettings().bundle_dir
     have_bundle = (bundle_dir / "manifest.json").exists() and not args.skip_arttag
-    if have_bundle:
-        # The bundle's vocabulary fixes tag indices, and its usage counts (train split) define
-        # which tags are rare or never trained on, exactly as `arttag evaluate` counts them.
-        vocab = Vocabulary.from_csv(bundle_dir / "vocabulary.csv")
-        vocab_source = f"{bundle_dir}/vocabulary.csv"
-    else:
-        from arttag.training import build_vocabulary, split_records
+    # The catalogue's vocabulary, with usage counted on the train split, exactly as `arttag train`
+    # builds it: it fixes the tag indices both systems are scored in, and which tags count as rare
+    # or never trained on. Annif's subject vocabulary is the same tag set.
+    from arttag.training import build_vocabulary, split_records
 
-        vocab = build_vocabulary(records, split_records(records)["train"])
-        vocab_source = "built from the catalogue as arttag train does (usage on the train split)"
+    vocab = build_vocabulary(records, split_records(records)["train"])
     gold = [{vocab.index(t.id) for t in r.metadata.tags if t.id in vocab} for r in dev]
     usage = np.array([t.usage for t in vocab])
     rare = set(np.flatnonzero((usage >= 1) & (usage <= RARE_MAX_USES)).tolist())
@@ -474,7 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for s in systems:
         res: dict[str, Any] = {"project": f"tate-{s}", "settings": {**_COMMON, **PROJECT_SETTINGS[s]}}
         if s != "ensemble":
-            key = hashlib.sha256(json.dumps([hashes, PROJECT_SETTINGS[s], _COMMON, annif_version, punkt],
+            trained_on = {k: hashes[k] for k in ("vocab.tsv", "train.tsv")}
+            key = hashlib.sha256(json.dumps([trained_on, PROJECT_SETTINGS[s], _COMMON, annif_version, punkt],
                                             sort_keys=True).encode()).hexdigest()
             previous = train_record.get(s)
             model_dir = annif.work / "data" / "projects" / f"tate-{s}"
@@ -519,7 +526,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arttag_result: dict[str, Any] | None = None
     if have_bundle:
         t0 = time.perf_counter()
-        run = run_arttag(bundle_dir, dev, args.batch_size)
+        run = run_arttag(bundle_dir, dev, args.batch_size, vocab)
         tagger = run.pop("tagger")
         manifest = tagger.manifest
         metrics = {n: score(r, gold, rare, unseen) for n, r in run["rankings"].items()}
@@ -532,8 +539,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "encoder": manifest["encoder"]["name"],
             "trained_on": manifest.get("data", {}).get("path"),
             "trained_on_sha256": manifest.get("data", {}).get("sha256"),
+            "trained_on_this_catalogue": manifest.get("data", {}).get("sha256") == catalogue_sha256,
             "artworks_per_split_at_training": trained.get("artworks"),
             "scorers": [s.name for s in tagger.ensemble.scorers],
+            "bundle_vocabulary_is_the_catalogues": run["same_vocabulary"],
             "metrics": metrics["ensemble"],
             "scorer_metrics": {n: m for n, m in metrics.items() if n != "ensemble"},
             "manifest_dev_metrics": (manifest.get("metrics") or {}).get("headline"),
@@ -597,15 +606,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": {**mach, "load_average_at_end": list(os.getloadavg()),
                     "shared": "2 cores shared with other jobs; throughput and times are indicative"},
         "data": {
-            "catalogue": str(args.catalogue), "sha256": _sha256(args.catalogue),
+            "catalogue": str(args.catalogue), "sha256": catalogue_sha256,
             "rows_read": cat_report.rows_read, "bad_rows": len(cat_report.bad_rows),
             "tagged_artworks": len(tagged), "annif_train_artworks": len(train), "dev_artworks": len(dev),
             "split_rule": SPLIT_RULE,
             "annif_trains_on": "tagged artworks of the train and rerank splits (everything arttag's scorers and re-ranker saw)",
             "text": "arttag.text.build_text for both systems",
-            "vocabulary": {"source": vocab_source, "tags": len(vocab), "rare_tags": len(rare),
+            "vocabulary": {"source": "every tag of the catalogue, usage counted on the train split (as arttag train)", "tags": len(vocab), "rare_tags": len(rare),
                            "never_trained_tags": len(unseen)},
-            "rare_definition": f"tags used 1-{RARE_MAX_USES} times in the train split (bundle vocabulary usage, as `arttag evaluate`)",
+            "rare_definition": f"tags used 1-{RARE_MAX_USES} times in the train split (as `arttag evaluate`)",
             "unseen_definition": "tags never used in the train split",
             "train_limit": args.train_limit, "dev_limit": args.dev_limit, "input_sha256": hashes,
         },
