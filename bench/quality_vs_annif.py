@@ -457,12 +457,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     vocab = build_vocabulary(records, split_records(records)["train"])
     gold = [{vocab.index(t.id) for t in r.metadata.tags if t.id in vocab} for r in dev]
-    usage = np.array([t.usage for t in vocab])
+    # Rare / never seen: counted over the artworks Annif trains on, train + rerank, which are also
+    # what arttag's scorers are fitted on (`refit_on_rerank`, the default) and what `arttag evaluate` counts.
+    counts: dict[str, int] = {}
+    for r in train:
+        for tid in {t.id for t in r.metadata.tags}:
+            counts[tid] = counts.get(tid, 0) + 1
+    usage = np.array([counts.get(t.id, 0) for t in vocab])
     rare = set(np.flatnonzero((usage >= 1) & (usage <= RARE_MAX_USES)).tolist())
     unseen = set(np.flatnonzero(usage == 0).tolist())
     say(f"{len(records)} artworks ({len(cat_report.bad_rows)} bad rows skipped), {len(tagged)} tagged: "
         f"Annif trains on {len(train)} (train + rerank), both are evaluated on {len(dev)} dev artworks; "
-        f"{len(vocab)} tags ({len(rare)} rare, {len(unseen)} never in the train split)")
+        f"{len(vocab)} tags ({len(rare)} rare, {len(unseen)} never in train + rerank)")
     hashes = write_inputs(annif.work, vocab, train, dev)
     punkt = ensure_punkt(annif, [build_text(r.metadata) for r in train])
     cfg = projects_cfg(systems)
@@ -541,6 +547,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "trained_on_sha256": manifest.get("data", {}).get("sha256"),
             "trained_on_this_catalogue": manifest.get("data", {}).get("sha256") == catalogue_sha256,
             "artworks_per_split_at_training": trained.get("artworks"),
+            "scorers_fitted_on": trained.get("scorers_fitted_on", ["train"]),
             "scorers": [s.name for s in tagger.ensemble.scorers],
             "bundle_vocabulary_is_the_catalogues": run["same_vocabulary"],
             "metrics": metrics["ensemble"],
@@ -595,6 +602,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "annif_fastest_system": fastest_annif,
             "annif_fastest_docs_per_s": annif_results[fastest_annif]["docs_per_s"],
             "dev_artworks": len(dev),
+            "arttag_model_version": arttag_result["model_version"] if arttag_result else None,
+            "arttag_bundle_trained_on_this_catalogue": arttag_result["trained_on_this_catalogue"] if arttag_result else None,
         },
         "command": command,
         "note": args.note,
@@ -614,8 +623,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "text": "arttag.text.build_text for both systems",
             "vocabulary": {"source": "every tag of the catalogue, usage counted on the train split (as arttag train)", "tags": len(vocab), "rare_tags": len(rare),
                            "never_trained_tags": len(unseen)},
-            "rare_definition": f"tags used 1-{RARE_MAX_USES} times in the train split (as `arttag evaluate`)",
-            "unseen_definition": "tags never used in the train split",
+            "rare_definition": f"tags used by 1-{RARE_MAX_USES} tagged artworks of train + rerank (what Annif and arttag's refitted scorers learn from, as `arttag evaluate` counts)",
+            "unseen_definition": "tags no tagged train or rerank artwork uses",
             "train_limit": args.train_limit, "dev_limit": args.dev_limit, "input_sha256": hashes,
         },
         "metric_code": "arttag.metrics.ranking_metrics and subset_recall, on top-10 ranked tag lists",
