@@ -35,6 +35,7 @@ from arttag.topics import (
     topic_name,
 )
 
+from arttag_stream.batching import take_batches
 from arttag_stream.metrics import StreamMetrics
 from arttag_stream.processing import BatchProcessor, RawMessage, StateStore
 
@@ -149,6 +150,7 @@ def create_app(
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagger")
     max_events = settings.batch_max_events
     within_s = settings.batch_max_ms / 1000.0
+    idle_s = min(settings.batch_idle_ms, settings.batch_max_ms) / 1000.0
 
     async def handle_batch(events: list[Any]) -> None:
         started = time.perf_counter()
@@ -216,7 +218,14 @@ def create_app(
 
     @app.agent(source, name=agent_name)
     async def tag_artworks(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(max_events, within=within_s):
-            await handle_batch(list(events))
+        async for events in take_batches(stream, max_events, within=within_s, idle=idle_s):
+            try:
+                await handle_batch(events)
+            except asyncio.CancelledError:
+                raise  # shutting down: the batch stays unacked and is redone after restart
+            except Exception:  # noqa: BLE001
+                # Crash-only: a bug must not let faust commit past an unprocessed batch.
+                log.critical("unexpected error handling a batch; exiting", exc_info=True)
+                os._exit(70)
 
     return app

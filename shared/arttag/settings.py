@@ -99,6 +99,9 @@ class StreamSettings(CommonSettings):
     consumer_group: str = "arttag-stream"
     batch_max_events: int = Field(32, ge=1)
     batch_max_ms: int = Field(200, ge=1)
+    batch_idle_ms: int = Field(
+        20, ge=1, description="A micro-batch also closes when no event arrived for this long"
+    )
     suggestion_limit: int = Field(10, ge=1)
     metrics_port: int = Field(9108, ge=0, description="Prometheus metrics port; 0 disables")
     web_port: int = Field(6066, ge=1)
