@@ -69,3 +69,15 @@ def test_zero_size_caches_nothing():
     cached.encode(["x"])
     cached.encode(["x"])
     assert inner.encoded == ["x", "x"] and len(cached) == 0
+
+
+def test_cache_of_a_reexported_model_is_refused(tmp_path):
+    class Versioned(CountingEncoder):
+        def __init__(self, fingerprint: str) -> None:
+            super().__init__(16)
+            self.fingerprint = fingerprint
+
+    path = CachedEncoder(Versioned("aaaa")).save(tmp_path / "emb.npz")
+    assert CachedEncoder(Versioned("aaaa")).load(path) == 0
+    with pytest.raises(ModelError, match="written by"):
+        CachedEncoder(Versioned("bbbb")).load(path)

@@ -66,6 +66,9 @@ class QuantRecipe:
     exclude_patterns: tuple[str, ...] = ("/output/dense/MatMul",)
     calibration_size: int = 256
     reduce_range: bool = False
+    smooth_alpha: float | None = None
+    smooth_alpha_overrides: tuple[tuple[str, float], ...] = ()
+    """``(node name pattern, alpha)`` pairs; the first match wins over ``smooth_alpha``."""
     extra_options: dict = field(default_factory=lambda: {"ActivationSymmetric": False, "WeightSymmetric": True})
 
 
@@ -168,31 +171,115 @@ class _CalibrationReader:
 
     def __init__(self, tokenizer_path: Path, texts: Sequence[str], max_length: int, input_names: set[str], progress: bool):
         from tokenizers import Tokenizer
-        from tqdm import tqdm
 
         tokenizer = Tokenizer.from_file(str(tokenizer_path))
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=max_length)
         self._encodings = tokenizer.encode_batch(list(texts))
         self._input_names = input_names
-        self._bar = tqdm(total=len(texts), desc="calibrate", unit="text", disable=not progress)
+        self._progress = progress
         self._iter = self._feeds()
 
     def _feeds(self) -> Iterator[dict[str, np.ndarray]]:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(self._encodings), desc="calibrate", unit="text", disable=not self._progress)
         for enc in self._encodings:
             ids = np.array([enc.ids], dtype=np.int64)
             feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
             if "token_type_ids" in self._input_names:
                 feed["token_type_ids"] = np.zeros_like(ids)
-            self._bar.update(1)
+            bar.update(1)
             yield feed
-        self._bar.close()
+        bar.close()
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._iter, None)
 
     def rewind(self) -> None:
         self._iter = self._feeds()
+
+
+def _channel_abs_max(model_path: Path, tensors: list[str], feeds: Iterator[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Per-channel (last axis) max |value| of ``tensors`` over the calibration inputs."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(model_path))
+    known = {o.name for o in model.graph.output}
+    for name in tensors:
+        if name not in known:
+            model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    options = ort.SessionOptions()
+    # Basic optimisations only: fusions could swallow the tensors we want to observe.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    del model
+    maxima: dict[str, np.ndarray] = {}
+    for feed in feeds:
+        for name, value in zip(tensors, session.run(tensors, feed)):
+            current = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)
+            maxima[name] = current if name not in maxima else np.maximum(maxima[name], current)
+    return maxima
+
+
+def smooth_activations(
+    model_path: Path,
+    out_path: Path,
+    nodes: list[str],
+    feeds: Iterator[dict[str, np.ndarray]],
+    alpha: float,
+    overrides: Sequence[tuple[str, float]] = (),
+) -> dict[str, int]:
+    """SmoothQuant: move activation outliers into the weights before int8 quantization.
+
+    For each activation ``x`` feeding weight MatMuls (Q, K and V share one),
+    per input channel ``s = max|x|^alpha / max|W|^(1-alpha)``; the graph gets
+    ``x / s`` (one Mul) and the weights ``s * W`` (rows), which leaves the fp32
+    result unchanged but flattens the few huge channels of LayerNorm and GELU
+    outputs that would otherwise dictate a coarse per-tensor activation scale.
+    The Mul is explicit because these activations also feed residual
+    connections (LayerNorm) or come from a non-linearity (GELU), so ``s`` cannot be folded.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(model_path))
+    inits = {i.name: i for i in model.graph.initializer}
+    wanted = set(nodes)
+    groups: dict[str, list] = {}
+    for node in model.graph.node:
+        if node.name in wanted:
+            groups.setdefault(node.input[0], []).append(node)
+    maxima = _channel_abs_max(model_path, list(groups), feeds)
+    consumers: dict[str, int] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers[name] = consumers.get(name, 0) + 1
+    new_nodes = []
+    for tensor, group in groups.items():
+        weights = [numpy_helper.to_array(inits[n.input[1]]) for n in group]
+        if any(consumers.get(n.input[1], 0) != 1 for n in group):
+            continue  # a shared weight cannot be rescaled for one consumer only
+        w_max = np.max([np.abs(w).max(axis=1) for w in weights], axis=0)
+        a_max = np.maximum(maxima[tensor], 1e-5)
+        a = next((v for pattern, v in overrides if pattern in group[0].name), alpha)
+        scale = (a_max**a / np.maximum(w_max, 1e-5) ** (1 - a)).astype(np.float32)
+        scale = np.clip(scale, 1e-2, 1e2)
+        for n, w in zip(group, weights):
+            inits[n.input[1]].CopyFrom(numpy_helper.from_array((w * scale[:, None]).astype(np.float32), n.input[1]))
+        inv_name, out_name = f"{tensor}_smooth_inv", f"{tensor}_smoothed"
+        model.graph.initializer.append(numpy_helper.from_array((1.0 / scale).astype(np.float32), inv_name))
+        new_nodes.append((group, onnx.helper.make_node("Mul", [tensor, inv_name], [out_name], name=f"{tensor}_smooth")))
+        for n in group:
+            n.input[0] = out_name
+    # Keep the graph topologically sorted: each Mul goes right before the first node it feeds.
+    for group, mul in new_nodes:
+        nodes_list = list(model.graph.node)
+        first = min(nodes_list.index(n) for n in group)
+        model.graph.node.insert(first, mul)
+    onnx.save(model, str(out_path))
+    return {"smoothed_activations": len(new_nodes)}
 
 
 def quantize_int8(
@@ -204,25 +291,36 @@ def quantize_int8(
     texts: Sequence[str],
     recipe: QuantRecipe = DEFAULT_RECIPE,
     progress: bool = True,
+    calibration_cache: Path | None = None,
 ) -> dict:
     """Static int8 quantization of ``fp32_path`` per ``recipe``; returns the recipe as recorded in the manifest."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    record = asdict(recipe)
     with tempfile.TemporaryDirectory(prefix="arttag-quant-") as tmp:
         prepped = Path(tmp) / "prepped.onnx"
         # Shape inference + constant folding first, as onnxruntime's quantizer expects.
         quant_pre_process(str(fp32_path), str(prepped), skip_symbolic_shape=False)
-        model = onnx.load(str(prepped))
+        model = onnx.load(str(prepped), load_external_data=False)
         weights = {i.name for i in model.graph.initializer}
         matmuls = [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in weights]
         selected = [n.name for n in matmuls if not any(p in n.name for p in recipe.exclude_patterns)]
         input_names = {i.name for i in model.graph.input}
         del model
         reader = _CalibrationReader(tokenizer_path, texts, max_length, input_names, progress)
+        source = prepped
+        if recipe.smooth_alpha is not None:
+            source = Path(tmp) / "smoothed.onnx"
+            record.update(
+                smooth_activations(
+                    prepped, source, selected, reader._feeds(), recipe.smooth_alpha, recipe.smooth_alpha_overrides
+                )
+            )
+            reader.rewind()
         quantize_static(
-            str(prepped),
+            str(source),
             str(out_path),
             reader,
             quant_format=QuantFormat.QDQ,
@@ -234,8 +332,8 @@ def quantize_int8(
             weight_type=QuantType.QInt8,
             calibrate_method=getattr(CalibrationMethod, recipe.calibrate_method),
             extra_options=dict(recipe.extra_options),
+            calibration_cache_path=str(calibration_cache) if calibration_cache else None,
         )
-    record = asdict(recipe)
     record["calibration_texts"] = len(texts)
     record["quantized_matmuls"] = len(selected)
     record["fp32_matmuls"] = len(matmuls) - len(selected)

@@ -51,6 +51,11 @@ class CachedEncoder:
     def dim(self) -> int:
         return self.inner.dim
 
+    @property
+    def fingerprint(self) -> str:
+        """The wrapped encoder's fingerprint (its model file hash) or, lacking one, its name."""
+        return str(getattr(self.inner, "fingerprint", self.inner.name))
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -100,7 +105,7 @@ class CachedEncoder:
             )
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, keys=keys, vectors=vectors, encoder=np.array(self.name))
+        np.savez(tmp, keys=keys, vectors=vectors, encoder=np.array(self.name), fingerprint=np.array(self.fingerprint))
         os.replace(tmp, path)
         log.info("saved %d cached embeddings of %s to %s", len(keys), self.name, path)
         return path
@@ -108,20 +113,21 @@ class CachedEncoder:
     def load(self, path: str | Path) -> int:
         """Add the embeddings of an ``.npz`` written by :meth:`save`; returns how many were added.
 
-        A file from another encoder (different name or dimension) is refused,
-        since mixing embedding spaces silently would corrupt every similarity.
+        A file from another encoder (different name, model file or dimension) is
+        refused, since mixing embedding spaces silently would corrupt every similarity.
         """
         path = Path(path)
         try:
             with np.load(path, allow_pickle=False) as data:
                 name = str(data["encoder"])
+                fingerprint = str(data["fingerprint"]) if "fingerprint" in data else self.fingerprint
                 keys = data["keys"]
                 vectors = data["vectors"].astype(np.float32, copy=False)
         except (OSError, KeyError, ValueError) as exc:
             raise ModelError(f"cannot read embedding cache {path}: {exc}", path=str(path)) from exc
-        if name != self.name or (len(vectors) and vectors.shape[1] != self.dim):
+        if name != self.name or fingerprint != self.fingerprint or (len(vectors) and vectors.shape[1] != self.dim):
             raise ModelError(
-                f"embedding cache {path} was written by {name}, not {self.name}",
+                f"embedding cache {path} was written by {name} ({fingerprint}), not {self.name} ({self.fingerprint})",
                 path=str(path),
             )
         with self._lock:

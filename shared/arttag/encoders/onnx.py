@@ -113,6 +113,11 @@ class OnnxEncoder:
     def dim(self) -> int:
         return self.manifest.embedding_dim
 
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever the model file does (a re-export), while ``name`` stays stable."""
+        return self.manifest.variant(self.variant).sha256[:16]
+
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         return [enc.ids for enc in self._tokenizer.encode_batch(list(texts))]
 
