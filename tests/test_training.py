@@ -68,11 +68,13 @@ def test_cli_train_evaluate_suggest(cli_bundle, capsys, monkeypatch):
     root, catalogue, params = cli_bundle
     out = root / "bundle"
     assert main(["train", str(catalogue), "--out", str(out), "--encoder", "hashing", "--params", str(params),
-                 "--model-version", "test-1", "--embedding-cache", str(root / "emb")]) == 0
+                 "--model-version", "test-1", "--embedding-cache", str(root / "emb"),
+                 "--json", str(root / "train-figures.json")]) == 0
     printed = capsys.readouterr().out
     assert "bundle test-1 written" in printed and "4 bad row(s) skipped" in printed and "line 245" in printed
     assert read_manifest(out)["model_version"] == "test-1"
     assert (root / "emb" / "hashing-256.npz").exists()
+    assert json.loads((root / "train-figures.json").read_text())["headline"]["f1_at_5"] > 0
 
     figures = root / "quality.json"
     assert main(["evaluate", str(catalogue), "--bundle", str(out), "--json", str(figures),

@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--embedding-cache", type=Path, default=None,
                    help="folder for the .npz embedding cache (default: <user cache>/arttag/embeddings)")
     t.add_argument("--no-evaluate", action="store_true", help="skip the dev-split evaluation")
+    t.add_argument("--json", type=Path, default=None, dest="json_out",
+                   help="write the dev-split figures to this file, as `arttag evaluate --json` does")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="evaluate a bundle on the catalogue's dev split")
@@ -80,6 +82,9 @@ def _train(args: argparse.Namespace) -> int:
         print(f"  line {b['line']}: {b['error']}")
     if manifest["metrics"]:
         _print_metrics(manifest["metrics"])
+        if args.json_out:
+            _write_figures(args.json_out, manifest["metrics"], manifest, args.catalogue, data["rows_read"],
+                           data["bad_rows"])
     return 0
 
 
@@ -104,24 +109,50 @@ def _evaluate(args: argparse.Namespace) -> int:
                                cache_dir=_cache_dir(args.embedding_cache), progress=True, fitted_on=fitted_on)
     _print_metrics(result)
     if args.json_out:
-        from arttag.bundle import library_versions
-        from arttag.training import file_sha256
-
-        out = {
-            "headline": result["headline"],
-            "model_version": tagger.model_version,
-            "encoder": tagger.manifest["encoder"]["name"],
-            "catalogue": {"path": str(args.catalogue), "sha256": file_sha256(args.catalogue),
-                          "rows_read": report.rows_read, "bad_rows": len(report.bad_rows)},
-            "command": "arttag " + " ".join(sys.argv[1:]) if sys.argv and "arttag" in sys.argv[0] else None,
-            "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                        "cpus": os.cpu_count(), "libraries": library_versions()},
-            **{k: v for k, v in result.items() if k != "headline"},
-        }
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(out, indent=2, default=float) + "\n")
-        print(f"figures written to {args.json_out}")
+        _write_figures(args.json_out, result, tagger.manifest, args.catalogue, report.rows_read,
+                       len(report.bad_rows))
     return 0
+
+
+def _write_figures(path: Path, result: dict[str, Any], manifest: dict[str, Any], catalogue: Path,
+                   rows_read: int, bad_rows: int) -> None:
+    from arttag.bundle import library_versions
+    from arttag.training import file_sha256
+
+    out = {
+        "headline": result["headline"],
+        "model_version": manifest["model_version"],
+        "encoder": manifest["encoder"]["name"],
+        "catalogue": {"path": str(catalogue), "sha256": file_sha256(catalogue),
+                      "rows_read": rows_read, "bad_rows": bad_rows},
+        "command": "arttag " + " ".join(sys.argv[1:]) if sys.argv and "arttag" in sys.argv[0] else None,
+        "machine": {"platform": platform.platform(), "processor": _cpu_model(),
+                    "cpus": os.cpu_count(), "memory_gib": _memory_gib(), "libraries": library_versions()},
+        "training": manifest.get("training"),
+        "params": manifest.get("params"),
+        **{k: v for k, v in result.items() if k != "headline"},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2, default=float) + "\n")
+    print(f"figures written to {path}")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_gib() -> float | None:
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        return round(pages * size / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 _COLUMNS = ("p_at_1", "p_at_3", "p_at_5", "r_at_5", "f1_at_5", "ndcg_at_10", "rare_recall_at_10", "unseen_recall_at_10")
