@@ -145,8 +145,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if follower is not None:
             follower.start()
-        if services.tagger is None:
-            _load_in_background(services, tagger_loader)
+        if services.tagger is None and services.loader is None:
+            services.loader = _load_in_background(services, tagger_loader)
         if not settings.api_key_hashes:
             log.warning("no API keys configured (ARTTAG_API_KEY_HASHES): writes will be refused")
         yield

@@ -43,6 +43,7 @@ class Services:
     tagger_error: str | None = None
     follower: LatestViewFollower | None = None
     batcher: SuggestBatcher | None = None
+    loader: threading.Thread | None = None
     _publisher: FeedbackPublisher | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

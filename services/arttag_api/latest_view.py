@@ -83,6 +83,9 @@ class LatestViewFollower:
         self.error: str | None = None
 
     def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()  # an app's lifespan may run more than once (test clients)
         self._thread = threading.Thread(target=self._run, name="latest-view", daemon=True)
         self._thread.start()
 
