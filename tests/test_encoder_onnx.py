@@ -109,3 +109,17 @@ def test_mean_pooling_ignores_padding():
     mask = np.array([[1, 1, 0]])
     np.testing.assert_allclose(mean_pool_normalize(hidden, mask, normalize=False), [[2.0, 0.0]])
     np.testing.assert_allclose(mean_pool_normalize(hidden, mask), [[1.0, 0.0]])
+
+
+def test_buckets_bound_padding(tiny_onnx_dir):
+    encoder = OnnxEncoder(tiny_onnx_dir, "fp32", batch_size=32)
+    encoder.min_batch_tokens = 50
+    lengths = [60] + [10] * 40 + [30] * 5
+    buckets = encoder.buckets(lengths)
+    assert sorted(i for b in buckets for i in b) == list(range(len(lengths)))
+    assert all(len(b) <= 32 for b in buckets)
+    assert buckets[0] == [0]  # the long text alone, the short ones no longer padded to 60
+    for b in buckets:
+        real = sum(lengths[i] for i in b)
+        longest = max(lengths[i] for i in b)
+        assert longest * len(b) <= real * 1.25 or longest * (len(b) - 1) < 50

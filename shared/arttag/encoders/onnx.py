@@ -78,6 +78,8 @@ class OnnxEncoder:
         self.manifest: OnnxManifest = read_manifest(self.onnx_dir)
         self.variant = variant
         self.batch_size = max(1, batch_size)
+        self.max_padding = 0.25
+        self.min_batch_tokens = 256
         model_path = self.onnx_dir / self.manifest.variant(variant).file
         tokenizer_path = self.onnx_dir / self.manifest.tokenizer
         for path in (model_path, tokenizer_path):
@@ -134,14 +136,39 @@ class OnnxEncoder:
         hidden = self._session.run([self.manifest.output], feeds)[0]
         return mean_pool_normalize(hidden, mask, self.manifest.normalize)
 
+    def buckets(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Indices grouped into batches of similar length, longest first.
+
+        A batch holds at most ``batch_size`` texts and is closed early when the
+        next (shorter) text would push padding above ``max_padding`` of the real
+        tokens, unless the batch is still too small (``min_batch_tokens``) to keep
+        the matrix multiplications efficient. One long text thus no longer makes
+        31 short ones pay for its length.
+        """
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+        out: list[list[int]] = []
+        current: list[int] = []
+        real = 0
+        for i in order:
+            if current:
+                longest = lengths[current[0]]
+                padded = (len(current) + 1) * longest
+                full = len(current) >= self.batch_size
+                wasteful = padded > (real + lengths[i]) * (1 + self.max_padding)
+                if full or (wasteful and len(current) * longest >= self.min_batch_tokens):
+                    out.append(current)
+                    current, real = [], 0
+            current.append(i)
+            real += lengths[i]
+        if current:
+            out.append(current)
+        return out
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
         token_ids = self.tokenize(texts)
-        # Longest first: similar lengths share a batch, so little compute is spent on padding.
-        order = sorted(range(len(texts)), key=lambda i: len(token_ids[i]), reverse=True)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
+        for chunk in self.buckets([len(ids) for ids in token_ids]):
             out[chunk] = self._run([token_ids[i] for i in chunk])
         return out
