@@ -343,3 +343,9 @@ def test_leader_groups_do_not_chain():
     # 0~1, 1~2, 2~3: components would be {0,1,2,3}; leaders give {0,1} and {2,3}.
     pairs = [(0, 1, 0.97), (1, 2, 0.96), (2, 3, 0.99)]
     assert leader_groups(5, pairs) == [([0, 1], 0.97), ([2, 3], 0.99)]
+
+
+def test_histograms_cover_every_finding_not_only_those_shown(audit_with_model):
+    assert sum(audit_with_model["consistency"]["agreement_histogram"].values()) == 1
+    assert audit_with_model["consistency"]["agreement_histogram"]["0.5"] == 1  # horse / horse+dog
+    assert sum(audit_with_model["overlooked"]["confidence_histogram"].values()) == 1

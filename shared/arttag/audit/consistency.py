@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from arttag.audit.neighbours import leader_groups, similar_pairs
+from arttag.audit.neighbours import histogram, leader_groups, similar_pairs
 from arttag.catalogue import CatalogueRecord
 from arttag.encoders.base import TextEncoder
 from arttag.text import build_text
@@ -171,6 +171,7 @@ def labelling_consistency(
         "artworks_compared": len(needed),
         "artworks_in_near_identical_groups": grouped_artworks,
         "inconsistent_groups": len(groups),
+        "agreement_histogram": histogram([g["agreement"] for g in groups]),
         "inconsistent_groups_uninformative_titles": sum(g["uninformative_titles"] for g in groups),
         "shown": min(len(groups), max_groups),
         "groups": groups[:max_groups],

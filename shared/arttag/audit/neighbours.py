@@ -26,6 +26,14 @@ def similar_pairs(
     return out
 
 
+def histogram(values: list[float], bins: int = 10) -> dict[str, int]:
+    """Counts of values in [0, 1] per equal-width bin, keyed by the bin's lower edge (``"0.9"``)."""
+    counts = [0] * bins
+    for v in values:
+        counts[min(int(v * bins), bins - 1)] += 1
+    return {f"{k / bins:.1f}": n for k, n in enumerate(counts)}
+
+
 def leader_groups(n: int, pairs: list[tuple[int, int, float]]) -> list[tuple[list[int], float]]:
     """Greedy leader clustering: in index order, each unassigned row leads a group of its unassigned
     neighbours. Unlike connected components, groups cannot chain (a~b~c~...~z with a and z far apart):

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from arttag.audit.neighbours import histogram
 from arttag.catalogue import CatalogueRecord
 from arttag.events import TagSuggestion
 
@@ -53,6 +54,7 @@ def overlooked_tags(
         "min_confidence": min_confidence,
         "artworks_reviewed": reviewed,
         "count": len(candidates),
+        "confidence_histogram": histogram([c["confidence"] for c in candidates]),
         "artworks_with_candidates": len({c["artwork_id"] for c in candidates}),
         "shown": min(top, len(candidates)),
         "candidates": candidates[:top],

@@ -81,16 +81,6 @@ def _bar(labels: Sequence[str], values: Sequence[float], title: str, xlabel: str
     return _figure(draw, height=height)
 
 
-def _hist(values: Sequence[float], title: str, xlabel: str, bins: int = 20) -> str:
-    def draw(ax: Any) -> None:
-        ax.hist(values, bins=bins, color="#4c72b0")
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("count")
-
-    return _figure(draw)
-
-
 # -- HTML helpers -----------------------------------------------------------
 
 
@@ -238,8 +228,10 @@ def _consistency(audit: dict[str, Any]) -> str:
            "whose identical text says nothing about the image: listed last)."),
     ]
     if c["groups"]:
-        parts.append(_hist([g["agreement"] for g in c["groups"]],
-                           "Tag agreement (Jaccard) within inconsistent groups", "agreement"))
+        hist = c["agreement_histogram"]
+        parts.append(_bar(list(hist), list(hist.values()),
+                          f"Tag agreement (Jaccard) in all {c['inconsistent_groups']} inconsistent groups",
+                          "agreement (bin start)", "groups"))
     parts.append(_table(rows, [("block", "block"), ("size", "artworks"), ("agreement", "agreement"),
                                ("common_tags", "tags all carry"), ("disagreeing_tags", "tags some carry (how many)"),
                                ("members", "members (first 5)")]))
@@ -257,8 +249,10 @@ def _overlooked(audit: dict[str, Any]) -> str:
            f"tagged artworks ({o['scope']} split). Ranked by confidence, for review."),
     ]
     if o["candidates"]:
-        parts.append(_hist([c["confidence"] for c in o["candidates"]],
-                           "Confidence of the likely overlooked tags shown", "confidence"))
+        hist = {k: v for k, v in o["confidence_histogram"].items() if float(k) + 0.1 > o["min_confidence"]}
+        parts.append(_bar(list(hist), list(hist.values()),
+                          f"Confidence of all {o['count']} likely overlooked tags", "confidence (bin start)",
+                          "suggestions"))
     parts += [
         _table(o["candidates"], [("artwork_id", "artwork"), ("title", "title"), ("label", "suggested tag"),
                                  ("confidence", "confidence"), ("assigned", "human tags"),
