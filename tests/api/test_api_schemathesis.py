@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -19,13 +21,28 @@ SETTINGS = ApiSettings(api_key_hashes=[hash_api_key(KEY)], max_batch=8, max_body
 
 # The schema is loaded at import (schemathesis.pytest.from_fixture breaks on pytest 9), from an
 # app whose tagger the fixture below plugs in: the spec does not depend on the tagger.
+# Loading the schema starts the app's lifespan, whose loader thread runs during collection.
+# It must not import or compile anything then: CPython 3.11's AST validation keeps its recursion
+# depth in shared state, so a thread compiling modules while pytest rewrites a test module's
+# asserts fails collection with "AST constructor recursion depth mismatch". It only waits.
+_FIXTURE_TAGGER: dict = {}
+_FIXTURE_TAGGER_READY = threading.Event()
+
+
+def _tagger_from_fixture(_settings):
+    _FIXTURE_TAGGER_READY.wait()
+    return _FIXTURE_TAGGER["tagger"]
+
+
 APP = create_app(SETTINGS, publisher=InMemoryFeedbackPublisher(), view=LatestSuggestionsView(),
-                 broker_check=lambda: True)
+                 broker_check=lambda: True, tagger_loader=_tagger_from_fixture)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 
 @pytest.fixture(scope="module")
 def api_tagger(bundle_tagger):
+    _FIXTURE_TAGGER["tagger"] = bundle_tagger
+    _FIXTURE_TAGGER_READY.set()
     APP.state.services.tagger = bundle_tagger
     return bundle_tagger
 
