@@ -87,7 +87,7 @@ def test_neighbour_evidence_cites_real_training_artworks_that_carry_the_tag(data
         assert "1" in {t.id for t in by_id[e.artwork_id].metadata.tags}
     # The score is exactly the voters' share of the vote.
     voters = scorer.voters(cands, 0, harbour)
-    _, sims, weights, total, _ = cands.state[0]
+    total = cands.state[0][2]
     expected = sum(s ** scorer.params.power for _, s in voters) / total
     assert scorer.score_tags(batch, cands, 0, np.array([harbour]))[0] == pytest.approx(expected)
 

@@ -68,6 +68,16 @@ class PairFeatures:
     source_ranks: dict[str, np.ndarray]
 
 
+def _ranks(proposed: np.ndarray, tags: np.ndarray) -> np.ndarray:
+    """1-based position of each of ``tags`` in ``proposed`` (0 where absent)."""
+    if not len(proposed):
+        return np.zeros(len(tags))
+    order = np.argsort(proposed, kind="stable")
+    pos = np.minimum(np.searchsorted(proposed[order], tags), len(proposed) - 1)
+    hit = proposed[order][pos] == tags
+    return np.where(hit, order[pos] + 1, 0).astype(np.float64)
+
+
 class Ensemble:
     def __init__(self, vocabulary: Vocabulary, scorers: Sequence[Scorer], reranker: Any = None) -> None:
         if not scorers:
@@ -109,11 +119,7 @@ class Ensemble:
     # -- features ------------------------------------------------------------
 
     def pair_features(self, batch: Batch, cands: list[Candidates], row: int) -> PairFeatures:
-        seen: dict[int, None] = {}
-        for c in cands:
-            for t in c.tags[row]:
-                seen.setdefault(int(t), None)
-        tags = np.fromiter(seen.keys(), dtype=np.int64, count=len(seen))
+        tags = np.unique(np.concatenate([np.asarray(c.tags[row], dtype=np.int64) for c in cands]))
         n = len(tags)
         cols: list[np.ndarray] = []
         src_scores: dict[str, np.ndarray] = {}
@@ -122,8 +128,7 @@ class Ensemble:
         proposed = np.zeros(n)
         for s, c in zip(self.scorers, cands):
             scores = s.score_tags(batch, c, row, tags)
-            position = {int(t): i + 1 for i, t in enumerate(c.tags[row])}
-            ranks = np.array([position.get(int(t), 0) for t in tags], dtype=np.float64)
+            ranks = _ranks(np.asarray(c.tags[row], dtype=np.int64), tags)
             top = float(c.scores[row][0]) if len(c.scores[row]) else 0.0
             rel = scores / top if top > 0 else np.zeros(n)
             cols += [scores, np.where(ranks > 0, ranks, s.params.limit + 1), rel, (ranks > 0).astype(float)]

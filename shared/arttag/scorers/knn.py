@@ -71,48 +71,55 @@ class KnnVoting(Scorer):
             idx, sims = idx[keep], sims[keep]
             weights = np.power(sims.astype(np.float64), p.power)
             total = float(weights.sum()) or 1.0
-            voters: dict[int, list[int]] = {}
-            for pos, j in enumerate(idx):
-                for t in self.label_lists[j]:
-                    voters.setdefault(int(t), []).append(pos)
-            tags = np.fromiter(voters.keys(), dtype=np.int64, count=len(voters))
-            wsum = np.array([weights[v].sum() for v in voters.values()])
-            order = top_k(wsum, limit)
-            tags, wsum = tags[order], wsum[order]
-            vl = list(voters.values())
-            tags_out.append(tags)
-            scores_out.append(wsum / total)
-            feats_out.append({
-                "votes": np.array([len(vl[o]) for o in order], dtype=np.float64),
-                "max_sim": np.array([sims[vl[o][0]] for o in order], dtype=np.float64),
-                "weight_sum": wsum,
-            })
-            votes_state.append((idx, sims, weights, total, voters))
+            lists = [self.label_lists[j] for j in idx]
+            lengths = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
+            flat = np.concatenate(lists) if lists else np.zeros(0, dtype=np.int64)
+            positions = np.repeat(np.arange(len(idx)), lengths)
+            all_tags, inverse = np.unique(flat, return_inverse=True)
+            all_wsum = np.bincount(inverse, weights=weights[positions], minlength=len(all_tags))
+            all_votes = np.bincount(inverse, minlength=len(all_tags)).astype(np.float64)
+            first = np.full(len(all_tags), len(idx), dtype=np.int64)
+            np.minimum.at(first, inverse, positions)  # neighbours are sorted: the first voter is the closest
+            all_max = sims[first].astype(np.float64) if len(all_tags) else np.zeros(0)
+            order = top_k(all_wsum, limit)
+            tags_out.append(all_tags[order].astype(np.int64))
+            scores_out.append(np.minimum(all_wsum[order] / total, 1.0))
+            feats_out.append({"votes": all_votes[order], "max_sim": all_max[order], "weight_sum": all_wsum[order]})
+            votes_state.append((idx, sims, total, (positions, inverse), all_tags, all_wsum, all_votes, all_max))
             top1[row] = float(nb_sim[row][0]) if nb_sim.shape[1] else 0.0
             mean[row] = float(nb_sim[row].mean()) if nb_sim.shape[1] else 0.0
         return Candidates(self.name, tags_out, scores_out, feats_out,
                           {"top1_sim": top1, "mean_sim": mean}, state=votes_state)
 
+    def _positions(self, cands: Candidates, row: int, tags: np.ndarray) -> np.ndarray:
+        voted = cands.state[row][4]  # sorted (np.unique)
+        if not len(voted):
+            return np.full(len(tags), -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(voted, tags), len(voted) - 1)
+        return np.where(voted[pos] == tags, pos, -1)
+
     def _score_tags(self, batch: Batch, cands: Candidates, row: int, tags: np.ndarray) -> np.ndarray:
-        _, _, weights, total, voters = cands.state[row]
-        return np.array([weights[voters[int(t)]].sum() / total if int(t) in voters else 0.0 for t in tags])
+        total, wsum = cands.state[row][2], cands.state[row][5]
+        pos = self._positions(cands, row, tags)
+        return np.where(pos >= 0, np.minimum(wsum[pos] / total, 1.0), 0.0) if len(wsum) else np.zeros(len(tags))
 
     def tag_features(self, cands: Candidates, row: int, tags: np.ndarray) -> dict[str, np.ndarray]:
         """The extra features for arbitrary tags (those another scorer proposed)."""
-        _, sims, weights, _, voters = cands.state[row]
-        out = {name: np.zeros(len(tags)) for name in self.extra_features}
-        for i, t in enumerate(tags):
-            v = voters.get(int(t))
-            if v:
-                out["votes"][i] = len(v)
-                out["max_sim"][i] = sims[v[0]]
-                out["weight_sum"][i] = weights[v].sum()
-        return out
+        _, _, _, _, _, wsum, votes, max_sim = cands.state[row]
+        if not len(wsum):
+            return {name: np.zeros(len(tags)) for name in self.extra_features}
+        pos = self._positions(cands, row, tags)
+        hit = pos >= 0
+        return {"votes": np.where(hit, votes[pos], 0.0), "max_sim": np.where(hit, max_sim[pos], 0.0),
+                "weight_sum": np.where(hit, wsum[pos], 0.0)}
 
     def voters(self, cands: Candidates, row: int, tag: int) -> list[tuple[int, float]]:
         """Every (training index, similarity) that voted for the tag, most similar first."""
-        idx, sims, _, _, voters = cands.state[row]
-        return [(int(idx[pos]), float(sims[pos])) for pos in voters.get(int(tag), [])]
+        idx, sims, _, (positions, inverse) = cands.state[row][:4]
+        [local] = self._positions(cands, row, np.array([tag], dtype=np.int64))
+        if local < 0:
+            return []
+        return [(int(idx[pos]), float(sims[pos])) for pos in positions[inverse == local]]
 
     def _explain(self, batch: Batch, cands: Candidates, row: int, tag: int, max_evidence: int) -> list[Evidence]:
         return [
