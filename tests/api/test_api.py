@@ -265,3 +265,15 @@ def test_waiting_requests_share_one_tagger_call(tagger):
         assert sum(tagger.calls) == 20 and len(tagger.calls) <= 3
     finally:
         batcher.close()
+
+
+def test_cli_api_command(monkeypatch, capsys):
+    import io
+
+    from arttag_cli.main import build_parser, main
+
+    args = build_parser().parse_args(["api", "--host", "0.0.0.0", "--port", "8123"])
+    assert (args.host, args.port, args.func.__name__) == ("0.0.0.0", 8123, "_serve")
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cret\n"))
+    assert main(["api", "hash-key"]) == 0
+    assert capsys.readouterr().out.strip() == hash_api_key("s3cret")
