@@ -349,3 +349,14 @@ def test_histograms_cover_every_finding_not_only_those_shown(audit_with_model):
     assert sum(audit_with_model["consistency"]["agreement_histogram"].values()) == 1
     assert audit_with_model["consistency"]["agreement_histogram"]["0.5"] == 1  # horse / horse+dog
     assert sum(audit_with_model["overlooked"]["confidence_histogram"].values()) == 1
+
+
+def test_a_catalogue_of_only_bad_rows_still_gets_a_report(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"id": 1}\nnot json\n')
+    audit = run_audit(path, HashingEncoder(), None, AuditOptions(progress=False))
+    assert audit["rows"]["good"] == 0 and [b["line"] for b in audit["rows"]["bad_rows"]] == [1, 2]
+    _, html_path = write_report(audit, tmp_path / "out")
+    page = _Page()
+    page.feed(html_path.read_text())
+    assert "2 rows read, 0 good, 2 bad (skipped)." in page.text
