@@ -141,6 +141,10 @@ def create_app(
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         broker_rebalance_timeout=max(settings.session_timeout_s * 2, 10.0),
+        broker_request_timeout=max(90.0, settings.session_timeout_s + 30.0),  # faust: >= session
+        # Fetch a few batches ahead, not thousands: under a backlog the fetcher would
+        # otherwise compete with the tagger for the CPU (and the GIL) for nothing.
+        stream_buffer_maxsize=max(8 * settings.batch_max_events, 256),
     )
     source = app.topic(topics.created, topics.updated, key_serializer="raw", value_serializer="raw")
     suggestions_t = app.topic(topics.suggestions, key_serializer="raw", value_serializer="raw")
@@ -214,7 +218,11 @@ def create_app(
             except Exception as exc:  # noqa: BLE001 - monitoring must never stop the stream
                 log.warning("data-quality monitor failed: %s", exc)
         metrics.state_artworks.set(len(store))
-        metrics.batch_seconds.observe(time.perf_counter() - started)
+        took = time.perf_counter() - started
+        metrics.batch_seconds.observe(took)
+        log.info("batch of %d: %d suggestions, %d dead letters, %d unchanged; tagger %.3fs, "
+                 "batch %.3fs", len(messages), len(result.suggestions), len(result.dead_letters),
+                 len(result.skipped), result.encode_score_s, took)
 
     @app.agent(source, name=agent_name)
     async def tag_artworks(stream: faust.StreamT) -> None:
