@@ -2,16 +2,19 @@
 
 Steps (each on its own fresh topic prefix):
 
-1. **pipeline alone**: the bundle's tagger (ONNX encoder + scorers + explanations) on the
-   first ``--pipeline-events`` artworks of the Tate catalogue, in batches of
-   ``ARTTAG_BATCH_MAX_EVENTS``, in this process: artworks/s without Kafka;
-2. **backfill**: ``arttag backfill``'s code publishes the whole Tate catalogue (measured in full);
-3. **stream throughput**: a worker (``python -m arttag_stream``, as in production) starts
-   on that backlog; suggestions/s are measured at a consumer of ``tags.suggestions.v1``
-   over the first ``--stream-events`` suggestions (after the first one, so start-up is not
-   counted). The same artworks in the same order as step 1, and the same batch size;
-4. **latency at half capacity**: a fresh worker with no backlog; artworks (others than
-   in steps 1 and 3) are produced at half the stream throughput of step 3 for
+1. **backfill**: ``arttag backfill``'s code publishes the whole Tate catalogue into fresh
+   topics (measured in full);
+2. **stream vs pipeline alone**: a worker (``python -m arttag_stream``, as in production)
+   starts on that backlog. Then, in alternation, ``--rounds`` times: the worker is paused
+   (SIGSTOP) while this process runs the bundle's tagger (ONNX encoder + scorers +
+   explanations) alone on ``--segment-events`` artworks of the same region of the catalogue,
+   in batches of ``ARTTAG_BATCH_MAX_EVENTS``; then the worker is resumed and the time for
+   its next ``--segment-events`` suggestions (burst end to burst end, at a consumer of
+   ``tags.suggestions.v1``) is taken; one more pipeline segment closes. Alternating matters:
+   the load other processes put on this 2-core machine drifts by tens of percent within
+   minutes. Both rates are harmonic means (total artworks over total time);
+3. **latency at half capacity**: a fresh worker with no backlog; other artworks (from row
+   20,000 on) are produced at half the stream throughput of step 2 for
    ``--latency-s`` seconds; latency = suggestion received by the consumer minus artwork
    message produced, p50/p99 over all of them.
 
@@ -33,6 +36,7 @@ import json
 import logging
 import os
 import platform
+import re
 import signal
 import statistics
 import subprocess
@@ -120,7 +124,8 @@ class SuggestionWatcher(threading.Thread):
             return len(self.order)
 
 
-def start_worker(kafka, bundle_dir: Path, group: str, log_path: Path, batch: int, batch_ms: int):
+def start_worker(kafka, bundle_dir: Path, group: str, log_path: Path, batch: int, batch_ms: int,
+                 session_timeout_s: float = 10):
     env = {
         **os.environ,
         "ARTTAG_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
@@ -132,7 +137,7 @@ def start_worker(kafka, bundle_dir: Path, group: str, log_path: Path, batch: int
         "ARTTAG_METRICS_PORT": "0",
         "ARTTAG_BATCH_MAX_EVENTS": str(batch),
         "ARTTAG_BATCH_MAX_MS": str(batch_ms),
-        "ARTTAG_SESSION_TIMEOUT_S": "10",
+        "ARTTAG_SESSION_TIMEOUT_S": str(session_timeout_s),
         "ARTTAG_HEARTBEAT_INTERVAL_S": "1",
     }
     fh = open(log_path, "wb")
@@ -165,8 +170,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle-dir", type=Path, default=None)
     ap.add_argument("--catalogue", type=Path, default=TATE)
-    ap.add_argument("--pipeline-events", type=int, default=320)
-    ap.add_argument("--stream-events", type=int, default=320)
+    ap.add_argument("--segment-events", type=int, default=64,
+                    help="artworks per measured segment (a multiple of ARTTAG_BATCH_MAX_EVENTS)")
+    ap.add_argument("--rounds", type=int, default=8, help="stream segments, between pipeline ones")
     ap.add_argument("--latency-s", type=float, default=60.0)
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "stream.json")
     args = ap.parse_args()
@@ -193,29 +199,28 @@ def main() -> int:
     logs = Path(f"/tmp/arttag-bench-stream-{run}")
     logs.mkdir(parents=True, exist_ok=True)
 
-    # 1. pipeline alone
+    # the artworks and the tagger for the pipeline-alone segments
     report = CatalogueReport()
     records = []
     for record in iter_catalogue(args.catalogue, report):
         records.append(record)
-        if len(records) >= max(args.pipeline_events, args.stream_events) + 20000 + 2000:
+        if len(records) >= 20000 + 2000:
             break
     encoder_settings = base.encoder.model_copy(update={"cache_size": 0})
     tagger = load_tagger(bundle_dir, encoder_settings)
     options = SuggestOptions(limit=base.suggestion_limit)
-    metas = [r.metadata for r in records[: args.pipeline_events]]
-    tagger.suggest(metas[:4], options)  # warm-up (sessions, first allocations)
-    t0 = time.perf_counter()
-    for i in range(0, len(metas), batch):
-        tagger.suggest(metas[i:i + batch], options)
-    pipeline_s = time.perf_counter() - t0
-    pipeline_eps = len(metas) / pipeline_s
-    log.info("pipeline alone: %d artworks in %.1fs = %.1f/s", len(metas), pipeline_s, pipeline_eps)
-    result["pipeline"] = {"artworks": len(metas), "seconds": round(pipeline_s, 2),
-                          "events_per_s": round(pipeline_eps, 2), "model_version": tagger.model_version}
-    del tagger
+    seg = args.segment_events
+    # Pipeline segments use the first artworks of the catalogue: the region the stream works on.
+    segments = [[r.metadata for r in records[i * seg:(i + 1) * seg]] for i in range(args.rounds + 1)]
+    tagger.suggest(segments[0][:4], options)  # warm-up (sessions, first allocations)
 
-    # 2. backfill the whole catalogue into fresh topics
+    def measure_pipeline(metas) -> float:
+        t0 = time.perf_counter()
+        for i in range(0, len(metas), batch):
+            tagger.suggest(metas[i:i + batch], options)
+        return len(metas) / (time.perf_counter() - t0)
+
+    # 1. backfill the whole catalogue into fresh topics
     kafka = base.kafka.model_copy(update={"topic_prefix": f"bench-{run}."})
     create_topics(kafka)
     topics = StreamTopics.for_prefix(kafka.topic_prefix)
@@ -226,32 +231,83 @@ def main() -> int:
                                   "events_per_s": round(bf.events_per_s, 1),
                                   "bad_rows": len(bf.bad_rows), "rows_read": bf.rows_read}
 
-    # 3. stream throughput on the backlog
+    # 2. stream on the backlog, interleaved with pipeline-alone segments: P S P S ... P.
+    # The load other processes put on the machine drifts by tens of percent within minutes,
+    # so the two are measured in alternation; the worker is paused (SIGSTOP) while the
+    # pipeline runs alone, with a session timeout long enough not to lose its partitions.
     watcher = SuggestionWatcher(kafka, topics.suggestions)
     watcher.start()
     wlog = logs / "worker-throughput.log"
-    proc = start_worker(kafka, bundle_dir, f"bench-{run}", wlog, batch, batch_ms)
+    proc = start_worker(kafka, bundle_dir, f"bench-{run}", wlog, batch, batch_ms,
+                        session_timeout_s=120)
     ready_s = wait_ready(proc, wlog)
-    deadline = time.monotonic() + 900
-    while watcher.count() < args.stream_events + 1 and time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"worker exited: {wlog.read_text(errors='replace')[-2000:]}")
-        time.sleep(0.2)
+
+    def wait_count(n: int, timeout_s: float = 600) -> None:
+        deadline = time.monotonic() + timeout_s
+        while watcher.count() < n:
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited: {wlog.read_text(errors='replace')[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("stream segment timed out")
+            time.sleep(0.05)
+
+    wait_count(batch)  # the first batch (start-up) is not measured
+    pipeline_rates: list[float] = []
+    stream_rates: list[float] = []
+    for rnd in range(args.rounds):
+        proc.send_signal(signal.SIGSTOP)
+        time.sleep(0.5)
+        pipeline_rates.append(measure_pipeline(segments[rnd]))
+        proc.send_signal(signal.SIGCONT)
+        # Backlog batches are full, so suggestions arrive in bursts of `batch`: measure from
+        # the end of one burst to the end of the burst `seg` suggestions later.
+        start_n = (watcher.count() // batch + 1) * batch
+        wait_count(start_n)
+        wait_count(start_n + seg)
+        with watcher.lock:
+            t_start, t_end = watcher.order[start_n - 1], watcher.order[start_n + seg - 1]
+        stream_rates.append(seg / (t_end - t_start))
+        log.info("round %d: pipeline alone %.2f/s, stream %.2f/s", rnd + 1, pipeline_rates[-1],
+                 stream_rates[-1])
+    proc.send_signal(signal.SIGSTOP)
+    pipeline_rates.append(measure_pipeline(segments[args.rounds]))
+    proc.send_signal(signal.SIGCONT)
+    log.info("pipeline alone (last) %.2f/s", pipeline_rates[-1])
     stop_worker(proc)
     watcher.stop_flag.set()
     watcher.join(5)
-    times = watcher.order[: args.stream_events + 1]
-    stream_eps = (len(times) - 1) / (times[-1] - times[0])
-    log.info("stream: %d suggestions after the first in %.1fs = %.1f/s", len(times) - 1,
-             times[-1] - times[0], stream_eps)
+    del tagger
+    # Harmonic means: total events over total time, each side.
+    pipeline_eps = len(pipeline_rates) / sum(1 / r for r in pipeline_rates)
+    stream_eps = len(stream_rates) / sum(1 / r for r in stream_rates)
     ratio = stream_eps / pipeline_eps
-    result["stream_throughput"] = {"suggestions": len(times) - 1,
-                                   "seconds": round(times[-1] - times[0], 2),
+    # Each stream segment against the pipeline segments on either side of it.
+    paired = [s / (2 / (1 / pipeline_rates[i] + 1 / pipeline_rates[i + 1]))
+              for i, s in enumerate(stream_rates)]
+    # Inside the worker: how much of each batch's time the tagger took (the rest is Kafka,
+    # decoding, building events, waiting for acks).
+    # Median per full batch: a batch that a SIGSTOP pause fell into would skew a sum.
+    shares = []
+    for line in wlog.read_text(errors="replace").splitlines():
+        m = re.search(r"batch of (\d+): .* tagger ([0-9.]+)s, batch ([0-9.]+)s", line)
+        if m and int(m.group(1)) == batch and float(m.group(3)) > 0:
+            shares.append(float(m.group(2)) / float(m.group(3)))
+    log.info("stream %.2f/s vs pipeline alone %.2f/s: ratio %.3f", stream_eps, pipeline_eps, ratio)
+    result["pipeline"] = {"segment_artworks": seg, "batch": batch,
+                          "events_per_s_per_segment": [round(r, 2) for r in pipeline_rates],
+                          "events_per_s": round(pipeline_eps, 2)}
+    result["stream_throughput"] = {"segment_suggestions": seg, "rounds": args.rounds,
+                                   "events_per_s_per_segment": [round(r, 2) for r in stream_rates],
                                    "events_per_s": round(stream_eps, 2),
                                    "worker_ready_s": round(ready_s, 1),
-                                   "ratio_vs_pipeline": round(ratio, 3)}
+                                   "ratio_vs_pipeline": round(ratio, 3),
+                                   "paired_ratios": [round(r, 3) for r in paired],
+                                   "paired_ratio_median": round(statistics.median(paired), 3),
+                                   "worker_tagger_share_of_batch_time_median":
+                                       round(statistics.median(shares), 4) if shares else None}
+    times_note = f"{args.rounds} segments of {seg} suggestions"
 
-    # 4. latency at half capacity, fresh topics and worker, other artworks
+    # 3. latency at half capacity, fresh topics and worker, other artworks
     lkafka = base.kafka.model_copy(update={"topic_prefix": f"bench-lat-{run}."})
     create_topics(lkafka)
     ltopics = StreamTopics.for_prefix(lkafka.topic_prefix)
@@ -262,7 +318,7 @@ def main() -> int:
     wait_ready(proc, llog)
     time.sleep(2)
     rate = stream_eps / 2
-    pool = records[20000:] if len(records) > 20000 + 100 else records[args.stream_events + 100:]
+    pool = records[20000:]
     n = min(len(pool), int(rate * args.latency_s))
     p = producer(lkafka, **{"linger.ms": 0})
     sent: dict[str, float] = {}
@@ -308,8 +364,8 @@ def main() -> int:
         "rows": rows, "publish_s_measured": round(bf.elapsed_s, 1),
         "processing_s_extrapolated": round(rows / stream_eps, 1),
         "seconds": round(backfill_s, 1), "extrapolated": True,
-        "how": f"whole catalogue published and timed; processing timed on the first "
-               f"{len(times) - 1} artworks of it and extrapolated to {rows} rows at "
+        "how": f"whole catalogue published and timed; processing timed on {times_note} "
+               f"of it and extrapolated to {rows} rows at "
                f"{stream_eps:.2f}/s (one worker, embedding cache off)",
     }
     result["headline"] = {
