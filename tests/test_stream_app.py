@@ -31,3 +31,18 @@ def test_two_apps_can_coexist_in_one_process(tmp_path):
     a = create_app(settings, _Tagger(), app_id="a")
     b = create_app(settings, _Tagger(), app_id="b")
     assert a is not b and a.conf.id == "a" and b.conf.id == "b"
+
+
+class _Monitor:
+    def observe_artworks(self, artworks): ...
+
+    def observe_suggestions(self, suggestions): ...
+
+    def observe_feedback(self, feedback): ...
+
+
+def test_with_a_monitor_a_second_agent_follows_feedback(tmp_path):
+    settings = StreamSettings(kafka=KafkaSettings(topic_prefix="p."), data_dir=tmp_path)
+    app = create_app(settings, _Tagger(), agent_name="a", monitor=_Monitor())
+    assert sorted(app.agents) == ["a", "a.feedback"]
+    assert set(app.agents["a.feedback"].channel.topics) == {"p.tags.feedback.v1"}

@@ -266,6 +266,19 @@ def test_poison_messages_are_dead_lettered_and_good_ones_flow(shared, artworks):
     assert 'arttag_stream_dead_letters_total{error_type="schema"} 1.0' in worker.metrics()
 
 
+def test_feedback_reaches_the_data_quality_monitor(shared):
+    from arttag.events import FeedbackActor, TagFeedbackGiven
+
+    kafka, topics, worker = shared
+    feedback = TagFeedbackGiven(artwork_id="T1", tag_id="270", action="accepted",
+                                actor=FeedbackActor(kind="curator", id="c1"))
+    publish(kafka, [(topics.feedback, b"T1", encode_event(feedback))])
+    deadline = time.monotonic() + 30
+    while 'arttag_dq_feedback_total{action="accepted"} 1.0' not in worker.metrics():
+        assert time.monotonic() < deadline, worker.log()[-2000:]
+        time.sleep(0.3)
+
+
 def test_replay_under_a_new_model_version_and_dead_letter_resubmission(shared, artworks, bundle_dir):
     from arttag.bundle import load_tagger
     from arttag.settings import StreamSettings

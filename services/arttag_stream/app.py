@@ -23,13 +23,15 @@ from typing import Any, Protocol
 
 import faust
 
-from arttag.events import ArtworkMetadata, TagSuggestion, encode_event
+from arttag.errors import EventDecodeError
+from arttag.events import ArtworkMetadata, TagFeedbackGiven, TagSuggestion, decode_event, encode_event
 from arttag.settings import KafkaSettings, StreamSettings
 from arttag.tagger import SuggestOptions, Tagger
 from arttag.topics import (
     ARTWORKS_CREATED,
     ARTWORKS_UPDATED,
     DEAD_LETTERS,
+    TAG_FEEDBACK,
     TAG_SUGGESTIONS,
     TAG_SUGGESTIONS_LATEST,
     topic_name,
@@ -37,7 +39,7 @@ from arttag.topics import (
 
 from arttag_stream.batching import take_batches
 from arttag_stream.metrics import StreamMetrics
-from arttag_stream.processing import BatchProcessor, RawMessage, StateStore
+from arttag_stream.processing import BatchProcessor, RawMessage, StateStore, make_dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ class DataQualityObserver(Protocol):
 
     def observe_suggestions(self, suggestions: Sequence[Sequence[TagSuggestion]]) -> None: ...
 
+    def observe_feedback(self, feedback: TagFeedbackGiven) -> None: ...
+
 
 @dataclass(frozen=True)
 class StreamTopics:
@@ -59,6 +63,7 @@ class StreamTopics:
     suggestions: str
     latest: str
     dead_letters: str
+    feedback: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> StreamTopics:
@@ -68,6 +73,7 @@ class StreamTopics:
             suggestions=topic_name(TAG_SUGGESTIONS, prefix),
             latest=topic_name(TAG_SUGGESTIONS_LATEST, prefix),
             dead_letters=topic_name(DEAD_LETTERS, prefix),
+            feedback=topic_name(TAG_FEEDBACK, prefix),
         )
 
 
@@ -113,7 +119,8 @@ def create_app(
     ``app_id`` is also the consumer group (default ``settings.consumer_group``);
     ``model_version`` labels the outputs (default: the tagger's); ``monitor``
     (e.g. :class:`arttag.monitoring.DataQualityMonitor`) sees every batch's
-    artworks and suggestions.
+    artworks and suggestions, and a second agent (``<agent_name>.feedback``) hands it
+    each feedback event from ``tags.feedback.v1``.
     """
     app_id = app_id or settings.consumer_group
     topics = StreamTopics.for_prefix(settings.kafka.topic_prefix)
@@ -235,5 +242,27 @@ def create_app(
                 # Crash-only: a bug must not let faust commit past an unprocessed batch.
                 log.critical("unexpected error handling a batch; exiting", exc_info=True)
                 os._exit(70)
+
+    if monitor is not None:
+        feedback_t = app.topic(topics.feedback, key_serializer="raw", value_serializer="raw")
+
+        @app.agent(feedback_t, name=f"{agent_name}.feedback")
+        async def observe_feedback(stream: faust.StreamT) -> None:
+            async for event in stream.events():
+                m = event.message
+                where = f"{m.topic}[{m.partition}]@{m.offset}"
+                try:
+                    feedback = decode_event(m.value, TagFeedbackGiven)
+                except EventDecodeError as exc:
+                    dead = make_dead_letter(
+                        RawMessage(m.topic, m.partition, m.offset, m.key, m.value),
+                        str(exc), str(exc.context.get("reason", "schema")), app_id)
+                    await (await dead_t.send(key=m.key, value=encode_event(dead), force=True))
+                    metrics.dead_letters.labels(dead.error_type).inc()
+                    log.warning("dead letter from %s (key %r): %s", where, m.key, exc)
+                    continue
+                monitor.observe_feedback(feedback)
+                log.debug("feedback %s on artwork %s tag %s from %s", feedback.action,
+                          feedback.artwork_id, feedback.tag_id, where)
 
     return app
