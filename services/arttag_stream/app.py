@@ -39,7 +39,13 @@ from arttag.topics import (
 
 from arttag_stream.batching import take_batches
 from arttag_stream.metrics import StreamMetrics
-from arttag_stream.processing import BatchProcessor, RawMessage, StateStore, make_dead_letter
+from arttag_stream.processing import (
+    BatchProcessor,
+    BatchResult,
+    RawMessage,
+    StateStore,
+    make_dead_letter,
+)
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +169,12 @@ def create_app(
     within_s = settings.batch_max_ms / 1000.0
     idle_s = min(settings.batch_idle_ms, settings.batch_max_ms) / 1000.0
 
+    def process_and_encode(messages: list[RawMessage]) -> tuple[BatchResult, dict[int, bytes]]:
+        # In the tagger's thread: the event loop only moves bytes. Each output is encoded
+        # once, for both the history and the latest topic.
+        result = processor.process(messages)
+        return result, {id(s): encode_event(s) for _, s in result.suggestions}
+
     async def handle_batch(events: list[Any]) -> None:
         started = time.perf_counter()
         messages = []
@@ -177,13 +189,14 @@ def create_app(
             except Exception:  # noqa: BLE001 - lag is best effort; it must not stop the stream
                 pass
         metrics.batch_size.observe(len(messages))
-        result = await asyncio.get_running_loop().run_in_executor(
-            executor, processor.process, messages
+        result, encoded = await asyncio.get_running_loop().run_in_executor(
+            executor, process_and_encode, messages
         )
         metrics.encode_score_seconds.observe(result.encode_score_s)
         try:
             pending = [
-                await suggestions_t.send(key=s.artwork_id.encode(), value=encode_event(s), force=True)
+                await suggestions_t.send(key=s.artwork_id.encode(), value=encoded[id(s)],
+                                         force=True)
                 for _, s in result.suggestions
             ]
             pending += [
@@ -194,7 +207,8 @@ def create_app(
             # The history record first: a crash between the two waves replays the batch,
             # and the state (rebuilt from latest) does not yet claim it.
             pending = [
-                await latest_t.send(key=s.artwork_id.encode(), value=encode_event(s), force=True)
+                await latest_t.send(key=s.artwork_id.encode(), value=encoded[id(s)],
+                                    force=True)
                 for s in result.latest
             ]
             await asyncio.gather(*pending)
