@@ -175,3 +175,27 @@ def test_scorers_save_and_load(data, tmp_path):
         a, b = scorer.score(batch), loaded.score(batch)
         assert [t.tolist() for t in a.tags] == [t.tolist() for t in b.tags]
         np.testing.assert_allclose(np.concatenate(a.scores), np.concatenate(b.scores), atol=2e-3)
+
+
+def test_group_scorer_votes_with_the_artworks_of_the_same_group():
+    from arttag.catalogue import CatalogueRecord
+    from arttag.scorers.group import GroupScorer
+    from arttag.events import AssignedTag
+    from arttag.vocabulary import Vocabulary
+
+    def rec(i, title, group, tags):
+        meta = ArtworkMetadata(title=title, group_title=group, tags=[AssignedTag(id=t, label=t) for t in tags])
+        return CatalogueRecord(line=i, artwork_id=str(i), metadata=meta)
+
+    train = [rec(1, "Page 1", "Alps Sketchbook", ["mountain"]), rec(2, "Page 2", "Alps  sketchbook", ["mountain", "snow"]),
+             rec(3, "Page 3", "Thames Sketchbook", ["river"])]
+    vocab = Vocabulary.from_records(train)
+    scorer = GroupScorer(vocab)
+    scorer.fit(make_corpus(train, vocab, None, None))
+    batch = Batch.from_metadata([ArtworkMetadata(title="Page 9", group_title="ALPS sketchbook"),
+                                 ArtworkMetadata(title="Loose sheet")])
+    cands = scorer.score(batch)
+    assert [vocab.tags[i].label for i in cands.tags[0]] == ["mountain", "snow"]
+    assert cands.scores[0].tolist() == [1.0, 0.5]
+    assert len(cands.tags[1]) == 0
+    assert [e.artwork_id for e in scorer.explain(batch, cands, 0, vocab.index("snow"))] == ["2"]

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 
 def _default_scorers() -> dict[str, dict[str, Any]]:
-    return {"knn": {}, "tfidf": {}, "semantic": {}}
+    return {"knn": {}, "tfidf": {}, "semantic": {}, "group": {}}
 
 
 class TrainParams(BaseModel):

@@ -14,6 +14,7 @@ SCORERS: dict[str, str] = {
     "knn": "arttag.scorers.knn:EmbeddingKnnScorer",
     "tfidf": "arttag.scorers.tfidf:TfidfKnnScorer",
     "semantic": "arttag.scorers.semantic:SemanticScorer",
+    "group": "arttag.scorers.group:GroupScorer",
 }
 
 

@@ -1,0 +1,65 @@
+"""The artwork's group (e.g. the sketchbook a drawing belongs to) as neighbours.
+
+Tate's sketchbook pages share their tags far more than their titles suggest.
+Every training artwork with the same ``group_title`` (case and spaces
+normalised) votes for its tags with weight 1, so a tag's score is the share of
+the group's artworks that carry it; the explanation cites those artworks.
+Artworks without a known group get no candidates from this scorer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from arttag.scorers.base import Batch, Corpus
+from arttag.scorers.knn import KnnParams, KnnVoting
+
+
+def _norm(value: str) -> str:
+    return re.sub(r"\s+", " ", value).strip().lower()
+
+
+class GroupParams(KnnParams):
+    neighbours: int = Field(500, ge=1, le=100_000, description="At most this many group members vote")
+    power: float = Field(1.0, gt=0, le=20)
+
+
+class GroupScorer(KnnVoting):
+    name = "group"
+    Params = GroupParams
+    params: GroupParams
+
+    def _fit(self, corpus: Corpus) -> None:
+        self._set_training(corpus)
+        members: dict[str, list[int]] = {}
+        for i, fields in enumerate(corpus.fields):
+            g = _norm(fields.get("group_title", ""))
+            if g:
+                members.setdefault(g, []).append(i)
+        self.members = {g: np.array(v[: self.params.neighbours], dtype=np.int64) for g, v in members.items()}
+
+    def _neighbours(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        rows = [self.members.get(_norm(f.get("group_title", "")), np.zeros(0, dtype=np.int64)) for f in batch.fields]
+        k = max([1, *(len(r) for r in rows)])
+        idx = np.zeros((len(rows), k), dtype=np.int64)
+        sims = np.zeros((len(rows), k), dtype=np.float32)
+        for i, r in enumerate(rows):
+            idx[i, : len(r)] = r
+            sims[i, : len(r)] = 1.0
+        return idx, sims
+
+    def _save(self, directory: Path) -> None:
+        self._save_training(directory)
+        with open(directory / "groups.json", "w", encoding="utf-8") as fh:
+            json.dump({g: v.tolist() for g, v in self.members.items()}, fh, ensure_ascii=False)
+
+    def _load(self, directory: Path, context: dict[str, Any]) -> None:
+        self._load_training(directory)
+        with open(directory / "groups.json", encoding="utf-8") as fh:
+            self.members = {g: np.array(v, dtype=np.int64) for g, v in json.load(fh).items()}
