@@ -122,4 +122,4 @@ def test_buckets_bound_padding(tiny_onnx_dir):
     for b in buckets:
         real = sum(lengths[i] for i in b)
         longest = max(lengths[i] for i in b)
-        assert longest * len(b) <= real * 1.25 or longest * (len(b) - 1) < 50
+        assert longest * len(b) <= real * (1 + encoder.max_padding) or longest * (len(b) - 1) < 50

@@ -78,7 +78,7 @@ class OnnxEncoder:
         self.manifest: OnnxManifest = read_manifest(self.onnx_dir)
         self.variant = variant
         self.batch_size = max(1, batch_size)
-        self.max_padding = 0.25
+        self.max_padding = 0.10
         self.min_batch_tokens = 256
         model_path = self.onnx_dir / self.manifest.variant(variant).file
         tokenizer_path = self.onnx_dir / self.manifest.tokenizer
