@@ -124,3 +124,25 @@ def test_train_and_load_with_the_tiny_onnx_encoder(tiny_mpnet_dir, tiny_onnx_dir
     [suggestions] = tagger.suggest([ArtworkMetadata(title="Fishing Boats in Genoa Harbour")])
     assert suggestions and all(s.explanation.contributions for s in suggestions)
     assert tagger.search_tags_semantic("harbour", 3)
+
+
+def test_embedding_cache_is_reused_and_never_truncated(tmp_path):
+    import numpy as np
+
+    from arttag.training import embed_texts
+
+    class Counting(HashingEncoder):
+        calls = 0
+
+        def encode(self, texts):
+            Counting.calls += len(texts)
+            return super().encode(texts)
+
+    many = [f"text {i}" for i in range(300)]
+    first = embed_texts(Counting(), many, tmp_path)
+    assert Counting.calls == 300
+    again = embed_texts(Counting(), many[:5] + ["new one"], tmp_path)
+    assert Counting.calls == 301  # only the new text was encoded
+    np.testing.assert_allclose(again[:5], first[:5])
+    with np.load(tmp_path / "hashing-256.npz") as data:
+        assert len(data["keys"]) == 301

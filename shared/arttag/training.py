@@ -122,9 +122,18 @@ def embed_texts(encoder: TextEncoder, texts: Sequence[str], cache_dir: Path | No
     from arttag.encoders.cache import CachedEncoder
 
     unique = list(dict.fromkeys(texts))
-    cached = CachedEncoder(encoder, max_size=max(len(unique) * 2, 1024))
     path = _cache_file(cache_dir, encoder) if cache_dir else None
+    known = 0
     if path and path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                known = len(data["keys"])
+        except (OSError, KeyError, ValueError):
+            known = 0
+    # Room for every cached and every new text: an LRU smaller than that would evict
+    # texts we need and then save a truncated cache file.
+    cached = CachedEncoder(encoder, max_size=known + len(unique) + 1024)
+    if path and known:
         try:
             cached.load(path)
         except ModelError as exc:
