@@ -163,3 +163,15 @@ def test_state_store_keeps_the_highest_revision():
     assert store.merge("T1", ArtworkState(5, "a", "m"))
     assert not store.merge("T1", ArtworkState(4, "b", "m"))
     assert store.get("T1").content_hash == "a"
+
+
+def test_state_is_read_from_headers_or_from_the_json():
+    from arttag_stream.state import _apply, state_headers
+
+    store = StateStore()
+    assert _apply(store, b"{}", state_headers("T1", 4, "h", "m"))  # headers win, body not parsed
+    assert store.get("T1") == ArtworkState(4, "h", "m")
+    body = b'{"artwork_id": "T2", "revision": 2, "content_hash": "g", "model_version": "m"}'
+    assert _apply(store, body, None)
+    assert store.get("T2") == ArtworkState(2, "g", "m")
+    assert not _apply(store, b"not json", None) and not _apply(store, None, None)

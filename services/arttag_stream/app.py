@@ -38,6 +38,7 @@ from arttag.topics import (
 )
 
 from arttag_stream.batching import take_batches
+from arttag_stream.state import state_headers
 from arttag_stream.metrics import StreamMetrics
 from arttag_stream.processing import (
     BatchProcessor,
@@ -207,8 +208,10 @@ def create_app(
             # The history record first: a crash between the two waves replays the batch,
             # and the state (rebuilt from latest) does not yet claim it.
             pending = [
-                await latest_t.send(key=s.artwork_id.encode(), value=encoded[id(s)],
-                                    force=True)
+                await latest_t.send(
+                    key=s.artwork_id.encode(), value=encoded[id(s)], force=True,
+                    headers=state_headers(s.artwork_id, s.revision, s.content_hash, s.model_version),
+                )
                 for s in result.latest
             ]
             await asyncio.gather(*pending)

@@ -22,7 +22,7 @@ from arttag.tagger import SuggestOptions, Tagger
 from arttag_stream.app import StreamTopics
 from arttag_stream.kafka_io import consumer, flush_or_fail, partitions, producer
 from arttag_stream.processing import BatchProcessor, RawMessage, StateStore
-from arttag_stream.state import LatestFollower
+from arttag_stream.state import LatestFollower, state_headers
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,9 @@ def replay_artworks(
                     report.invalid += 1
             flush_or_fail(p)
             for s in result.latest:
-                p.produce(topics.latest, key=s.artwork_id.encode(), value=encode_event(s))
+                p.produce(topics.latest, key=s.artwork_id.encode(), value=encode_event(s),
+                          headers=state_headers(s.artwork_id, s.revision, s.content_hash,
+                                                s.model_version))
             flush_or_fail(p)
             _commit(c)  # the group's offsets show the replay's progress
             report.read += len(batch)

@@ -18,14 +18,28 @@ from arttag_stream.processing import ArtworkState, StateStore
 log = logging.getLogger(__name__)
 
 
-def _apply(store: StateStore, value: bytes | None) -> bool:
+STATE_HEADERS = ("arttag-artwork-id", "arttag-revision", "arttag-content-hash", "arttag-model-version")
+
+
+def state_headers(artwork_id: str, revision: int, content_hash: str, model_version: str) -> list[tuple[str, bytes]]:
+    """Headers the worker puts on latest-suggestions records, so the state is rebuilt
+    without parsing every record's explanations."""
+    values = (artwork_id, str(revision), content_hash, model_version)
+    return [(name, value.encode()) for name, value in zip(STATE_HEADERS, values)]
+
+
+def _apply(store: StateStore, value: bytes | None, headers: list | None = None) -> bool:
     if not value:
         return False
     try:
-        # Only four fields matter; a full pydantic parse of every explanation is slow.
-        data = json.loads(value)
-        state = ArtworkState(int(data["revision"]), str(data["content_hash"]), str(data["model_version"]))
-        return store.merge(str(data["artwork_id"]), state)
+        found = {k: v for k, v in headers or () if k in STATE_HEADERS and v is not None}
+        if len(found) == len(STATE_HEADERS):
+            artwork_id, revision, chash, model = (found[k].decode() for k in STATE_HEADERS)
+        else:  # records written without headers: read the four fields from the JSON
+            data = json.loads(value)
+            artwork_id, revision, chash, model = (data["artwork_id"], data["revision"],
+                                                  data["content_hash"], data["model_version"])
+        return store.merge(str(artwork_id), ArtworkState(int(revision), str(chash), str(model)))
     except (ValueError, KeyError, TypeError) as exc:
         log.warning("latest-suggestions record ignored: %s", exc)
         return False
@@ -78,7 +92,7 @@ class LatestFollower:
                 if msg.error():
                     continue
                 read += 1
-                _apply(self.store, msg.value())
+                _apply(self.store, msg.value(), msg.headers())
                 p = msg.partition()
                 if p in remaining and msg.offset() + 1 >= remaining[p]:
                     del remaining[p]
@@ -97,7 +111,7 @@ class LatestFollower:
                     if msg.error().code() != KafkaError._PARTITION_EOF:
                         log.warning("following %s: %s", self.topic, msg.error())
                     continue
-                _apply(self.store, msg.value())
+                _apply(self.store, msg.value(), msg.headers())
 
     def close(self) -> None:
         self._stop.set()
