@@ -42,7 +42,7 @@ HARBOUR = ArtworkMetadata(title="Fishing Boats in Naples Harbour", artists=["Jos
 MOUNTAIN = ArtworkMetadata(title="Snow on the Mountain, Lucerne", artists=["John Robert Cozens"])
 
 
-@pytest.mark.parametrize("name", ["knn", "tfidf"])
+@pytest.mark.parametrize("name", ["knn", "tfidf", "centroid"])
 def test_supervised_scorers_find_the_known_tags(data, name):
     _, vocab, corpus = data
     scorer = get_scorer_class(name)(vocab, {"limit": 5})
@@ -166,7 +166,7 @@ def test_embedding_scorers_refuse_a_batch_without_embeddings(data):
 def test_scorers_save_and_load(data, tmp_path):
     _, vocab, corpus = data
     batch = _batch(HARBOUR, MOUNTAIN)
-    for name in ("knn", "tfidf", "semantic"):
+    for name in ("knn", "tfidf", "semantic", "centroid", "group", "artist"):
         cls = get_scorer_class(name)
         scorer = cls(vocab, {"limit": 7})
         scorer.fit(corpus)
@@ -199,3 +199,20 @@ def test_group_scorer_votes_with_the_artworks_of_the_same_group():
     assert cands.scores[0].tolist() == [1.0, 0.5]
     assert len(cands.tags[1]) == 0
     assert [e.artwork_id for e in scorer.explain(batch, cands, 0, vocab.index("snow"))] == ["2"]
+
+
+def test_centroid_contributions_sum_to_the_score_and_cite_the_tags_artworks(data):
+    from arttag.scorers.centroid import CentroidScorer
+
+    _, vocab, corpus = data
+    scorer = CentroidScorer(vocab)
+    scorer.fit(corpus)
+    batch = _batch(HARBOUR)
+    cands = scorer.score(batch)
+    harbour = vocab.index("1")
+    score = scorer.score_tags(batch, cands, 0, np.array([harbour]))[0]
+    parts = scorer.contributions(batch, 0, harbour)
+    assert sum(c for _, c in parts) == pytest.approx(score, abs=1e-4)
+    cited = scorer.explain(batch, cands, 0, harbour, max_evidence=3)
+    assert [e.artwork_id for e in cited] == [corpus.ids[j] for j, _ in parts[:3]]
+    assert all(corpus.labels[corpus.ids.index(e.artwork_id), harbour] for e in cited)

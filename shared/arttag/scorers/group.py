@@ -34,18 +34,19 @@ class GroupScorer(KnnVoting):
     name = "group"
     Params = GroupParams
     params: GroupParams
+    field = "group_title"
 
     def _fit(self, corpus: Corpus) -> None:
         self._set_training(corpus)
         members: dict[str, list[int]] = {}
         for i, fields in enumerate(corpus.fields):
-            g = _norm(fields.get("group_title", ""))
+            g = _norm(fields.get(self.field, ""))
             if g:
                 members.setdefault(g, []).append(i)
         self.members = {g: np.array(v[: self.params.neighbours], dtype=np.int64) for g, v in members.items()}
 
     def _neighbours(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
-        rows = [self.members.get(_norm(f.get("group_title", "")), np.zeros(0, dtype=np.int64)) for f in batch.fields]
+        rows = [self.members.get(_norm(f.get(self.field, "")), np.zeros(0, dtype=np.int64)) for f in batch.fields]
         k = max([1, *(len(r) for r in rows)])
         idx = np.zeros((len(rows), k), dtype=np.int64)
         sims = np.zeros((len(rows), k), dtype=np.float32)
@@ -63,3 +64,11 @@ class GroupScorer(KnnVoting):
         self._load_training(directory)
         with open(directory / "groups.json", encoding="utf-8") as fh:
             self.members = {g: np.array(v, dtype=np.int64) for g, v in json.load(fh).items()}
+
+
+class ArtistScorer(GroupScorer):
+    """The same voting among training artworks with the same byline (artists and date),
+    e.g. the drawings of one artist's tour of one year."""
+
+    name = "artist"
+    field = "artists"

@@ -33,7 +33,7 @@ class KnnVoting(Scorer):
 
     Params = KnnParams
     params: KnnParams
-    extra_features = ("votes", "max_sim", "weight_sum")
+    extra_features = ("votes", "max_sim", "weight_sum", "top5_share")
     doc_feature_names = ("top1_sim", "mean_sim")
 
     # set by _fit/_load
@@ -81,11 +81,16 @@ class KnnVoting(Scorer):
             first = np.full(len(all_tags), len(idx), dtype=np.int64)
             np.minimum.at(first, inverse, positions)  # neighbours are sorted: the first voter is the closest
             all_max = sims[first].astype(np.float64) if len(all_tags) else np.zeros(0)
+            # The vote among the closest five only: a sharper view of the same neighbourhood.
+            near = positions < 5
+            near_total = float(weights[:5].sum()) or 1.0
+            all_near = np.bincount(inverse[near], weights=weights[positions[near]], minlength=len(all_tags)) / near_total
             order = top_k(all_wsum, limit)
             tags_out.append(all_tags[order].astype(np.int64))
             scores_out.append(np.minimum(all_wsum[order] / total, 1.0))
-            feats_out.append({"votes": all_votes[order], "max_sim": all_max[order], "weight_sum": all_wsum[order]})
-            votes_state.append((idx, sims, total, (positions, inverse), all_tags, all_wsum, all_votes, all_max))
+            feats_out.append({"votes": all_votes[order], "max_sim": all_max[order], "weight_sum": all_wsum[order],
+                              "top5_share": all_near[order]})
+            votes_state.append((idx, sims, total, (positions, inverse), all_tags, all_wsum, all_votes, all_max, all_near))
             top1[row] = float(nb_sim[row][0]) if nb_sim.shape[1] else 0.0
             mean[row] = float(nb_sim[row].mean()) if nb_sim.shape[1] else 0.0
         return Candidates(self.name, tags_out, scores_out, feats_out,
@@ -105,13 +110,13 @@ class KnnVoting(Scorer):
 
     def tag_features(self, cands: Candidates, row: int, tags: np.ndarray) -> dict[str, np.ndarray]:
         """The extra features for arbitrary tags (those another scorer proposed)."""
-        _, _, _, _, _, wsum, votes, max_sim = cands.state[row]
+        wsum, votes, max_sim, near = cands.state[row][5:9]
         if not len(wsum):
             return {name: np.zeros(len(tags)) for name in self.extra_features}
         pos = self._positions(cands, row, tags)
         hit = pos >= 0
         return {"votes": np.where(hit, votes[pos], 0.0), "max_sim": np.where(hit, max_sim[pos], 0.0),
-                "weight_sum": np.where(hit, wsum[pos], 0.0)}
+                "weight_sum": np.where(hit, wsum[pos], 0.0), "top5_share": np.where(hit, near[pos], 0.0)}
 
     def voters(self, cands: Candidates, row: int, tag: int) -> list[tuple[int, float]]:
         """Every (training index, similarity) that voted for the tag, most similar first."""

@@ -15,6 +15,8 @@ SCORERS: dict[str, str] = {
     "tfidf": "arttag.scorers.tfidf:TfidfKnnScorer",
     "semantic": "arttag.scorers.semantic:SemanticScorer",
     "group": "arttag.scorers.group:GroupScorer",
+    "artist": "arttag.scorers.group:ArtistScorer",
+    "centroid": "arttag.scorers.centroid:CentroidScorer",
 }
 
 
