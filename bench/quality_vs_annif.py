@@ -600,6 +600,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         train_s = sum(v for v in (trained.get("timings") or {}).values() if isinstance(v, (int, float))) or None
         arttag_result = {
             "bundle": str(bundle_dir),
+            "arttag_code": str(Path(tagger.__class__.__module__ and sys.modules["arttag"].__file__).parent),
             "model_version": tagger.model_version,
             "created_at": manifest.get("created_at"),
             "encoder": manifest["encoder"]["name"],
