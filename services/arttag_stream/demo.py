@@ -70,7 +70,13 @@ def ensure_bundle(bundle_dir: Path, encoder: TextEncoder, say: Callable[[str], N
     from arttag.training import train_bundle
 
     if bundle_dir.exists() and any(bundle_dir.iterdir()):
-        return bundle_dir
+        from arttag.bundle import load_tagger
+
+        try:
+            load_tagger(bundle_dir, encoder)
+            return bundle_dir
+        except ModelError as exc:  # trained with another encoder or an older arttag
+            say(f"the bundle in {bundle_dir} cannot be used ({exc}); training a new one")
     say(f"training a model bundle on the bundled sample into {bundle_dir} (once)")
     started = time.monotonic()
     train_bundle(sample_path(), bundle_dir, encoder, progress=True)
