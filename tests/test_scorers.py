@@ -42,7 +42,7 @@ HARBOUR = ArtworkMetadata(title="Fishing Boats in Naples Harbour", artists=["Jos
 MOUNTAIN = ArtworkMetadata(title="Snow on the Mountain, Lucerne", artists=["John Robert Cozens"])
 
 
-@pytest.mark.parametrize("name", ["knn", "tfidf", "centroid"])
+@pytest.mark.parametrize("name", ["knn", "tfidf", "centroid", "hybrid"])
 def test_supervised_scorers_find_the_known_tags(data, name):
     _, vocab, corpus = data
     scorer = get_scorer_class(name)(vocab, {"limit": 5})
@@ -166,7 +166,7 @@ def test_embedding_scorers_refuse_a_batch_without_embeddings(data):
 def test_scorers_save_and_load(data, tmp_path):
     _, vocab, corpus = data
     batch = _batch(HARBOUR, MOUNTAIN)
-    for name in ("knn", "tfidf", "semantic", "centroid", "group", "artist"):
+    for name in ("knn", "tfidf", "semantic", "centroid", "group", "artist", "hybrid"):
         cls = get_scorer_class(name)
         scorer = cls(vocab, {"limit": 7})
         scorer.fit(corpus)

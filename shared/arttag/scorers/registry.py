@@ -17,6 +17,7 @@ SCORERS: dict[str, str] = {
     "group": "arttag.scorers.group:GroupScorer",
     "artist": "arttag.scorers.group:ArtistScorer",
     "centroid": "arttag.scorers.centroid:CentroidScorer",
+    "hybrid": "arttag.scorers.hybrid:HybridKnnScorer",
 }
 
 
