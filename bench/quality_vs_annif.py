@@ -655,7 +655,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"; with the reused Annif training{' and suggesting' if reused_from else ''} "
         f"({extra:.0f} s when it ran): {(total_s + extra) / 60:.1f} min" if extra else ""))
 
-    command = "nice -n 10 .venv/bin/python bench/quality_vs_annif.py" + (
+    env_prefix = f"PYTHONPATH={shlex.quote(os.environ['PYTHONPATH'])} " if os.environ.get("PYTHONPATH") else ""
+    command = env_prefix + "nice -n 10 .venv/bin/python bench/quality_vs_annif.py" + (
         " " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])) if (argv or sys.argv[1:]) else "")
     best = annif_results[best_annif]
     out = {
