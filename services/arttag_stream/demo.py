@@ -210,7 +210,12 @@ def run_demo(
             worker.wait()
         say(f"worker stopped (status {worker.returncode})")
         if not keep_topics:
-            names = [topic for topic in admin_client(kafka).list_topics(timeout=10).topics
+            admin = admin_client(kafka)
+            names = [topic for topic in admin.list_topics(timeout=10).topics
                      if topic.startswith(prefix)]
-            if names:
-                admin_client(kafka).delete_topics(names, operation_timeout=10)
+            for future in (admin.delete_topics(names, operation_timeout=30).values() if names else ()):
+                try:
+                    future.result()  # the request must complete before the client goes away
+                except Exception as exc:  # noqa: BLE001 - cleanup only
+                    log.warning("could not delete a demo topic: %s", exc)
+            say(f"deleted the demo's {len(names)} topics (keep them with --keep-topics)")
