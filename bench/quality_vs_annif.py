@@ -252,6 +252,10 @@ def write_inputs(work: Path, vocab: Vocabulary, train: Sequence[CatalogueRecord]
     with open(work / "dev.tsv", "w", encoding="utf-8") as fh:
         for r in dev:
             fh.write(_one_line(build_text(r.metadata)) + "\n")
+    with open(work / "dev-gold.tsv", "w", encoding="utf-8") as fh:  # for the `annif eval` cross-check
+        for r in dev:
+            uris = " ".join(f"<{tag_uri(i)}>" for i in sorted({t.id for t in r.metadata.tags}) if i in vocab)
+            fh.write(f"{_one_line(build_text(r.metadata))}\t{uris}\n")
     with open(work / "one.tsv", "w", encoding="utf-8") as fh:
         fh.write(_one_line(build_text(dev[0].metadata)) + "\n")
     return {name: _sha256(work / name) for name in ("vocab.tsv", "train.tsv", "dev.tsv")}
@@ -572,6 +576,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"Annif {s}: F1@5 {res['metrics']['f1_at_5']:.3f}, nDCG@10 {res['metrics']['ndcg_at_10']:.3f}, "
             f"{res['docs_per_s'] or float('nan'):.1f} docs/s (index {res['index_s']:.1f} s, of which start-up and loading {res['load_s']:.1f} s)")
         annif_results[s] = res
+    check = "omikuji" if "omikuji" in annif_results else next(iter(annif_results))
+    if not reused_from:
+        # Annif's own evaluation of one project, as a check that arttag.metrics counts the same way.
+        say(f"cross-check: annif eval of {check} against arttag.metrics")
+        annif.run("eval", "--limit", "10", "-m", "F1@5", "-m", "NDCG@10", "-m", "Precision@1", "-m", "Precision@5",
+                  f"tate-{check}", "dev-gold.tsv", log=annif.work / "logs" / f"eval-{check}.log")
+        found = {}
+        for line in (annif.work / "logs" / f"eval-{check}.log").read_text().splitlines():
+            name, sep, value = line.partition(":")
+            if sep and name.strip() in ("F1@5", "NDCG@10", "Precision@1", "Precision@5"):
+                found[name.strip()] = float(value.strip())
+        ours = annif_results[check]["metrics"]
+        annif_results[check]["annif_eval_cross_check"] = {
+            "annif_eval": found,
+            "arttag_metrics": {"F1@5": ours["f1_at_5"], "NDCG@10": ours["ndcg_at_10"],
+                               "Precision@1": ours["p_at_1"], "Precision@5": ours["p_at_5"]}}
+        say("  annif eval " + ", ".join(f"{k} {v:.4f}" for k, v in found.items()) + " | arttag.metrics "
+            + ", ".join(f"{k} {v:.4f}" for k, v in annif_results[check]["annif_eval_cross_check"]["arttag_metrics"].items()))
     if "ensemble" in annif_results:
         annif_results["ensemble"]["train_s"] = sum(annif_results[s]["train_s"] for s in ENSEMBLE_SOURCES)
     timings["annif_total_s"] = time.perf_counter() - t0
