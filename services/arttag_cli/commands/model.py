@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 
 from arttag.settings import CliSettings
@@ -40,10 +39,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     i = s.add_parser("info", help="show the exported encoder's manifest")
     i.add_argument("--onnx-dir", type=Path)
     i.set_defaults(func=_info)
-
-
-def _progress() -> bool:
-    return sys.stderr.isatty()
 
 
 def _fetch(args: argparse.Namespace) -> int:
