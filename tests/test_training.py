@@ -146,3 +146,33 @@ def test_embedding_cache_is_reused_and_never_truncated(tmp_path):
     np.testing.assert_allclose(again[:5], first[:5])
     with np.load(tmp_path / "hashing-256.npz") as data:
         assert len(data["keys"]) == 301
+
+
+def test_embedding_cache_of_another_model_export_is_not_used(tmp_path):
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from arttag.training import embed_texts
+
+    class Exported(HashingEncoder):
+        def __init__(self, sha):
+            super().__init__()
+            self.variant = "int8"
+            self.manifest = SimpleNamespace(variant=lambda name: SimpleNamespace(sha256=sha))
+            self.calls = 0
+
+        def encode(self, texts):
+            self.calls += len(texts)
+            return super().encode(texts)
+
+    first = Exported("aaa")
+    embed_texts(first, ["a", "b"], tmp_path)
+    same = Exported("aaa")
+    embed_texts(same, ["a", "b"], tmp_path)
+    assert same.calls == 0
+    other = Exported("bbb")  # re-exported model: every vector changes
+    embed_texts(other, ["a", "b"], tmp_path)
+    assert other.calls == 2
+    with np.load(tmp_path / "hashing-256.npz") as data:
+        assert len(data["keys"]) == 2

@@ -16,6 +16,7 @@ Steps of :func:`train_bundle`:
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import time
@@ -117,6 +118,32 @@ def _cache_file(cache_dir: Path, encoder: TextEncoder) -> Path:
     return cache_dir / (re.sub(r"[^A-Za-z0-9_.-]+", "_", encoder.name) + ".npz")
 
 
+def encoder_fingerprint(encoder: TextEncoder) -> str | None:
+    """sha256 of the model file behind an ONNX encoder (None for encoders without one).
+
+    The encoder's name says which model and variant, not which export of it; a
+    re-export (another quantisation recipe) changes every vector, so caches are
+    keyed by this too.
+    """
+    inner = getattr(encoder, "inner", encoder)
+    manifest, variant = getattr(inner, "manifest", None), getattr(inner, "variant", None)
+    if manifest is None or not variant:
+        return None
+    try:
+        return str(manifest.variant(variant).sha256)
+    except (ArttagError, AttributeError):
+        return None
+
+
+def _cache_matches(path: Path, fingerprint: str | None) -> bool:
+    if fingerprint is None:
+        return True
+    try:
+        return json.loads(path.with_name(path.name + ".json").read_text()).get("model_sha256") == fingerprint
+    except (OSError, ValueError):
+        return False  # a cache of unknown provenance for a fingerprinted model: do not trust it
+
+
 def embed_texts(encoder: TextEncoder, texts: Sequence[str], cache_dir: Path | None = None,
                 progress: bool = False, chunk: int = 256, save_every: int = 4096) -> np.ndarray:
     """Embeddings of ``texts`` (each distinct text encoded once), through an optional on-disk cache."""
@@ -125,7 +152,10 @@ def embed_texts(encoder: TextEncoder, texts: Sequence[str], cache_dir: Path | No
     unique = list(dict.fromkeys(texts))
     path = _cache_file(cache_dir, encoder) if cache_dir else None
     known = 0
-    if path and path.exists():
+    fingerprint = encoder_fingerprint(encoder)
+    if path and path.exists() and not _cache_matches(path, fingerprint):
+        log.warning("embedding cache %s was written by another export of %s; not used", path, encoder.name)
+    elif path and path.exists():
         try:
             with np.load(path, allow_pickle=False) as data:
                 known = len(data["keys"])
@@ -152,12 +182,18 @@ def embed_texts(encoder: TextEncoder, texts: Sequence[str], cache_dir: Path | No
             vectors[t] = v
         since_save += cached.misses - misses
         if path and since_save >= save_every:
-            cached.save(path)
+            _save_cache(cached, path, fingerprint)
             since_save = 0
     if path and since_save:
-        cached.save(path)
+        _save_cache(cached, path, fingerprint)
     dim = encoder.dim
     return np.stack([vectors[t] for t in texts]).astype(np.float32) if texts else np.zeros((0, dim), np.float32)
+
+
+def _save_cache(cached: Any, path: Path, fingerprint: str | None) -> None:
+    cached.save(path)
+    path.with_name(path.name + ".json").write_text(
+        json.dumps({"encoder": cached.name, "model_sha256": fingerprint}) + "\n")
 
 
 def make_batch(records: Sequence[CatalogueRecord], embeddings: np.ndarray | None) -> Batch:
