@@ -68,6 +68,7 @@ class EncoderSettings(BaseModel):
     onnx_dir: Path | None = Field(None, description="Exported ONNX folder; default <model_dir>-onnx")
     variant: Literal["fp32", "int8"] = "int8"
     intra_op_threads: int = Field(0, ge=0, description="0 lets onnxruntime choose")
+    spin_wait: bool = Field(False, description="onnxruntime threads spin between runs (idle machines only)")
     execution_provider: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = Field(32, ge=1)
     cache_size: int = Field(100_000, ge=0, description="Embeddings kept in memory, keyed by text hash")

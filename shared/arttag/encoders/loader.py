@@ -20,6 +20,7 @@ def load_encoder(settings: EncoderSettings) -> TextEncoder:
         settings.resolved_onnx_dir,
         settings.variant,
         intra_op_threads=settings.intra_op_threads,
+        spin_wait=settings.spin_wait,
         execution_provider=settings.execution_provider,
         batch_size=settings.batch_size,
     )

@@ -73,6 +73,7 @@ class OnnxEncoder:
         intra_op_threads: int = 0,
         execution_provider: str = "auto",
         batch_size: int = 32,
+        spin_wait: bool = False,
     ) -> None:
         self.onnx_dir = Path(onnx_dir)
         self.manifest: OnnxManifest = read_manifest(self.onnx_dir)
@@ -95,6 +96,10 @@ class OnnxEncoder:
             options.intra_op_num_threads = intra_op_threads
         # One request at a time per session; inter-op parallelism only adds thread contention.
         options.inter_op_num_threads = 1
+        # Spinning worker threads win a little throughput on an idle machine, but next to a
+        # stream worker, an API and scikit-learn they burn the cores the others need and
+        # stretch tail latency; they sleep between runs unless asked otherwise.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_wait else "0")
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         self.providers = select_providers(execution_provider)
         try:
