@@ -25,7 +25,6 @@ import json
 import logging
 import math
 import os
-import platform
 import re
 import socket
 import statistics
@@ -36,6 +35,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
+
+from machine_info import machine_details
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "shared" / "arttag" / "data" / "tate_sample.jsonl.gz"
@@ -66,33 +67,18 @@ def load_payloads(limit: int = 4000) -> list[dict]:
 
 
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        m = re.search(r"model name\s*:\s*(.+)", text)
-        cpu = m.group(1).strip() if m else cpu
-    except OSError:
-        pass
-    mem_gb = None
-    try:
-        m = re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text())
-        mem_gb = round(int(m.group(1)) / 1024 / 1024, 1) if m else None
-    except OSError:
-        pass
+    from importlib.metadata import PackageNotFoundError, version
+
     versions = {}
     for name in ("onnxruntime", "fastapi", "uvicorn", "httpx", "numpy"):
         try:
-            from importlib.metadata import version
-
             versions[name] = version(name)
-        except Exception:  # noqa: BLE001 - a missing package is just not reported
+        except PackageNotFoundError:  # a missing package is just not reported
             pass
-    return {
-        "cpu": cpu, "logical_cpus": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)),
-        "memory_gb": mem_gb, "platform": platform.platform(), "python": platform.python_version(),
-        "versions": versions, "loadavg_at_start": list(os.getloadavg()),
-        "note": "server and load generator share these CPUs; other processes may run on the machine too",
-    }
+    return machine_details(
+        versions=versions,
+        note="server and load generator share these CPUs; other processes may run on the machine too",
+    )
 
 
 # -- the server -------------------------------------------------------------------------------

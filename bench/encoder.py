@@ -28,8 +28,6 @@ import argparse
 import json
 import logging
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+
+from machine_info import machine_details
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CATALOGUE = REPO.parent / "shared" / "data" / "tate" / "artworks.jsonl.gz"
@@ -46,40 +46,13 @@ log = logging.getLogger("bench.encoder")
 
 
 def machine() -> dict:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False
-        ).stdout.strip()
-    except OSError:
-        commit = ""
-    mem = 0.0
-    try:
-        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError):
-        pass
     import onnxruntime
     import torch
 
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gb": round(mem, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "onnxruntime": onnxruntime.__version__,
-        "torch": torch.__version__,
-        "git_commit": commit,
-        "load_average_at_start": list(os.getloadavg()),
-        "note": "2 cores shared with other engineers' processes; engines take turns to share the noise",
-    }
+    return machine_details(
+        onnxruntime=onnxruntime.__version__, torch=torch.__version__,
+        note="2 cores shared with other engineers' processes; engines take turns to share the noise",
+    )
 
 
 def layer_flops(n: int, hidden: int, intermediate: int) -> int:

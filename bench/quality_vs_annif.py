@@ -34,7 +34,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import shlex
 import shutil
 import subprocess
@@ -53,6 +52,8 @@ from arttag.metrics import ranking_metrics, subset_recall
 from arttag.split import SPLIT_RULE, split_of
 from arttag.text import build_text
 from arttag.vocabulary import Vocabulary
+
+from machine_info import machine_details
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CATALOGUE = Path("/work/shared/data/tate/artworks.jsonl.gz")
@@ -388,23 +389,7 @@ def run_arttag(bundle: Path, dev: Sequence[CatalogueRecord], batch_size: int, vo
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                mem = round(int(line.split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
-    return {"cpu_model": cpu, "cores": os.cpu_count(), "memory_gib": mem, "platform": platform.platform(),
-            "python": platform.python_version(), "load_average_at_start": list(os.getloadavg())}
+    return machine_details()
 
 
 # -- report -------------------------------------------------------------------------------

@@ -35,7 +35,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import re
 import signal
 import statistics
@@ -47,39 +46,21 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+from machine_info import machine_details
+
 REPO = Path(__file__).resolve().parents[1]
-TATE = Path("/work/shared/data/tate/artworks.jsonl.gz")
+TATE = REPO.parent / "shared" / "data" / "tate" / "artworks.jsonl.gz"
 
 log = logging.getLogger("bench.stream")
 
 
 def machine() -> dict:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_gb = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                mem_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
     import onnxruntime
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                            text=True).stdout.strip()
-    return {
-        "cpu": cpu, "cores": os.cpu_count(), "memory_gb": mem_gb, "platform": platform.platform(),
-        "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
-        "kafka": os.environ.get("KAFKA_VERSION", "3.9.2"), "git_commit": commit,
-        "load_average_at_start": os.getloadavg(),
-        "note": "2 cores shared with other engineers' processes and the broker; figures are noisy",
-    }
+    return machine_details(
+        onnxruntime=onnxruntime.__version__, kafka=os.environ.get("KAFKA_VERSION", "3.9.2"),
+        note="2 cores shared with other engineers' processes and the broker; figures are noisy",
+    )
 
 
 def pct(values: list[float], q: float) -> float:
