@@ -360,3 +360,24 @@ def test_a_catalogue_of_only_bad_rows_still_gets_a_report(tmp_path):
     page = _Page()
     page.feed(html_path.read_text())
     assert "2 rows read, 0 good, 2 bad (skipped)." in page.text
+
+
+def test_qualified_variants_in_the_same_group_are_reported_for_definition():
+    from arttag.catalogue import CatalogueRecord
+    from arttag.events import AssignedTag
+
+    def record(artwork_id: str, *tags: tuple[str, str, str]) -> CatalogueRecord:
+        return CatalogueRecord(line=int(artwork_id), artwork_id=artwork_id, metadata=ArtworkMetadata(
+            title=f"work {artwork_id}", tags=[AssignedTag(id=i, label=l, group=g) for i, l, g in tags]))
+
+    town = ("1", "townscape", "townscapes")
+    distant = ("2", "townscape, distant", "townscapes")
+    elsewhere = ("3", "bridge, footbridge", "features")   # its base is in another group
+    bridge = ("4", "bridge", "bridges and viaducts")
+    records = [record("1", town), record("2", town), record("3", distant), record("4", elsewhere, bridge)]
+    result = near_duplicate_tags(records, None, progress=False)
+    assert result["qualified"]["count"] == 1
+    [group] = result["qualified"]["groups"]
+    assert group["base"]["label"] == "townscape" and group["base"]["usage"] == 2
+    assert [v["label"] for v in group["variants"]] == ["townscape, distant"]
+    assert group["variants"][0]["examples"][0]["artwork_id"] == "3"

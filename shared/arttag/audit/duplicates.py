@@ -93,6 +93,37 @@ def difference_kind(a: str, b: str) -> str:
     return "other"
 
 
+def qualified_variants(table: dict[str, dict[str, Any]], describe: Any) -> list[dict[str, Any]]:
+    """Tags labelled ``base, qualifier`` beside a tag labelled ``base`` in the same group
+    ("townscape" and "townscape, distant"): a curator should define how they differ, or merge them.
+
+    Embeddings of such pairs are often only moderately close (the qualifier moves them), so
+    they are found by their labels.
+    """
+    base_of: dict[tuple[str, str | None], str] = {}
+    for tag_id, row in sorted(table.items(), key=lambda kv: (-kv[1]["usage"], kv[0])):
+        base_of.setdefault((lexical_key(row["label"]), row["group"]), tag_id)
+    variants: dict[str, list[str]] = defaultdict(list)
+    for tag_id, row in table.items():
+        label = _NON_SPECIFIC.sub("", row["label"])
+        if "," not in label:
+            continue
+        head = label.split(",", 1)[0]
+        base = base_of.get((lexical_key(head), row["group"]))
+        if base is not None and base != tag_id:
+            variants[base].append(tag_id)
+    groups = []
+    for base, ids in variants.items():
+        ids.sort(key=lambda i: (-table[i]["usage"], table[i]["label"]))
+        groups.append({
+            "base": describe(base),
+            "variants": [describe(i) for i in ids],
+            "total_usage": table[base]["usage"] + sum(table[i]["usage"] for i in ids),
+        })
+    groups.sort(key=lambda g: (-g["total_usage"], g["base"]["label"]))
+    return groups
+
+
 def embedding_label(label: str) -> str:
     return _NON_SPECIFIC.sub("", label).strip()
 
@@ -147,6 +178,8 @@ def near_duplicate_tags(
         lexical_pairs.update(frozenset((a, b)) for a in ids for b in ids if a != b)
     lexical.sort(key=lambda g: (-g["total_usage"], g["key"]))
 
+    qualified = qualified_variants(table, describe)
+
     semantic: list[dict[str, Any]] = []
     semantic_total = 0
     siblings = 0
@@ -192,6 +225,7 @@ def near_duplicate_tags(
         ]
     return {
         "lexical": {"count": len(lexical), "groups": lexical},
+        "qualified": {"count": len(qualified), "groups": qualified},
         "semantic": {
             "encoder": getattr(encoder, "name", None),
             "threshold": threshold,

@@ -197,6 +197,16 @@ def _duplicates(audit: dict[str, Any]) -> str:
         _table(lex_rows, [("kinds", "difference"), ("keep", "keep"), ("tags", "tags (usage)"),
                           ("examples", "example artworks")]),
     ]
+    qualified = d.get("qualified", {"count": 0, "groups": []})
+    parts += [
+        _p(f"{qualified['count']} tags have qualified variants in the same group (\"townscape\" and "
+           "\"townscape, distant\"): define how each variant differs, or merge it."),
+        _table([{"base": [g["base"]], "variants": g["variants"],
+                 "examples": [e for t in g["variants"] for e in t["examples"][:1]]}
+                for g in qualified["groups"]],
+               [("base", "tag (usage)"), ("variants", "qualified variants (usage)"),
+                ("examples", "example artworks")]),
+    ]
     if sem["encoder"] is None:
         parts.append('<p class="skipped">Embedding comparison of tag labels skipped: no encoder, or the '
                      'hashing encoder, whose hash collisions make single-word labels look identical.</p>')
