@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from arttag.catalogue import CatalogueRecord, load_catalogue
+from arttag.checksums import file_sha256
 from arttag.metrics import ranking_metrics, subset_recall
 from arttag.split import SPLIT_RULE, split_of
 from arttag.text import build_text
@@ -259,19 +260,11 @@ def write_inputs(work: Path, vocab: Vocabulary, train: Sequence[CatalogueRecord]
             fh.write(f"{_one_line(build_text(r.metadata))}\t{uris}\n")
     with open(work / "one.tsv", "w", encoding="utf-8") as fh:
         fh.write(_one_line(build_text(dev[0].metadata)) + "\n")
-    return {name: _sha256(work / name) for name in ("vocab.tsv", "train.tsv", "dev.tsv")}
+    return {name: file_sha256(work / name) for name in ("vocab.tsv", "train.tsv", "dev.tsv")}
 
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def projects_cfg(systems: Sequence[str]) -> str:
@@ -461,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     say(f"reading {args.catalogue}")
     records, cat_report = load_catalogue(args.catalogue)
-    catalogue_sha256 = _sha256(args.catalogue)
+    catalogue_sha256 = file_sha256(args.catalogue)
     tagged = [r for r in records if r.metadata.tags]
     train = [r for r in tagged if split_of(r.artwork_id) != "dev"]
     dev = [r for r in tagged if split_of(r.artwork_id) == "dev"]

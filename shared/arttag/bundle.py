@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from arttag.checksums import update_from_file
 from arttag.encoders.base import TextEncoder
 from arttag.ensemble import Ensemble, Ranked
 from arttag.errors import ModelError
@@ -65,9 +66,7 @@ def _content_hash(directory: Path) -> str:
     h = hashlib.sha256()
     for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST):
         h.update(path.relative_to(directory).as_posix().encode())
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
+        update_from_file(h, path)
     return h.hexdigest()
 
 

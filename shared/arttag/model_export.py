@@ -12,7 +12,6 @@ the tokenizer is copied; the manifest is written last.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import logging
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from arttag.checksums import file_sha256
 from arttag.encoders.manifest import MANIFEST_NAME, OnnxManifest, OnnxVariant, write_manifest
 from arttag.errors import ModelError
 
@@ -110,14 +110,6 @@ def _require_export_deps() -> None:
             f"model export needs {', '.join(missing)}: pip install \"arttag[export]\"",
             missing=missing,
         )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _versions() -> dict[str, str]:
@@ -532,7 +524,7 @@ def export_onnx(
         variant_entries = {}
         for name, path in staged.items():
             variant_entries[name] = OnnxVariant(
-                file=path.name, size=path.stat().st_size, sha256=_sha256(path), quantization=records[name]
+                file=path.name, size=path.stat().st_size, sha256=file_sha256(path), quantization=records[name]
             )
         for path in staged_files.values():
             os.replace(path, onnx_dir / path.name)
@@ -541,7 +533,7 @@ def export_onnx(
     if previous.is_file():
         try:
             old = OnnxManifest.model_validate_json(previous.read_text())
-            if old.source_sha256 == _sha256(weights):
+            if old.source_sha256 == file_sha256(weights):
                 for name, entry in old.variants.items():
                     path = onnx_dir / entry.file
                     if name not in variant_entries and path.is_file() and path.stat().st_size == entry.size:
@@ -550,7 +542,7 @@ def export_onnx(
             pass
     manifest = OnnxManifest(
         model_name=model_dir.name,
-        source_sha256=_sha256(weights),
+        source_sha256=file_sha256(weights),
         opset=opset,
         variants=variant_entries,
         max_length=sentence.max_length,

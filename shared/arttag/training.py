@@ -15,7 +15,6 @@ Steps of :func:`train_bundle`:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -30,6 +29,7 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from arttag.catalogue import CatalogueRecord, CatalogueReport, load_catalogue
+from arttag.checksums import file_sha256
 from arttag.encoders.base import TextEncoder
 from arttag.ensemble import Ensemble, RerankerParams
 from arttag.errors import ArttagError, ModelError
@@ -206,14 +206,6 @@ def make_corpus(records: Sequence[CatalogueRecord], vocabulary: Vocabulary, embe
     return Corpus(b.texts, b.fields, embeddings, ids=[r.artwork_id for r in records],
                   titles=[r.metadata.title for r in records], labels=label_matrix(records, vocabulary),
                   tag_embeddings=tag_embeddings)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # -- training ---------------------------------------------------------------

@@ -117,7 +117,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _write_figures(path: Path, result: dict[str, Any], manifest: dict[str, Any], catalogue: Path,
                    rows_read: int, bad_rows: int) -> None:
     from arttag.bundle import library_versions
-    from arttag.training import file_sha256
+    from arttag.checksums import file_sha256
+    from arttag.machine import cpu_model, memory_gib
 
     out = {
         "headline": result["headline"],
@@ -126,8 +127,8 @@ def _write_figures(path: Path, result: dict[str, Any], manifest: dict[str, Any],
         "catalogue": {"path": str(catalogue), "sha256": file_sha256(catalogue),
                       "rows_read": rows_read, "bad_rows": bad_rows},
         "command": "arttag " + " ".join(sys.argv[1:]) if sys.argv and "arttag" in sys.argv[0] else None,
-        "machine": {"platform": platform.platform(), "processor": _cpu_model(),
-                    "cpus": os.cpu_count(), "memory_gib": _memory_gib(), "libraries": library_versions()},
+        "machine": {"platform": platform.platform(), "processor": cpu_model(),
+                    "cpus": os.cpu_count(), "memory_gib": memory_gib(), "libraries": library_versions()},
         "training": manifest.get("training"),
         "params": manifest.get("params"),
         **{k: v for k, v in result.items() if k != "headline"},
@@ -135,24 +136,6 @@ def _write_figures(path: Path, result: dict[str, Any], manifest: dict[str, Any],
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2, default=float) + "\n")
     print(f"figures written to {path}")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _memory_gib() -> float | None:
-    try:
-        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
-        return round(pages * size / 2**30, 1)
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 _COLUMNS = ("p_at_1", "p_at_3", "p_at_5", "r_at_5", "f1_at_5", "ndcg_at_10", "rare_recall_at_10", "unseen_recall_at_10")
