@@ -8,7 +8,6 @@ suggestions with explanations printed as they arrive downstream.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal

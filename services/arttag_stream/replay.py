@@ -14,7 +14,6 @@ from datetime import datetime
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaException, TopicPartition
 from tqdm import tqdm
 
-from arttag.errors import ArttagError
 from arttag.events import DeadLetter, encode_event
 from arttag.settings import StreamSettings
 from arttag.tagger import SuggestOptions, Tagger

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from arttag.errors import ArttagError
 from arttag.settings import StreamSettings
 
 
