@@ -166,7 +166,7 @@ def test_embedding_scorers_refuse_a_batch_without_embeddings(data):
 def test_scorers_save_and_load(data, tmp_path):
     _, vocab, corpus = data
     batch = _batch(HARBOUR, MOUNTAIN)
-    for name in ("knn", "tfidf", "semantic", "centroid", "group", "artist", "hybrid"):
+    for name in ("knn", "tfidf", "semantic", "centroid", "group", "artist", "hybrid", "accession", "mention"):
         cls = get_scorer_class(name)
         scorer = cls(vocab, {"limit": 7})
         scorer.fit(corpus)
@@ -199,6 +199,76 @@ def test_group_scorer_votes_with_the_artworks_of_the_same_group():
     assert cands.scores[0].tolist() == [1.0, 0.5]
     assert len(cands.tags[1]) == 0
     assert [e.artwork_id for e in scorer.explain(batch, cands, 0, vocab.index("snow"))] == ["2"]
+
+
+def test_accession_scorer_votes_with_neighbouring_numbers_of_the_same_series(tmp_path):
+    from arttag.catalogue import CatalogueRecord
+    from arttag.events import AssignedTag
+    from arttag.scorers.accession import AccessionScorer, parse_accession
+    from arttag.vocabulary import Vocabulary
+
+    def rec(i, acno, tags):
+        meta = ArtworkMetadata(title=f"Page {i}", accession_number=acno,
+                               tags=[AssignedTag(id=t, label=t) for t in tags])
+        return CatalogueRecord(line=i, artwork_id=str(i), metadata=meta)
+
+    train = [rec(1, "D12344", ["bridge"]), rec(2, "D12346", ["bridge", "river"]), rec(3, "D12349", ["castle"]),
+             rec(4, "T12345", ["portrait"]), rec(5, "D12400", ["ship"]), rec(6, None, ["ship"])]
+    vocab = Vocabulary.from_records(train)
+    scorer = AccessionScorer(vocab, {"window": 5})
+    scorer.fit(make_corpus(train, vocab, None, None))
+    batch = Batch.from_metadata([ArtworkMetadata(title="Page", accession_number="D12345"),
+                                 ArtworkMetadata(title="Loose sheet", accession_number="unnumbered"),
+                                 ArtworkMetadata(title="No number")])
+    cands = scorer.score(batch)
+    # D12344 and D12346 (distance 1, weight 1/2 each) outvote D12349 (distance 4, weight 1/5); the other
+    # series (T) and numbers outside the window do not vote.
+    labels = [vocab.tags[i].label for i in cands.tags[0]]
+    assert labels[0] == "bridge" and set(labels) == {"bridge", "river", "castle"}
+    np.testing.assert_allclose(cands.scores[0][0], 1.0 / 1.2)
+    assert len(cands.tags[1]) == 0 and len(cands.tags[2]) == 0
+    cited = scorer.explain(batch, cands, 0, vocab.index("bridge"))
+    assert [(e.artwork_id, e.similarity) for e in cited] == [("1", 0.5), ("2", 0.5)]
+    assert parse_accession("p77521a") == ("P", 77521) and parse_accession("12345") is None
+    scorer.save(tmp_path / "acc")
+    loaded = AccessionScorer.load(tmp_path / "acc", vocab)
+    assert loaded.score(batch).tags[0].tolist() == cands.tags[0].tolist()
+
+
+def test_mention_scorer_learns_how_often_a_mentioned_label_is_assigned():
+    from arttag.catalogue import CatalogueRecord
+    from arttag.events import AssignedTag
+    from arttag.scorers.mention import MentionScorer, label_variants
+    from arttag.vocabulary import Vocabulary
+
+    def rec(i, title, tags):
+        meta = ArtworkMetadata(title=title, tags=[AssignedTag(id=t, label=t) for t in tags])
+        return CatalogueRecord(line=i, artwork_id=str(i), metadata=meta)
+
+    # "Purfleet" in a title always meant the tag; "figure" in a title only once in four times.
+    train = [rec(1, "River Banks, Purfleet", ["Purfleet", "river"]), rec(2, "Purfleet from the Thames", ["Purfleet"]),
+             rec(3, "A Figure", ["figure"]), rec(4, "Figure Studies", ["man"]), rec(5, "Figure on a Bridge", ["bridge"]),
+             rec(6, "Figures by a Church", ["church"]), rec(7, "Sketch", ["Padstow"])]
+    vocab = Vocabulary.from_records(train)
+    scorer = MentionScorer(vocab)
+    scorer.fit(make_corpus(train, vocab, None, None))
+    batch = Batch.from_metadata([ArtworkMetadata(title="Figures near Purfleet"),
+                                 ArtworkMetadata(title="Padstow Harbour"),
+                                 ArtworkMetadata(title="Untitled")])
+    cands = scorer.score(batch)
+    labels = [vocab.tags[i].label for i in cands.tags[0]]
+    assert labels == ["Purfleet", "figure"]
+    assert cands.scores[0][0] > 0.7 > 0.4 > cands.scores[0][1]
+    # Never mentioned in training, still found by its name (scored with the proper-name prior).
+    assert [vocab.tags[i].label for i in cands.tags[1]] == ["Padstow"]
+    assert len(cands.tags[2]) == 0
+    [evidence] = scorer.explain(batch, cands, 0, vocab.index("Purfleet"))
+    assert (evidence.field, evidence.term) == ("title", "purfleet") and evidence.weight == round(cands.scores[0][0], 4)
+    assert scorer.explain(batch, cands, 2, vocab.index("Purfleet")) == []
+    assert ("sailing", "boat") in label_variants("boat, sailing")
+    assert ("santa", "lucia") in label_variants("Naples, Santa Lucia")
+    assert label_variants("Orvieto - non-specific") == {("orvieto",)}
+    assert {("gravestone",), ("tomb",)} <= label_variants("gravestone / tomb")
 
 
 def test_centroid_contributions_sum_to_the_score_and_cite_the_tags_artworks(data):

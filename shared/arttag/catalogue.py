@@ -99,6 +99,7 @@ def row_to_record(line: int, row: TateRow) -> CatalogueRecord:
         movements=row.movements,
         description=row.description,
         acquisition_year=row.acquisition_year,
+        accession_number=row.acno,
         tags=[AssignedTag(id=str(t.id), label=t.name, group=t.parent) for t in row.tags],
     )
     areas = {s.name: s.parent for s in row.subjects_level1 if s.parent}

@@ -25,7 +25,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from arttag.errors import ModelError
 from arttag.scorers.base import Batch, Candidates, Scorer
-from arttag.scorers.knn import KnnVoting
 from arttag.scorers.registry import get_scorer_class
 from arttag.vocabulary import Vocabulary
 
@@ -133,7 +132,7 @@ class Ensemble:
             rel = scores / top if top > 0 else np.zeros(n)
             cols += [scores, np.where(ranks > 0, ranks, s.params.limit + 1), rel, (ranks > 0).astype(float)]
             if s.extra_features:
-                extra = s.tag_features(c, row, tags) if isinstance(s, KnnVoting) else {}
+                extra = s.tag_features(c, row, tags)
                 cols += [extra.get(f, np.zeros(n)) for f in s.extra_features]
             cols += [np.full(n, c.doc_features[f][row]) for f in s.doc_feature_names]
             src_scores[s.name] = scores

@@ -67,6 +67,10 @@ class ArtworkMetadata(_Consumed):
     movements: list[str] = Field(default_factory=list)
     description: str | None = None
     acquisition_year: int | None = None
+    accession_number: str | None = Field(
+        None, max_length=64,
+        description="The museum's accession number, e.g. D12345; neighbouring numbers were often catalogued together",
+    )
     tags: list[AssignedTag] = Field(default_factory=list)
 
 

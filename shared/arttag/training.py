@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 
 def _default_scorers() -> dict[str, dict[str, Any]]:
     # Chosen on the Tate dev split with the int8 MPNet (README, "Training and evaluation").
-    return {"knn": {"power": 6.0, "neighbours": 50}, "tfidf": {}, "semantic": {}, "group": {}, "artist": {}}
+    return {"knn": {"power": 6.0, "neighbours": 50}, "tfidf": {}, "semantic": {}, "group": {}, "artist": {},
+            "accession": {}, "mention": {}}
 
 
 class TrainParams(BaseModel):
@@ -197,13 +198,14 @@ def _save_cache(cached: Any, path: Path, fingerprint: str | None) -> None:
 
 
 def make_batch(records: Sequence[CatalogueRecord], embeddings: np.ndarray | None) -> Batch:
-    return Batch([build_text(r.metadata) for r in records], [build_fields(r.metadata) for r in records], embeddings)
+    return Batch([build_text(r.metadata) for r in records], [build_fields(r.metadata) for r in records], embeddings,
+                 [r.metadata.accession_number for r in records])
 
 
 def make_corpus(records: Sequence[CatalogueRecord], vocabulary: Vocabulary, embeddings: np.ndarray | None,
                 tag_embeddings: np.ndarray | None) -> Corpus:
     b = make_batch(records, embeddings)
-    return Corpus(b.texts, b.fields, embeddings, ids=[r.artwork_id for r in records],
+    return Corpus(b.texts, b.fields, embeddings, b.accession_numbers, ids=[r.artwork_id for r in records],
                   titles=[r.metadata.title for r in records], labels=label_matrix(records, vocabulary),
                   tag_embeddings=tag_embeddings)
 

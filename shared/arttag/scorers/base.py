@@ -57,13 +57,16 @@ class Batch:
     texts: list[str]
     fields: list[dict[str, str]]
     embeddings: np.ndarray | None = None
+    accession_numbers: list[str | None] | None = None
+    """Per artwork, its accession number (not part of the text; see :mod:`arttag.scorers.accession`)."""
 
     def __len__(self) -> int:
         return len(self.texts)
 
     @classmethod
     def from_metadata(cls, metas: Sequence[ArtworkMetadata], embeddings: np.ndarray | None = None) -> Batch:
-        return cls([build_text(m) for m in metas], [build_fields(m) for m in metas], embeddings)
+        return cls([build_text(m) for m in metas], [build_fields(m) for m in metas], embeddings,
+                   [m.accession_number for m in metas])
 
 
 @dataclass
@@ -141,6 +144,10 @@ class Scorer(ABC):
         """This scorer's scores for arbitrary tags of artwork ``row`` (0 where it has nothing to say)."""
         self._check_fitted()
         return np.asarray(self._score_tags(batch, cands, row, np.asarray(tags, dtype=np.int64)), dtype=np.float64)
+
+    def tag_features(self, cands: Candidates, row: int, tags: np.ndarray) -> dict[str, np.ndarray]:
+        """The :attr:`extra_features` of artwork ``row`` for arbitrary tags (those another scorer proposed)."""
+        return {}
 
     def explain(self, batch: Batch, cands: Candidates, row: int, tag: int, max_evidence: int = 5) -> list[Evidence]:
         """The evidence behind this scorer's score for tag index ``tag`` of artwork ``row``."""

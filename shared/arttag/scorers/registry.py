@@ -16,6 +16,8 @@ SCORERS: dict[str, str] = {
     "semantic": "arttag.scorers.semantic:SemanticScorer",
     "group": "arttag.scorers.group:GroupScorer",
     "artist": "arttag.scorers.group:ArtistScorer",
+    "accession": "arttag.scorers.accession:AccessionScorer",
+    "mention": "arttag.scorers.mention:MentionScorer",
     "centroid": "arttag.scorers.centroid:CentroidScorer",
     "hybrid": "arttag.scorers.hybrid:HybridKnnScorer",
 }
