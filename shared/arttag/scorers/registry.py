@@ -18,6 +18,7 @@ SCORERS: dict[str, str] = {
     "artist": "arttag.scorers.group:ArtistScorer",
     "accession": "arttag.scorers.accession:AccessionScorer",
     "mention": "arttag.scorers.mention:MentionScorer",
+    "linear": "arttag.scorers.linear:LinearScorer",
     "centroid": "arttag.scorers.centroid:CentroidScorer",
     "hybrid": "arttag.scorers.hybrid:HybridKnnScorer",
 }

@@ -1,0 +1,117 @@
+"""A linear model per tag over the artwork's MPNet embedding and its field TF-IDF.
+
+Multi-output ridge regression (closed form, one solve for every tag at once)
+from ``[embedding, SVD(field TF-IDF), 1]`` to the tag indicator matrix. The
+neighbour scorers copy the tags of similar artworks; this one learns which
+directions of the text (words, fields, meaning) predict each tag across all of
+its artworks, so it generalises where no close neighbour exists. The TF-IDF
+is the field-weighted one of :mod:`arttag.scorers.tfidf`, reduced by a
+truncated SVD so that the solve stays small (``dims x dims``) whatever the
+vocabulary size.
+
+A score is a sum of contributions, so it is explained exactly: each word's
+share is ``tfidf(word) * (components.T @ W_svd[:, tag])[word]``, and the
+embedding's share is ``embedding @ W_emb[:, tag]``; the explanation lists the
+largest positive ones (field, word, contribution) and the embedding's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import scipy.sparse as sp
+from pydantic import Field
+
+from arttag.events import Evidence, TermEvidence
+from arttag.scorers.base import Batch, Candidates, Corpus, Scorer, ScorerParams, top_k
+from arttag.scorers.tfidf import FieldVectorizer, _default_weights
+
+EMBEDDING_FIELD = "text embedding"
+
+
+class LinearParams(ScorerParams):
+    components: int = Field(384, ge=1, le=4096, description="SVD dimensions of the field TF-IDF")
+    alpha: float = Field(0.3, gt=0, description="Ridge penalty")
+    weights: dict[str, float] = Field(default_factory=_default_weights, description="Weight of each field block")
+    char_min_df: int = Field(2, ge=1)
+    svd_iterations: int = Field(3, ge=1, le=20)
+    random_state: int = 0
+    chunk_size: int = Field(512, ge=1)
+
+
+class LinearScorer(Scorer):
+    name = "linear"
+    Params = LinearParams
+    params: LinearParams
+    needs_embeddings = True
+
+    def _fit(self, corpus: Corpus) -> None:
+        from sklearn.decomposition import TruncatedSVD
+
+        self.vectorizer = FieldVectorizer(self.params.weights, self.params.char_min_df)
+        x = self.vectorizer.fit_transform(corpus.fields)
+        k = max(1, min(self.params.components, x.shape[1] - 1, x.shape[0] - 1))
+        svd = TruncatedSVD(k, algorithm="randomized", n_iter=self.params.svd_iterations,
+                           random_state=self.params.random_state)
+        svd.fit(x)
+        self.components = svd.components_.astype(np.float32)  # (k x features)
+        a = self._design(corpus.embeddings, x)
+        gram = a.T @ a
+        gram[np.diag_indices_from(gram)] += self.params.alpha
+        labels = sp.csr_matrix(corpus.labels, dtype=np.float32)
+        target = np.asarray((labels.T @ a).T)  # (dims x tags)
+        self.weights = np.linalg.solve(gram.astype(np.float64), target.astype(np.float64)).astype(np.float32)
+
+    def _design(self, embeddings: np.ndarray, x: sp.csr_matrix) -> np.ndarray:
+        z = np.asarray(x @ self.components.T, dtype=np.float32)
+        e = np.asarray(embeddings, dtype=np.float32)
+        return np.hstack([e, z, np.ones((len(e), 1), dtype=np.float32)])
+
+    def _score(self, batch: Batch, limit: int) -> Candidates:
+        x = self.vectorizer.transform(batch.fields)
+        a = self._design(batch.embeddings, x)
+        tags, scores = [], []
+        for start in range(0, len(a), self.params.chunk_size):
+            block = a[start:start + self.params.chunk_size] @ self.weights
+            for row in block:
+                idx = top_k(row, limit)
+                tags.append(idx)
+                scores.append(row[idx].astype(np.float64))
+        return Candidates(self.name, tags, scores, [{} for _ in tags], state={"design": a, "tfidf": x})
+
+    def _score_tags(self, batch: Batch, cands: Candidates, row: int, tags: np.ndarray) -> np.ndarray:
+        return cands.state["design"][row] @ self.weights[:, tags]
+
+    def contributions(self, cands: Candidates, row: int, tag: int) -> list[tuple[str, str, float]]:
+        """(field, term, contribution) of every word with a non-zero share, and of the embedding;
+        with the intercept they sum to the score."""
+        dim = self.weights.shape[0] - 1 - len(self.components)
+        a = cands.state["design"][row]
+        out = [(EMBEDDING_FIELD, "(whole text)", float(a[:dim] @ self.weights[:dim, tag]))]
+        x = cands.state["tfidf"][row]
+        per_term = self.components[:, x.indices].T @ self.weights[dim:dim + len(self.components), tag]
+        for col, value in zip(x.indices, x.data * per_term):
+            out.append((self.vectorizer.feature_field[col], self.vectorizer.feature_term[col], float(value)))
+        return out
+
+    def intercept(self, tag: int) -> float:
+        return float(self.weights[-1, tag])
+
+    def _explain(self, batch: Batch, cands: Candidates, row: int, tag: int, max_evidence: int) -> list[Evidence]:
+        parts = [p for p in self.contributions(cands, row, tag) if p[2] > 0]
+        parts.sort(key=lambda p: -p[2])
+        return [TermEvidence(field=f, term=t, weight=round(c, 4)) for f, t, c in parts[:max_evidence]]
+
+    def _save(self, directory: Path) -> None:
+        joblib.dump(self.vectorizer, directory / "vectorizer.joblib", compress=3)
+        np.savez_compressed(directory / "linear.npz", components=self.components.astype(np.float16),
+                            weights=self.weights.astype(np.float16))
+
+    def _load(self, directory: Path, context: dict[str, Any]) -> None:
+        self.vectorizer = joblib.load(directory / "vectorizer.joblib")
+        data = np.load(directory / "linear.npz")
+        self.components = data["components"].astype(np.float32)
+        self.weights = data["weights"].astype(np.float32)
