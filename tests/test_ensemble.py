@@ -59,7 +59,7 @@ def test_every_suggestion_is_explained_by_its_sources(tagger):
     assert isinstance(top, TagSuggestion)
     by_scorer = {c.scorer: c for c in top.explanation.contributions}
     assert {"knn", "tfidf"} <= set(by_scorer)
-    assert set(top.scorers) <= {"knn", "tfidf", "linear", "semantic", "group", "artist", "accession", "mention"} and top.scorers
+    assert set(top.scorers) <= {"knn", "tfidf", "tfidf_artist", "linear", "semantic", "group", "artist", "accession", "mention"} and top.scorers
     neighbours = [e for e in by_scorer["tfidf"].evidence if isinstance(e, NeighbourEvidence)]
     assert neighbours and all(e.similarity > 0 for e in neighbours)
     assert any(e.kind == "term" for e in by_scorer["tfidf"].evidence)
@@ -96,7 +96,7 @@ def test_manifest_and_metrics(synthetic_bundle, tagger):
     assert manifest["data"]["sha256"] and manifest["libraries"]["scikit-learn"]
     m = manifest["metrics"]
     assert m["ensemble"]["f1_at_5"] > 0.3 and m["ensemble"]["p_at_1"] > 0.8
-    assert set(m["scorers"]) == {"knn", "tfidf", "linear", "semantic", "group", "artist", "accession", "mention"}
+    assert set(m["scorers"]) == {"knn", "tfidf", "tfidf_artist", "linear", "semantic", "group", "artist", "accession", "mention"}
     assert {"novel_text", "ece", "headline"} <= set(m)
     assert m["ensemble"]["unseen_pairs"] == 1  # the lighthouse
 

@@ -167,7 +167,7 @@ def test_embedding_scorers_refuse_a_batch_without_embeddings(data):
 def test_scorers_save_and_load(data, tmp_path):
     _, vocab, corpus = data
     batch = _batch(HARBOUR, MOUNTAIN)
-    for name in ("knn", "tfidf", "semantic", "centroid", "group", "artist", "hybrid", "accession", "mention", "linear"):
+    for name in ("knn", "tfidf", "semantic", "centroid", "group", "artist", "hybrid", "accession", "mention", "linear", "tfidf_artist"):
         cls = get_scorer_class(name)
         scorer = cls(vocab, {"limit": 7})
         scorer.fit(corpus)
@@ -291,6 +291,32 @@ def test_linear_contributions_sum_to_the_score_and_removing_the_top_word_lowers_
     assert title != HARBOUR.title
     without = _batch(HARBOUR.model_copy(update={"title": title}))
     assert scorer.score_tags(without, scorer.score(without), 0, np.array([tag]))[0] < cands.scores[0][0]
+
+
+def test_same_artist_tfidf_lets_only_the_same_artists_works_vote():
+    from arttag.catalogue import CatalogueRecord
+    from arttag.events import AssignedTag
+    from arttag.scorers.tfidf import SameArtistTfidfScorer
+    from arttag.vocabulary import Vocabulary
+
+    def rec(i, title, artist, tags):
+        meta = ArtworkMetadata(title=title, artists=[artist], tags=[AssignedTag(id=t, label=t) for t in tags])
+        return CatalogueRecord(line=i, artwork_id=str(i), metadata=meta)
+
+    train = [rec(1, "Study of a Bridge", "J.M.W. Turner", ["bridge", "river"]),
+             rec(2, "Study of a Bridge", "Bridget Riley", ["abstraction"]),
+             rec(3, "A Lake", "J.M.W. Turner", ["lake"])]
+    vocab = Vocabulary.from_records(train)
+    scorer = SameArtistTfidfScorer(vocab)
+    scorer.fit(make_corpus(train, vocab, None, None))
+    batch = Batch.from_metadata([ArtworkMetadata(title="Study of a Bridge", artists=["Bridget Riley"]),
+                                 ArtworkMetadata(title="Study of a Bridge", artists=["Someone Else"]),
+                                 ArtworkMetadata(title="Study of a Bridge")])
+    cands = scorer.score(batch)
+    assert [vocab.tags[i].label for i in cands.tags[0]] == ["abstraction"]
+    assert [e.artwork_id for e in scorer.explain(batch, cands, 0, vocab.index("abstraction"))
+            if e.kind == "neighbour"] == ["2"]
+    assert len(cands.tags[1]) == 0 and len(cands.tags[2]) == 0
 
 
 def test_centroid_contributions_sum_to_the_score_and_cite_the_tags_artworks(data):

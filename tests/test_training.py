@@ -24,7 +24,7 @@ ART = ArtworkMetadata(title="The Thames at Richmond", artists=["Joseph Mallord W
 def test_sample_round_trip(hashing_bundle_dir):
     manifest = read_manifest(hashing_bundle_dir)
     assert manifest["encoder"]["name"] == "hashing-256"
-    assert {"knn", "tfidf", "linear", "semantic", "group", "artist", "accession", "mention"} == set(manifest["scorers"])
+    assert {"knn", "tfidf", "tfidf_artist", "linear", "semantic", "group", "artist", "accession", "mention"} == set(manifest["scorers"])
     assert manifest["training"]["reranker"]["trained"] is True
     a = load_tagger(hashing_bundle_dir)  # the bundle names its hashing encoder
     b = load_tagger(hashing_bundle_dir, HashingEncoder())

@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 class RerankerParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_iter: int = Field(300, ge=1)
-    learning_rate: float = Field(0.08, gt=0, le=1)
+    max_iter: int = Field(800, ge=1)
+    learning_rate: float = Field(0.05, gt=0, le=1)
     max_leaf_nodes: int = Field(31, ge=2)
     min_samples_leaf: int = Field(40, ge=1)
     l2_regularization: float = Field(1.0, ge=0)
@@ -67,6 +67,24 @@ class PairFeatures:
     source_ranks: dict[str, np.ndarray]
 
 
+CATEGORICAL = ("tag_group", "tag_area")
+"""Re-ranker features that are category codes (the tag's level-1 group and level-0 area): the
+re-ranker learns how each part of the vocabulary is used, e.g. that places are assigned
+whenever they are named but postures only sometimes."""
+MAX_CATEGORIES = 250
+
+
+def _category_codes(values: list[str]) -> np.ndarray:
+    """Code per value, by frequency; the rarest beyond :data:`MAX_CATEGORIES` share one code
+    (the re-ranker takes at most 255 categories per feature)."""
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    ranked = sorted(counts, key=lambda v: (-counts[v], v))
+    code = {v: min(i, MAX_CATEGORIES) for i, v in enumerate(ranked)}
+    return np.array([code[v] for v in values], dtype=np.float64)
+
+
 def _ranks(proposed: np.ndarray, tags: np.ndarray) -> np.ndarray:
     """1-based position of each of ``tags`` in ``proposed`` (0 where absent)."""
     if not len(proposed):
@@ -89,6 +107,8 @@ class Ensemble:
         self._log_usage = np.log1p(usage)
         groups = {g: i for i, g in enumerate(sorted({t.group or "" for t in vocabulary}))}
         self._group = np.array([groups[t.group or ""] for t in vocabulary], dtype=np.int64)
+        self._group_code = _category_codes([t.group or "" for t in vocabulary])
+        self._area_code = _category_codes([t.area or "" for t in vocabulary])
         self.feature_names = self._feature_names()
 
     @property
@@ -108,6 +128,7 @@ class Ensemble:
             names += [f"{s.name}.{f}" for f in s.extra_features]
             names += [f"{s.name}.doc.{f}" for f in s.doc_feature_names]
         names += ["n_proposed", "log_usage", "unseen", "group_support", "group_candidates", "supervised_sum"]
+        names += list(CATEGORICAL)
         return names
 
     # -- step 1 -------------------------------------------------------------
@@ -150,6 +171,8 @@ class Ensemble:
             group_sum[groups] - supervised,
             group_cnt[groups] - (supervised > 0),
             supervised,
+            self._group_code[tags],
+            self._area_code[tags],
         ]
         matrix = np.column_stack(cols) if n else np.zeros((0, len(self.feature_names)))
         return PairFeatures(tags, matrix, src_scores, src_ranks)
@@ -218,6 +241,7 @@ class Ensemble:
             max_leaf_nodes=params.max_leaf_nodes, min_samples_leaf=params.min_samples_leaf,
             l2_regularization=params.l2_regularization, random_state=params.random_state,
             early_stopping=len(y) > 10_000, validation_fraction=0.1, n_iter_no_change=20,
+            categorical_features=[self.feature_names.index(f) for f in CATEGORICAL],
         )
         from threadpoolctl import threadpool_limits
 

@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 
 def _default_scorers() -> dict[str, dict[str, Any]]:
     # Chosen on the Tate dev split with the int8 MPNet (README, "Training and evaluation").
-    return {"knn": {"power": 6.0, "neighbours": 50}, "tfidf": {}, "linear": {}, "semantic": {}, "group": {},
-            "artist": {}, "accession": {}, "mention": {}}
+    return {"knn": {"power": 6.0, "neighbours": 50}, "tfidf": {}, "tfidf_artist": {}, "linear": {}, "semantic": {},
+            "group": {}, "artist": {}, "accession": {}, "mention": {}}
 
 
 class TrainParams(BaseModel):

@@ -19,6 +19,7 @@ SCORERS: dict[str, str] = {
     "accession": "arttag.scorers.accession:AccessionScorer",
     "mention": "arttag.scorers.mention:MentionScorer",
     "linear": "arttag.scorers.linear:LinearScorer",
+    "tfidf_artist": "arttag.scorers.tfidf:SameArtistTfidfScorer",
     "centroid": "arttag.scorers.centroid:CentroidScorer",
     "hybrid": "arttag.scorers.hybrid:HybridKnnScorer",
 }

@@ -10,6 +10,7 @@ of this artwork that made them similar.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +176,57 @@ class TfidfKnnScorer(KnnVoting):
         self.vectorizer = joblib.load(directory / "vectorizer.joblib")
         self.matrix = sp.load_npz(directory / "matrix.npz").tocsr()
         self.matrix_t = self.matrix.T.tocsr()
+
+
+class SameArtistTfidfParams(TfidfParams):
+    neighbours: int = Field(20, ge=1, le=1000)
+
+
+class SameArtistTfidfScorer(TfidfKnnScorer):
+    """The same TF-IDF kNN, but only the same artist's training works may vote.
+
+    Artists are catalogued in their own idiom (Turner's sketchbook pages tag places and
+    landscape features, a modern print its formal qualities); a neighbour by the same
+    hand is better evidence than an equally similar text by someone else. Artworks
+    whose byline matches no training artwork get no candidates from this scorer.
+    """
+
+    name = "tfidf_artist"
+    Params = SameArtistTfidfParams
+
+    @staticmethod
+    def _artist(fields: dict[str, str]) -> str:
+        return fields.get("artists", "").split(",")[0].strip().lower()
+
+    def _fit(self, corpus: Corpus) -> None:
+        super()._fit(corpus)
+        self._set_artists([self._artist(f) for f in corpus.fields])
+
+    def _set_artists(self, artists: list[str]) -> None:
+        self.artists = artists
+        codes: dict[str, int] = {}
+        self._artist_code = np.array([codes.setdefault(a, len(codes)) for a in artists], dtype=np.int64)
+        self._codes = codes
+
+    def _neighbours(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        q = self.vectorizer.transform(batch.fields)
+        self._query = q
+        keys = [self._artist(f) for f in batch.fields]
+        query_codes = np.array([self._codes.get(a, -1) if a else -1 for a in keys], dtype=np.int64)
+        k = self.params.neighbours
+        out_i, out_s = [], []
+        for start in range(0, q.shape[0], self.params.chunk_size):
+            sims = (q[start:start + self.params.chunk_size] @ self.matrix_t).toarray()
+            same = self._artist_code[None, :] == query_codes[start:start + len(sims), None]
+            i, s = self._topk_rows(np.where(same, sims, 0.0), k)
+            out_i.append(i)
+            out_s.append(s)
+        return np.vstack(out_i), np.vstack(out_s)
+
+    def _save(self, directory: Path) -> None:
+        super()._save(directory)
+        (directory / "artists.json").write_text(json.dumps(self.artists))
+
+    def _load(self, directory: Path, context: dict[str, Any]) -> None:
+        super()._load(directory, context)
+        self._set_artists(json.loads((directory / "artists.json").read_text()))
