@@ -143,9 +143,9 @@ _COLUMNS = ("p_at_1", "p_at_3", "p_at_5", "r_at_5", "f1_at_5", "ndcg_at_10", "ra
 
 def _table(title: str, rows: dict[str, dict[str, Any]]) -> None:
     print(title)
-    print(f"  {'':10s} " + " ".join(f"{c.replace('_at_', '@'):>13s}" for c in _COLUMNS))
+    print(f"  {'':12s} " + " ".join(f"{c.replace('_at_', '@'):>13s}" for c in _COLUMNS))
     for name, m in rows.items():
-        print(f"  {name:10s} " + " ".join(f"{m.get(c, 0.0):13.3f}" for c in _COLUMNS))
+        print(f"  {name:12s} " + " ".join(f"{m.get(c, 0.0):13.3f}" for c in _COLUMNS))
 
 
 def _print_metrics(result: dict[str, Any]) -> None:
