@@ -123,10 +123,14 @@ class TfidfKnnScorer(KnnVoting):
         out_i, out_s = [], []
         for start in range(0, q.shape[0], self.params.chunk_size):
             sims = (q[start:start + self.params.chunk_size] @ self.matrix_t).toarray()
-            i, s = self._topk_rows(sims, k)
+            i, s = self._topk_rows(self._eligible(batch, start, sims), k)
             out_i.append(i)
             out_s.append(s)
         return np.vstack(out_i), np.vstack(out_s)
+
+    def _eligible(self, batch: Batch, start: int, sims: np.ndarray) -> np.ndarray:
+        """Similarities of rows ``start``... of the batch, zeroed where a training artwork may not vote."""
+        return sims
 
     def _score(self, batch: Batch, limit: int) -> Candidates:
         cands = super()._score(batch, limit)
@@ -208,20 +212,10 @@ class SameArtistTfidfScorer(TfidfKnnScorer):
         self._artist_code = np.array([codes.setdefault(a, len(codes)) for a in artists], dtype=np.int64)
         self._codes = codes
 
-    def _neighbours(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
-        q = self.vectorizer.transform(batch.fields)
-        self._query = q
-        keys = [self._artist(f) for f in batch.fields]
-        query_codes = np.array([self._codes.get(a, -1) if a else -1 for a in keys], dtype=np.int64)
-        k = self.params.neighbours
-        out_i, out_s = [], []
-        for start in range(0, q.shape[0], self.params.chunk_size):
-            sims = (q[start:start + self.params.chunk_size] @ self.matrix_t).toarray()
-            same = self._artist_code[None, :] == query_codes[start:start + len(sims), None]
-            i, s = self._topk_rows(np.where(same, sims, 0.0), k)
-            out_i.append(i)
-            out_s.append(s)
-        return np.vstack(out_i), np.vstack(out_s)
+    def _eligible(self, batch: Batch, start: int, sims: np.ndarray) -> np.ndarray:
+        keys = [self._artist(f) for f in batch.fields[start:start + len(sims)]]
+        codes = np.array([self._codes.get(a, -1) if a else -1 for a in keys], dtype=np.int64)
+        return np.where(self._artist_code[None, :] == codes[:, None], sims, 0.0)
 
     def _save(self, directory: Path) -> None:
         super()._save(directory)
