@@ -7,7 +7,7 @@ import pytest
 
 from arttag.bundle import load_tagger
 from arttag.encoders import HashingEncoder
-from arttag.events import ArtworkMetadata, AssignedTag, NeighbourEvidence, TagSuggestion
+from arttag.events import ArtworkMetadata, AssignedTag, NeighbourEvidence, TagSuggestion, TermEvidence
 from arttag.metrics import expected_calibration_error, ranking_metrics, subset_recall
 from arttag.synthetic import write_synthetic_catalogue
 from arttag.tagger import SuggestOptions, Tagger
@@ -119,3 +119,19 @@ def test_metrics_by_hand():
     assert ranking_metrics([[1]], [set()])["documents"] == 0
     assert subset_recall([[1, 2], [3]], [{1, 5}, {5}], {5, 1})["recall"] == pytest.approx(1 / 3)
     assert expected_calibration_error([0.9, 0.9, 0.1, 0.1], [True, True, False, False]) == pytest.approx(0.1)
+
+
+def test_summary_says_how_each_scorers_artworks_relate_to_this_one():
+    from arttag.events import ScorerContribution
+    from arttag.explain import summarise
+
+    near = NeighbourEvidence(artwork_id="D12344", title="Bridge at Dusk", similarity=0.5)
+    text = summarise("bridge", 0.8, [
+        ScorerContribution(scorer="accession", score=0.6, evidence=[near]),
+        ScorerContribution(scorer="group", score=0.4, evidence=[near]),
+        ScorerContribution(scorer="mention", score=0.9,
+                           evidence=[TermEvidence(field="title", term="bridge", weight=0.9)]),
+    ], ["accession", "mention"])
+    assert "accession: 1 tagged artwork(s) with neighbouring accession numbers carry it" in text
+    assert "group: 1 tagged artwork(s) of the same group" in text
+    assert "mention words: 'bridge' (title)" in text and text.endswith("proposed by accession, mention")

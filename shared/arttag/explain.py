@@ -40,6 +40,17 @@ def _keep(tag_id: str, group: str | None, assigned: set[str], options: SuggestOp
     return True
 
 
+# How each neighbour-voting scorer's artworks relate to the one being tagged.
+_NEIGHBOURS = {
+    "knn": "similar tagged artwork(s) by embedding",
+    "tfidf": "similar tagged artwork(s) by text",
+    "tfidf_artist": "similar tagged artwork(s) by the same artist",
+    "group": "tagged artwork(s) of the same group",
+    "artist": "tagged artwork(s) with the same byline",
+    "accession": "tagged artwork(s) with neighbouring accession numbers",
+}
+
+
 def summarise(label: str, confidence: float, contributions: list[ScorerContribution], scorers_proposing: list[str]) -> str:
     parts = [f"'{label}' ({confidence:.0%} confidence)"]
     for c in contributions:
@@ -48,8 +59,8 @@ def summarise(label: str, confidence: float, contributions: list[ScorerContribut
         texts = [e for e in c.evidence if isinstance(e, TagTextEvidence)]
         if neighbours:
             best = neighbours[0]
-            via = "text" if c.scorer == "tfidf" else "embedding"
-            parts.append(f"{c.scorer}: {len(neighbours)} similar tagged artwork(s) by {via} carry it "
+            relation = _NEIGHBOURS.get(c.scorer, "similar tagged artwork(s)")
+            parts.append(f"{c.scorer}: {len(neighbours)} {relation} carry it "
                          f"(closest '{best.title}', similarity {best.similarity:.2f})")
         if terms:
             parts.append(f"{c.scorer} words: " + ", ".join(f"'{t.term}' ({t.field})" for t in terms[:3]))
