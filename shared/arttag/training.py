@@ -37,7 +37,7 @@ from arttag.metrics import expected_calibration_error, ranking_metrics, subset_r
 from arttag.scorers.base import Batch, Corpus
 from arttag.scorers.registry import get_scorer_class
 from arttag.split import split_of
-from arttag.text import build_fields, build_text
+from arttag.text import build_text
 from arttag.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -198,8 +198,7 @@ def _save_cache(cached: Any, path: Path, fingerprint: str | None) -> None:
 
 
 def make_batch(records: Sequence[CatalogueRecord], embeddings: np.ndarray | None) -> Batch:
-    return Batch([build_text(r.metadata) for r in records], [build_fields(r.metadata) for r in records], embeddings,
-                 [r.metadata.accession_number for r in records])
+    return Batch.from_metadata([r.metadata for r in records], embeddings)
 
 
 def make_corpus(records: Sequence[CatalogueRecord], vocabulary: Vocabulary, embeddings: np.ndarray | None,

@@ -43,6 +43,7 @@ class AccessionParams(KnnParams):
 
 class AccessionScorer(KnnVoting):
     name = "accession"
+    cited_artworks = "tagged artwork(s) with neighbouring accession numbers"
     Params = AccessionParams
     params: AccessionParams
 
@@ -63,24 +64,18 @@ class AccessionScorer(KnnVoting):
     def _neighbours(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         numbers = batch.accession_numbers or [None] * len(batch)
         w, k = self.params.window, self.params.neighbours
-        rows: list[list[tuple[float, int]]] = []
+        rows: list[list[tuple[int, float]]] = []
         for value in numbers:
             parsed = parse_accession(value)
-            found: list[tuple[float, int]] = []
+            found: list[tuple[int, float]] = []
             if parsed and parsed[0] in self.series:
                 prefix, number = parsed
                 keys = self._numbers[prefix]
                 lo, hi = bisect.bisect_left(keys, number - w), bisect.bisect_right(keys, number + w)
-                found = [(1.0 / (1.0 + abs(n - number)), i) for n, i in self.series[prefix][lo:hi]]
-                found.sort(key=lambda x: (-x[0], x[1]))
+                found = [(i, 1.0 / (1.0 + abs(n - number))) for n, i in self.series[prefix][lo:hi]]
+                found.sort(key=lambda x: (-x[1], x[0]))
             rows.append(found[:k])
-        width = max([1, *(len(r) for r in rows)])
-        idx = np.zeros((len(rows), width), dtype=np.int64)
-        sims = np.zeros((len(rows), width), dtype=np.float32)
-        for r, found in enumerate(rows):
-            for c, (sim, i) in enumerate(found):
-                idx[r, c], sims[r, c] = i, sim
-        return idx, sims
+        return self._padded(rows)
 
     def _save(self, directory: Path) -> None:
         self._save_training(directory)

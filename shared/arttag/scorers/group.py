@@ -32,6 +32,7 @@ class GroupParams(KnnParams):
 
 class GroupScorer(KnnVoting):
     name = "group"
+    cited_artworks = "tagged artwork(s) of the same group"
     Params = GroupParams
     params: GroupParams
     field = "group_title"
@@ -46,14 +47,9 @@ class GroupScorer(KnnVoting):
         self.members = {g: np.array(v[: self.params.neighbours], dtype=np.int64) for g, v in members.items()}
 
     def _neighbours(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
-        rows = [self.members.get(_norm(f.get(self.field, "")), np.zeros(0, dtype=np.int64)) for f in batch.fields]
-        k = max([1, *(len(r) for r in rows)])
-        idx = np.zeros((len(rows), k), dtype=np.int64)
-        sims = np.zeros((len(rows), k), dtype=np.float32)
-        for i, r in enumerate(rows):
-            idx[i, : len(r)] = r
-            sims[i, : len(r)] = 1.0
-        return idx, sims
+        empty = np.zeros(0, dtype=np.int64)
+        return self._padded([[(int(j), 1.0) for j in self.members.get(_norm(f.get(self.field, "")), empty)]
+                             for f in batch.fields])
 
     def _save(self, directory: Path) -> None:
         self._save_training(directory)
@@ -71,4 +67,5 @@ class ArtistScorer(GroupScorer):
     e.g. the drawings of one artist's tour of one year."""
 
     name = "artist"
+    cited_artworks = "tagged artwork(s) with the same byline"
     field = "artists"

@@ -52,6 +52,18 @@ class KnnVoting(Scorer):
         self.label_lists = [labels.indices[labels.indptr[i]:labels.indptr[i + 1]].astype(np.int64)
                             for i in range(labels.shape[0])]
 
+    @staticmethod
+    def _padded(rows: list[list[tuple[int, float]]]) -> tuple[np.ndarray, np.ndarray]:
+        """Per-artwork (training index, similarity) lists, most similar first, as the
+        (indices, similarities) arrays of :meth:`_neighbours`; padding has similarity 0 and never votes."""
+        width = max([1, *(len(r) for r in rows)])
+        idx = np.zeros((len(rows), width), dtype=np.int64)
+        sims = np.zeros((len(rows), width), dtype=np.float32)
+        for r, found in enumerate(rows):
+            if found:
+                idx[r, : len(found)], sims[r, : len(found)] = zip(*found)
+        return idx, sims
+
     def _topk_rows(self, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, sims.shape[1])
         idx = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < sims.shape[1] else np.tile(np.arange(sims.shape[1]), (sims.shape[0], 1))
@@ -155,6 +167,7 @@ class EmbeddingKnnScorer(KnnVoting):
     """kNN over sentence embeddings (cosine similarity of L2-normalised vectors)."""
 
     name = "knn"
+    cited_artworks = "similar tagged artwork(s) by embedding"
     needs_embeddings = True
 
     def _fit(self, corpus: Corpus) -> None:

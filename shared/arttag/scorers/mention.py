@@ -96,7 +96,7 @@ class MentionScorer(Scorer):
         labels = corpus.labels.tocsr()
         for i, fields in enumerate(corpus.fields):
             carried = set(labels.indices[labels.indptr[i]:labels.indptr[i + 1]].tolist())
-            for f, found in enumerate(self._find(fields)):
+            for f, found in enumerate(self._matches(fields)):
                 for t in found:
                     mentions[t, f] += 1
                     tagged[t, f] += t in carried
@@ -132,9 +132,6 @@ class MentionScorer(Scorer):
                         found.setdefault(int(t), seq)
             out.append(found)
         return out
-
-    def _find(self, fields: dict[str, str]) -> list[set[int]]:
-        return [set(m) for m in self._matches(fields)]
 
     def _tag_precisions(self, matches: list[dict[int, tuple[str, ...]]], tags: np.ndarray) -> np.ndarray:
         """(len(tags) x fields) precision of each field's mention; 0 where the field does not mention it."""
