@@ -9,7 +9,7 @@ compared (semantic). The summary is one readable sentence built from them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from arttag.ensemble import Ensemble, Ranked
 from arttag.events import (
@@ -21,7 +21,7 @@ from arttag.events import (
     TagTextEvidence,
     TermEvidence,
 )
-from arttag.scorers.base import Batch, Candidates
+from arttag.scorers.base import Batch, Candidates, Scorer
 from arttag.scorers.knn import KnnVoting
 from arttag.tagger import SuggestOptions
 
@@ -40,18 +40,10 @@ def _keep(tag_id: str, group: str | None, assigned: set[str], options: SuggestOp
     return True
 
 
-# How each neighbour-voting scorer's artworks relate to the one being tagged.
-_NEIGHBOURS = {
-    "knn": "similar tagged artwork(s) by embedding",
-    "tfidf": "similar tagged artwork(s) by text",
-    "tfidf_artist": "similar tagged artwork(s) by the same artist",
-    "group": "tagged artwork(s) of the same group",
-    "artist": "tagged artwork(s) with the same byline",
-    "accession": "tagged artwork(s) with neighbouring accession numbers",
-}
-
-
-def summarise(label: str, confidence: float, contributions: list[ScorerContribution], scorers_proposing: list[str]) -> str:
+def summarise(label: str, confidence: float, contributions: list[ScorerContribution], scorers_proposing: list[str],
+              cited_artworks: Mapping[str, str] | None = None) -> str:
+    """One sentence; ``cited_artworks`` maps scorer names to their :attr:`Scorer.cited_artworks`."""
+    cited_artworks = cited_artworks or {}
     parts = [f"'{label}' ({confidence:.0%} confidence)"]
     for c in contributions:
         neighbours = [e for e in c.evidence if isinstance(e, NeighbourEvidence)]
@@ -59,7 +51,7 @@ def summarise(label: str, confidence: float, contributions: list[ScorerContribut
         texts = [e for e in c.evidence if isinstance(e, TagTextEvidence)]
         if neighbours:
             best = neighbours[0]
-            relation = _NEIGHBOURS.get(c.scorer, "similar tagged artwork(s)")
+            relation = cited_artworks.get(c.scorer, Scorer.cited_artworks)
             parts.append(f"{c.scorer}: {len(neighbours)} {relation} carry it "
                          f"(closest '{best.title}', similarity {best.similarity:.2f})")
         if terms:
@@ -81,6 +73,7 @@ def build_suggestions(
     max_evidence: int = 5,
 ) -> list[list[TagSuggestion]]:
     vocab = ensemble.vocabulary
+    cited = {s.name: s.cited_artworks for s in ensemble.scorers}
     out: list[list[TagSuggestion]] = []
     for row, (meta, r) in enumerate(zip(metas, ranked)):
         assigned = {t.id for t in meta.tags}
@@ -112,7 +105,7 @@ def build_suggestions(
                 score=round(float(r.probs[i]), 6), confidence=round(confidence, 6),
                 scorers=proposing, already_assigned=tag.id in assigned,
                 explanation=Explanation(
-                    summary=summarise(tag.label, confidence, contributions, proposing),
+                    summary=summarise(tag.label, confidence, contributions, proposing, cited),
                     contributions=contributions,
                 ),
             ))

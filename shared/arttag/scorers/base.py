@@ -108,6 +108,8 @@ class Scorer(ABC):
     supervised: ClassVar[bool] = True
     """Learns from human tags (kNN, TF-IDF) rather than from tag texts alone (semantic)."""
     extra_features: ClassVar[tuple[str, ...]] = ()
+    cited_artworks: ClassVar[str] = "similar tagged artwork(s)"
+    """How the artworks this scorer cites as evidence relate to the one being tagged (for summaries)."""
     doc_feature_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, vocabulary: Vocabulary, params: ScorerParams | dict[str, Any] | None = None) -> None:

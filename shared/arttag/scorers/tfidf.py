@@ -107,6 +107,7 @@ class TfidfKnnScorer(KnnVoting):
     """kNN over field-weighted TF-IDF (word + character n-grams)."""
 
     name = "tfidf"
+    cited_artworks = "similar tagged artwork(s) by text"
     Params = TfidfParams
     params: TfidfParams
 
@@ -196,6 +197,7 @@ class SameArtistTfidfScorer(TfidfKnnScorer):
     """
 
     name = "tfidf_artist"
+    cited_artworks = "similar tagged artwork(s) by the same artist"
     Params = SameArtistTfidfParams
 
     @staticmethod
