@@ -144,6 +144,15 @@ def summarise(latencies_s: list[float], errors: int, wall_s: float, sent: int) -
     }
 
 
+async def suggest_ok(client: httpx.AsyncClient, artwork: dict, limit: int) -> bool:
+    """One ``POST /v1/suggest``; True when it answered 200 (any other status or a transport error is False)."""
+    try:
+        r = await client.post("/v1/suggest", json={"artwork": artwork, "options": {"limit": limit}})
+    except httpx.HTTPError:
+        return False
+    return r.status_code == 200
+
+
 async def open_loop(client: httpx.AsyncClient, payloads: list[dict], start_index: int, rate: float,
                     duration_s: float, max_in_flight: int, limit: int) -> dict:
     n = int(rate * duration_s)
@@ -155,15 +164,11 @@ async def open_loop(client: httpx.AsyncClient, payloads: list[dict], start_index
 
     async def one(i: int, scheduled: float) -> None:
         nonlocal errors, in_flight
-        body = {"artwork": payloads[(start_index + i) % len(payloads)], "options": {"limit": limit}}
         try:
-            r = await client.post("/v1/suggest", json=body)
-            if r.status_code == 200:
+            if await suggest_ok(client, payloads[(start_index + i) % len(payloads)], limit):
                 latencies.append(time.perf_counter() - scheduled)
             else:
                 errors += 1
-        except httpx.HTTPError:
-            errors += 1
         finally:
             in_flight -= 1
 
@@ -196,15 +201,10 @@ async def closed_loop(client: httpx.AsyncClient, payloads: list[dict], start_ind
         nonlocal errors, counter
         while time.perf_counter() < stop_at:
             counter += 1
-            body = {"artwork": payloads[counter % len(payloads)], "options": {"limit": limit}}
             t = time.perf_counter()
-            try:
-                r = await client.post("/v1/suggest", json=body)
-                if r.status_code == 200:
-                    latencies.append(time.perf_counter() - t)
-                else:
-                    errors += 1
-            except httpx.HTTPError:
+            if await suggest_ok(client, payloads[counter % len(payloads)], limit):
+                latencies.append(time.perf_counter() - t)
+            else:
                 errors += 1
 
     t0 = time.perf_counter()

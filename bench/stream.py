@@ -138,13 +138,9 @@ def wait_ready(proc, log_path: Path, timeout_s: float = 180.0) -> float:
 
 
 def stop_worker(proc) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    return proc.returncode
+    from arttag_stream.demo import stop_worker as stop
+
+    return stop(proc, timeout_s=60)
 
 
 def main() -> int:

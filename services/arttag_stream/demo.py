@@ -34,6 +34,18 @@ log = logging.getLogger(__name__)
 EncoderKind = Literal["onnx", "hashing"]
 
 
+def stop_worker(proc: subprocess.Popen, timeout_s: float = 30) -> int:
+    """SIGTERM a worker process, SIGKILL it if it has not exited after ``timeout_s``;
+    returns its exit status."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    return proc.returncode
+
+
 def sample_path() -> Path:
     import arttag
 
@@ -201,13 +213,7 @@ def run_demo(
             say(f"timed out after {timeout_s:.0f}s: {got}; see {log_path}")
         return 0 if ok else 1
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-        say(f"worker stopped (status {worker.returncode})")
+        say(f"worker stopped (status {stop_worker(worker)})")
         if not keep_topics:
             admin = admin_client(kafka)
             names = [topic for topic in admin.list_topics(timeout=10).topics
