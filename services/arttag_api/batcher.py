@@ -82,8 +82,8 @@ class SuggestBatcher:
 
         The re-ranker (scikit-learn's gradient boosting, OpenMP) and numpy (OpenBLAS)
         would otherwise spread each small request over every core, and their
-        spin-waiting threads collapse when the CPUs are shared: measured on this
-        machine under load, 1.5-3.5 s per single-artwork call instead of 20-50 ms.
+        spin-waiting threads collapse when the CPUs are shared: on 2 loaded cores,
+        1.5-3.5 s per single-artwork call instead of 20-50 ms.
         The encoder (onnxruntime) keeps its own thread pool.
         """
         if not self.single_threaded_math:
