@@ -122,17 +122,17 @@ def test_metrics_by_hand():
 
 
 def test_summary_says_how_each_scorers_artworks_relate_to_this_one():
-    from arttag.events import ScorerContribution
     from arttag.explain import summarise
     from arttag.scorers import get_scorer_class
+    from arttag.vocabulary import Vocabulary
+
+    def phrases(name: str, evidence: list) -> list[str]:
+        return get_scorer_class(name)(Vocabulary([])).summarise_evidence(evidence)
 
     near = NeighbourEvidence(artwork_id="D12344", title="Bridge at Dusk", similarity=0.5)
-    text = summarise("bridge", 0.8, [
-        ScorerContribution(scorer="accession", score=0.6, evidence=[near]),
-        ScorerContribution(scorer="group", score=0.4, evidence=[near]),
-        ScorerContribution(scorer="mention", score=0.9,
-                           evidence=[TermEvidence(field="title", term="bridge", weight=0.9)]),
-    ], ["accession", "mention"], {name: get_scorer_class(name).cited_artworks for name in ("accession", "group")})
+    word = TermEvidence(field="title", term="bridge", weight=0.9)
+    text = summarise("bridge", 0.8, [*phrases("accession", [near]), *phrases("group", [near]),
+                                     *phrases("mention", [word])], ["accession", "mention"])
     assert "accession: 1 tagged artwork(s) with neighbouring accession numbers carry it" in text
     assert "group: 1 tagged artwork(s) of the same group" in text
     assert "mention words: 'bridge' (title)" in text and text.endswith("proposed by accession, mention")

@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from arttag.settings import ApiSettings, KafkaSettings
-from arttag.tagger import Tagger
+from arttag.tagger import CatalogueTagger
 from arttag_api.auth import ApiKeyRequired
 from arttag_api.batcher import SuggestBatcher
 from arttag_api.deps import Services, get_settings
@@ -59,7 +59,7 @@ class BrokerCheck:
             return self._ok
 
 
-def load_bundle_tagger(settings: ApiSettings) -> Tagger:
+def load_bundle_tagger(settings: ApiSettings) -> CatalogueTagger:
     """The production tagger: the bundle in ``settings.bundle_dir`` with the configured encoder.
 
     A bundle trained with the hashing fake encoder (demo, tests) gets that encoder back
@@ -72,7 +72,7 @@ def load_bundle_tagger(settings: ApiSettings) -> Tagger:
     return load_tagger(settings.bundle_dir, encoder)
 
 
-def _load_in_background(services: Services, loader: Callable[[ApiSettings], Tagger]) -> threading.Thread:
+def _load_in_background(services: Services, loader: Callable[[ApiSettings], CatalogueTagger]) -> threading.Thread:
     def run() -> None:
         started = time.perf_counter()
         try:
@@ -105,12 +105,12 @@ def _document_limits(app: FastAPI, settings: ApiSettings) -> None:
 
 def create_app(
     settings: ApiSettings | None = None,
-    tagger: Tagger | None = None,
+    tagger: CatalogueTagger | None = None,
     *,
     publisher: FeedbackPublisher | None = None,
     view: LatestSuggestionsView | None = None,
     broker_check: Callable[[], bool] | None = None,
-    tagger_loader: Callable[[ApiSettings], Tagger] = load_bundle_tagger,
+    tagger_loader: Callable[[ApiSettings], CatalogueTagger] = load_bundle_tagger,
 ) -> FastAPI:
     """The API. Anything not passed in is built from ``settings``.
 

@@ -4,7 +4,7 @@ Layout (``arttag train`` writes it; :func:`load_tagger` reads it, without torch)
 
     manifest.json          model_version, data hash, split rule, params, metrics, library versions, encoder
     vocabulary.csv         the tags (id, label, group, area, training usage), in score-column order
-    ensemble.json          scorer order and re-ranker feature names
+    ensemble.json          ensemble kind (absent: two-step), scorer order, the kind's own data (re-ranker feature names)
     reranker.joblib        the fitted HistGradientBoostingClassifier (absent if untrained)
     scorers/<name>/        params.json plus each scorer's arrays (embeddings, TF-IDF matrix, labels...)
 
@@ -28,7 +28,7 @@ import numpy as np
 
 from arttag.checksums import update_from_file
 from arttag.encoders.base import TextEncoder
-from arttag.ensemble import Ensemble, Ranked
+from arttag.ensemble import BaseEnsemble, Ranked, load_ensemble
 from arttag.errors import ModelError
 from arttag.events import ArtworkMetadata, TagSuggestion
 from arttag.explain import build_suggestions
@@ -70,7 +70,7 @@ def _content_hash(directory: Path) -> str:
     return h.hexdigest()
 
 
-def write_bundle(out_dir: Path, ensemble: Ensemble, encoder: TextEncoder, params: Any,
+def write_bundle(out_dir: Path, ensemble: BaseEnsemble, encoder: TextEncoder, params: Any,
                  data: dict[str, Any], report: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str, Any]:
     """Write the bundle next to ``out_dir`` and swap it in, so readers never see half a bundle."""
     out_dir = Path(out_dir)
@@ -126,10 +126,10 @@ def read_manifest(bundle_dir: str | Path) -> dict[str, Any]:
 
 
 class BundleTagger:
-    """A loaded bundle: implements :class:`arttag.tagger.Tagger`, and exposes the vocabulary,
-    the encoder and a semantic tag search for the API."""
+    """A loaded bundle: implements :class:`arttag.tagger.Tagger` and :class:`arttag.tagger.TagCatalogue`
+    (the vocabulary and a semantic tag search, for the API), and exposes the encoder."""
 
-    def __init__(self, directory: Path, manifest: dict[str, Any], ensemble: Ensemble, encoder: TextEncoder | None,
+    def __init__(self, directory: Path, manifest: dict[str, Any], ensemble: BaseEnsemble, encoder: TextEncoder | None,
                  batch_size: int = 256) -> None:
         self.directory = directory
         self.manifest = manifest
@@ -170,8 +170,10 @@ class BundleTagger:
 
     def search_tags_semantic(self, query: str, limit: int = 20) -> list[tuple[Tag, float]]:
         """Tags whose text is closest in meaning to ``query`` (cosine of embeddings), best first."""
+        from arttag.scorers.semantic import SemanticScorer
+
         try:
-            semantic = self.ensemble.scorer("semantic")
+            semantic = self.ensemble.scorer("semantic", SemanticScorer)
         except KeyError:
             raise ModelError("this bundle has no semantic scorer") from None
         if not query.strip():
@@ -179,7 +181,7 @@ class BundleTagger:
         if self.encoder is None:
             raise ModelError("semantic tag search needs an encoder")
         vector = np.asarray(self.encoder.encode([query]), dtype=np.float32)[0]
-        return [(self.vocabulary.tags[i], s) for i, s in semantic.search(vector, limit)]  # type: ignore[attr-defined]
+        return [(self.vocabulary.tags[i], s) for i, s in semantic.search(vector, limit)]
 
 
 def load_tagger(bundle_dir: str | Path, encoder: TextEncoder | EncoderSettings | None = None) -> BundleTagger:
@@ -207,7 +209,7 @@ def load_tagger(bundle_dir: str | Path, encoder: TextEncoder | EncoderSettings |
             path=str(directory),
         )
     vocabulary = Vocabulary.from_csv(directory / "vocabulary.csv")
-    ensemble = Ensemble.load(directory, vocabulary)
+    ensemble = load_ensemble(directory, vocabulary)
     if ensemble.needs_embeddings and encoder is None:
         raise ModelError(f"bundle {directory} needs the encoder {trained_with!r}", path=str(directory))
     return BundleTagger(directory, manifest, ensemble, encoder)
