@@ -12,7 +12,6 @@ Example of a new scorer (it proposes the most used tags to every artwork)::
 
     class PriorScorer(Scorer):
         name = "prior"
-        supervised = False
 
         def _fit(self, corpus):
             self.prior = np.asarray(corpus.labels.sum(axis=0)).ravel() / corpus.labels.shape[0]
