@@ -4,8 +4,9 @@
 and the bundle need nothing more); the kind is named in the bundle's ``ensemble.json`` and
 looked up in :data:`ENSEMBLES` by :func:`load_ensemble`, as scorers are by name.
 
-The two-step ensemble (:class:`Ensemble`, kind ``two-step``): step 1 (:meth:`Ensemble.gather`) asks each scorer for its top candidates and
-keeps its answer per source. Step 2 (:meth:`Ensemble.rank`) describes every
+The two-step ensemble (:class:`Ensemble`, kind ``two-step``): step 1
+(:meth:`BaseEnsemble.gather`) asks each scorer for its top candidates and keeps
+its answer per source. Step 2 (:meth:`Ensemble.rank`) describes every
 (artwork, candidate tag) pair by features (each scorer's score, rank and
 relative score, neighbour votes and similarities, the tag's prior frequency,
 how much support the tag's group has among the candidates, how many scorers
@@ -16,11 +17,11 @@ gradient-boosted classifier trained on artworks the scorers never saw (the
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
-from collections.abc import Sequence
-import importlib
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar, overload
