@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -366,6 +366,8 @@ def test_any_message_yields_exactly_one_suggestion_or_dead_letter_within_the_rec
                                 "internal", "output_too_large"}
         assert d.error_type != "internal", d.error  # no unexpected error on any input
     check_outputs(result, max_record_bytes)
+    for outcome in {o[0] for o in outcomes.values()}:
+        event(outcome)  # --hypothesis-show-statistics: how often each outcome was reached
 
 
 def _decodes(raw: bytes | None) -> bool:
