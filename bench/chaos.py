@@ -224,7 +224,7 @@ class Watcher(threading.Thread):
         from arttag_stream.kafka_io import consumer, partitions
 
         self.topics = topics
-        self.c = consumer(kafka)
+        self.c = consumer(kafka, log_level=0)  # the broker restart is expected: no connection noise
         self.c.assign([TopicPartition(t, p, OFFSET_BEGINNING)
                        for t in (topics.suggestions, topics.dead_letters)
                        for p in partitions(self.c, t)])
@@ -348,7 +348,7 @@ class Publisher(threading.Thread):
 
         # Up to 1 MiB records (the poison corpus goes near it); retry through the broker restart.
         p = producer(self.kafka, **{"linger.ms": 20, "message.max.bytes": 1_048_576,
-                                    "message.timeout.ms": 900_000})
+                                    "message.timeout.ms": 900_000, "log_level": 0})
         try:
             for what, i in self.plan:
                 while (not self.flood.is_set() and not self.stop_flag.is_set()
@@ -419,11 +419,13 @@ class Worker:
     restart_at: float | None = None
     _log_pos: int = 0
     _published: int = 0
+    _start_pos: int = 0
 
     def start(self) -> None:
         with open(self.log_path, "ab") as fh:
             fh.write(f"\n===== chaos: start {self.starts + 1} of {self.name} =====\n".encode())
             fh.flush()
+            self._start_pos = fh.tell()
             self.proc = subprocess.Popen([sys.executable, "-m", "arttag_stream"], env=self.env,
                                          stdout=fh, stderr=subprocess.STDOUT)
         self.killed_by_us = False
@@ -465,10 +467,29 @@ class Worker:
         self._log_pos += cut
         return self._published
 
+    def this_run_log(self) -> str:
+        """The log of the current (or last) process of this identity."""
+        with open(self.log_path, "rb") as fh:
+            fh.seek(self._start_pos)
+            return fh.read().decode(errors="replace")
+
     def log_tail(self, lines: int = 12) -> list[str]:
-        text = self.log_path.read_bytes()[-20000:].decode(errors="replace").splitlines()
+        text = self.this_run_log()[-20000:].splitlines()
         keep = [ln for ln in text if "CRITICAL" in ln or "Error" in ln or "error" in ln]
         return (keep or text)[-lines:]
+
+
+# What a worker's log shows when a message, not the broker, made it exit.
+POISON_SIGNS = ("unexpected error handling a batch", "MessageSizeTooLarge", "RecordTooLarge",
+                "RecursionError", "Traceback")
+
+
+def crash_cause(worker: Worker, broker_was_down: bool) -> str:
+    """The broker's, for an exit while the broker was (just) down with no sign of a bad message
+    in the log; otherwise poison's (the benchmark's only other source of trouble)."""
+    if broker_was_down and not any(sign in worker.this_run_log() for sign in POISON_SIGNS):
+        return "broker"
+    return "poison"
 
 
 def worker_env(args, broker: Broker, kafka, group: str, name: str, data_dir: Path) -> dict[str, str]:
@@ -679,7 +700,7 @@ class Run:
             rc = w.crashed()
             if rc is not None:
                 t = time.monotonic()
-                cause = "broker" if self.broker.in_outage(t, self.args.broker_grace_s) else "poison"
+                cause = crash_cause(w, self.broker.in_outage(t, self.args.broker_grace_s))
                 w.consecutive_crashes = w.consecutive_crashes + 1 if t - w.started_at < 60 else 1
                 delay = min(2.0 ** (w.consecutive_crashes - 1), 30.0)
                 self.crashes.append({"at_s": round(self.now(), 1), "worker": w.name, "exit_status": rc,
@@ -721,6 +742,7 @@ def run_stream(args, run: Run, rng: random.Random, deadline: float) -> str:
     waiting_recovery: dict | None = None  # the last restart, until its next suggestion
     next_print = 0.0
     fire_at: float | None = None
+    fire_on_stall = False
     run.enter("kills")
     w1.start()
     run.publisher.start()
@@ -757,12 +779,18 @@ def run_stream(args, run: Run, rng: random.Random, deadline: float) -> str:
                     g["w1_at_w2_first"] = w1.published()
                     g["w2_first_published_s"] = round(time.monotonic() - g["t_w2_start"], 1)
                 ready = g.get("w1_at_w2_first") is not None and w1.published() > g["w1_at_w2_first"]
+            if name == "kill" and not (w1.alive or w2.alive):
+                ready = False  # down (crash back-off): a kill -9 needs a running process
             if ready and fire_at is None:
                 fire_at = now + rng.uniform(0, args.jitter_s)  # a random moment, not a round number
+                fire_on_stall = stalled
             if fire_at is not None and now >= fire_at:
+                if name == "kill" and not (w1.alive or w2.alive):
+                    fire_at = None  # it went down meanwhile: wait until it is back
+                    continue
                 fire_at = None
                 actions.pop(0)
-                waiting_recovery = do_action(name, args, run, rng, stalled)
+                waiting_recovery = do_action(name, args, run, rng, fire_on_stall)
                 continue
         elif run.publisher.finished.is_set():
             if run.watcher.answered_valid >= run.publisher.delivered_valid and (
@@ -1089,6 +1117,7 @@ def main(argv: list[str] | None = None) -> int:
                     fut.result()
                 except Exception as exc:  # noqa: BLE001 - cleanup only
                     log.warning("could not delete a bench topic: %s", exc)
+        del admin  # its connections would complain once the broker stops
     finally:
         if run is not None:
             for w in run.workers.values():
