@@ -561,13 +561,20 @@ def swap_loader(pointer: Path, expect: dict[str, int], min_loads: int, min_s: fl
                 problems.append(f"arrays of widths {sorted(_array_dims(tagger))} under a manifest of {dim}")
             if tagger.encoder is None or tagger.encoder.dim != dim:
                 problems.append("encoder of another size")
-            answers = tagger.suggest([probe])
-            if len(answers) != 1 or not answers[0]:
-                problems.append("suggest() gave no answer")
         except Exception as exc:  # noqa: BLE001 - every failure is a result here
             failed += 1
             errors[f"{type(exc).__name__}: {str(exc)[:160]}"] += 1
             continue
+        try:
+            answers = tagger.suggest([probe])
+            if len(answers) != 1 or not answers[0]:
+                problems.append("suggest() gave no answer")
+        except Exception as exc:  # noqa: BLE001 - a mixed load usually fails here
+            problems.append(f"suggest() raised {type(exc).__name__}: {str(exc)[:120]}")
+            if len(problems) == 1:  # nothing else wrong: a failure, not a mix
+                failed += 1
+                errors[problems[0]] += 1
+                continue
         if problems:
             mixed += 1
             errors["mixed: " + "; ".join(problems)] += 1
