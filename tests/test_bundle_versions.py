@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -20,11 +21,13 @@ from arttag.bundle import (
     verify_bundle,
     write_bundle,
 )
-from arttag.catalogue import load_catalogue
+from arttag.bundle_watch import BundleWatcher, bundle_loader
+from arttag.catalogue import iter_catalogue, load_catalogue
 from arttag.encoders import HashingEncoder
 from arttag.errors import ModelError
-from arttag.events import ArtworkMetadata
+from arttag.events import ArtworkCreated, ArtworkMetadata, encode_event
 from arttag.training import TrainParams, train_ensemble
+from arttag_stream.processing import BatchProcessor, RawMessage, StateStore
 
 # Three cheap scorers keep a training at a second or two; knn and semantic hold arrays
 # whose shapes follow the training slice and the vocabulary, which is what a mix breaks.
@@ -37,8 +40,8 @@ def two_models(sample_catalogue):
     records, _ = load_catalogue(sample_catalogue)
     encoder = HashingEncoder()
     params = TrainParams(scorers=SCORERS, evaluate=False, refit_on_rerank=False)
-    a, _ = train_ensemble(records[:600], encoder, params)
-    b, _ = train_ensemble(records[600:1000], encoder, params)
+    a, _ = train_ensemble(records[:400], encoder, params)
+    b, _ = train_ensemble(records[400:650], encoder, params)
     assert len(a.vocabulary) != len(b.vocabulary)
     return {"a": a, "b": b}
 
@@ -67,7 +70,7 @@ def test_loads_never_mix_versions_while_bundles_are_swapped(tmp_path, two_models
     out = tmp_path / "bundles" / "current"
     expected = {k: _fingerprint(e) for k, e in two_models.items()}
     _write(out, two_models["a"], "a", 0)
-    swaps = 40
+    swaps = 24
     loads: list[str] = []
     failures: list[str] = []
     done = threading.Event()
@@ -192,3 +195,142 @@ def test_a_missing_pointer_is_a_clear_error(tmp_path):
     dangling.symlink_to("versions/gone")
     with pytest.raises(ModelError, match="no model bundle"):
         resolve_bundle(dangling)
+
+
+def _corrupt(version: Path) -> None:
+    embeddings = version / "scorers" / "knn" / "embeddings.npy"
+    embeddings.chmod(0o644)
+    with open(embeddings, "r+b") as fh:
+        fh.seek(-5, 2)
+        byte = fh.read(1)
+        fh.seek(-5, 2)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+
+
+@pytest.fixture(scope="module")
+def events(sample_catalogue) -> list[tuple[str, ArtworkMetadata]]:
+    out = []
+    for record in iter_catalogue(sample_catalogue):
+        out.append((record.artwork_id, record.metadata))
+        if len(out) >= 40:
+            return out
+    return out
+
+
+def _messages(events, start: int, n: int) -> list[RawMessage]:
+    return [RawMessage("artworks.created.v1", 0, start + i, aid.encode(),
+                       encode_event(ArtworkCreated(artwork_id=aid, revision=1, artwork=meta)))
+            for i, (aid, meta) in enumerate(events[start:start + n])]
+
+
+def _versions_and_tags(result) -> tuple[set[str], set[str]]:
+    return ({e.model_version for _, e in result.suggestions},
+            {t.tag_id for _, e in result.suggestions for t in e.suggestions})
+
+
+def test_processor_switches_model_between_batches_and_refuses_a_corrupt_version(
+        tmp_path, two_models, events, caplog):
+    out = tmp_path / "current"
+    _write(out, two_models["a"], "a", 1)
+    watcher = BundleWatcher(out, bundle_loader(None), load_tagger(out), interval_s=0)
+    processor = BatchProcessor(watcher.tagger, StateStore(), consumer="test")
+    watcher.subscribe(processor.use)
+    vocab_a = {t.id for t in two_models["a"].vocabulary}
+    vocab_b = {t.id for t in two_models["b"].vocabulary}
+
+    versions, tags = _versions_and_tags(processor.process(_messages(events, 0, 4)))
+    assert versions == {"a-1"} and tags <= vocab_a
+    assert not watcher.check()  # the pointer has not moved
+
+    _write(out, two_models["b"], "b", 2)
+    assert watcher.check() and watcher.tagger.model_version == "b-2" and watcher.swaps == 1
+    result = processor.process(_messages(events, 4, 4))
+    versions, tags = _versions_and_tags(result)
+    assert versions == {"b-2"} and tags <= vocab_b and not tags <= vocab_a
+    assert all(e.suggestion_id.endswith(":b-2") for _, e in result.suggestions)
+    # artworks answered by the old model are answered again by the new one
+    assert len(processor.process(_messages(events, 0, 4)).suggestions) == 4
+
+    copy_version(out, "b-broken")
+    _corrupt(resolve_bundle(out))
+    with caplog.at_level("ERROR", logger="arttag.bundle_watch"):
+        assert not watcher.check()
+        assert not watcher.check()  # refused once, said once
+    refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 1 and "b-2 keeps serving" in refusals[0].getMessage()
+    assert "sha256" in refusals[0].getMessage() and watcher.refusals == 1
+    versions, _ = _versions_and_tags(processor.process(_messages(events, 8, 4)))
+    assert versions == {"b-2"}
+
+    # a good version after the broken one is taken
+    copy_version(out, "a-3", source=tmp_path / "versions" / "a-1")
+    assert watcher.check() and watcher.last_error is None
+    versions, tags = _versions_and_tags(processor.process(_messages(events, 12, 4)))
+    assert versions == {"a-3"} and tags <= vocab_a
+
+
+def test_a_swap_during_a_batch_takes_effect_with_the_next_batch(tmp_path, two_models, events):
+    out = tmp_path / "current"
+    _write(out, two_models["a"], "a", 1)
+    watcher = BundleWatcher(out, bundle_loader(None), load_tagger(out), interval_s=0)
+
+    class SwapsMidBatch:
+        """The first tagger; while it works on its batch, a new version is published and loaded."""
+
+        def __init__(self, inner) -> None:  # noqa: ANN001
+            self.inner = inner
+
+        @property
+        def model_version(self) -> str:
+            return self.inner.model_version
+
+        def suggest(self, artworks, options=None):  # noqa: ANN001, ANN201
+            _write(out, two_models["b"], "b", 2)
+            assert watcher.check()
+            return self.inner.suggest(artworks, options)
+
+    processor = BatchProcessor(SwapsMidBatch(watcher.tagger), StateStore(), consumer="test")
+    watcher.subscribe(processor.use)
+    versions, tags = _versions_and_tags(processor.process(_messages(events, 0, 6)))
+    assert versions == {"a-1"} and tags <= {t.id for t in two_models["a"].vocabulary}
+    versions, tags = _versions_and_tags(processor.process(_messages(events, 6, 6)))
+    assert versions == {"b-2"} and tags <= {t.id for t in two_models["b"].vocabulary}
+
+
+def test_api_serves_the_new_version_and_keeps_the_old_one_when_the_next_is_broken(
+        tmp_path, two_models, events):
+    from fastapi.testclient import TestClient
+
+    from arttag.settings import ApiSettings
+    from arttag_api.app import create_app
+
+    out = tmp_path / "current"
+    _write(out, two_models["a"], "a", 1)
+    settings = ApiSettings(bundle_dir=out, bundle_reload_interval_s=0.1, latest_view=False)
+    app = create_app(settings, broker_check=lambda: True)
+    artwork = {"title": events[0][1].title, "medium": "Oil paint on canvas"}
+
+    def wait_for(condition) -> dict:  # noqa: ANN001
+        for _ in range(600):
+            body = client.get("/readyz").json()
+            if condition(body):
+                return body
+            time.sleep(0.1)
+        raise AssertionError(body)
+
+    with TestClient(app) as client:
+        wait_for(lambda b: b["model_version"] == "a-1")
+        answer = client.post("/v1/suggest", json={"artwork": artwork}).json()
+        assert answer["model_version"] == "a-1"
+        _write(out, two_models["b"], "b", 2)
+        wait_for(lambda b: b["model_version"] == "b-2")
+        answer = client.post("/v1/suggest", json={"artwork": artwork}).json()
+        assert answer["model_version"] == "b-2"
+        assert {s["tag_id"] for s in answer["suggestions"]} <= {t.id for t in two_models["b"].vocabulary}
+        copy_version(out, "b-broken")
+        _corrupt(resolve_bundle(out))
+        body = wait_for(lambda b: b["detail"])
+        assert body["ready"] and body["model_version"] == "b-2"
+        assert "refused" in body["detail"][0] and "b-2 keeps serving" in body["detail"][0]
+        answer = client.post("/v1/suggest", json={"artwork": artwork}).json()
+        assert answer["model_version"] == "b-2"
