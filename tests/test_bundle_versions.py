@@ -334,3 +334,78 @@ def test_api_serves_the_new_version_and_keeps_the_old_one_when_the_next_is_broke
         assert "refused" in body["detail"][0] and "b-2 keeps serving" in body["detail"][0]
         answer = client.post("/v1/suggest", json={"artwork": artwork}).json()
         assert answer["model_version"] == "b-2"
+
+
+@pytest.mark.kafka
+def test_running_worker_switches_version_between_batches_and_keeps_serving_on_a_broken_one(
+        tmp_path, two_models, events, kafka_settings):
+    import os
+    import subprocess
+    import sys
+
+    from arttag.kafka_admin import create_topics
+    from arttag_stream.app import StreamTopics
+    from arttag_stream.kafka_io import consumer, producer
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+    out = tmp_path / "bundles" / "current"
+    _write(out, two_models["a"], "a", 1)
+    create_topics(kafka_settings)
+    topics = StreamTopics.for_prefix(kafka_settings.topic_prefix)
+    log_path = tmp_path / "worker.log"
+    env = {**os.environ,
+           "ARTTAG_KAFKA__BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+           "ARTTAG_KAFKA__TOPIC_PREFIX": kafka_settings.topic_prefix,
+           "ARTTAG_BUNDLE_DIR": str(out), "ARTTAG_ENCODER_KIND": "hashing",
+           "ARTTAG_BUNDLE_RELOAD_INTERVAL_S": "0.2",
+           "ARTTAG_CONSUMER_GROUP": f"g-{tmp_path.name[-12:]}", "ARTTAG_METRICS_PORT": "0",
+           "ARTTAG_SESSION_TIMEOUT_S": "6", "ARTTAG_HEARTBEAT_INTERVAL_S": "1",
+           "ARTTAG_BATCH_MAX_MS": "100", "ARTTAG_DATA_DIR": str(tmp_path / "data")}
+    with open(log_path, "ab") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "arttag_stream"], env=env, stdout=fh,
+                                stderr=subprocess.STDOUT)
+    reader = consumer(kafka_settings)
+    seen: dict[str, str] = {}
+
+    def wait_log(text: str) -> None:
+        for _ in range(900):
+            if text in log_path.read_text(errors="replace"):
+                return
+            assert proc.poll() is None, log_path.read_text()[-3000:]
+            time.sleep(0.1)
+        raise AssertionError(log_path.read_text()[-3000:])
+
+    def tag(start: int, n: int) -> set[str]:
+        """Publish artworks start..start+n; the model versions that answered them."""
+        p = producer(kafka_settings)
+        for m in _messages(events, start, n):
+            p.produce(topics.created, key=m.key, value=m.value)
+        assert p.flush(30) == 0
+        want = {aid for aid, _ in events[start:start + n]}
+        for _ in range(900):
+            if want <= seen.keys():
+                return {seen[a] for a in want}
+            for msg in reader.consume(100, 0.1):
+                if msg.error() is None and msg.value() is not None:
+                    record = json.loads(msg.value())
+                    seen[record["artwork_id"]] = record["model_version"]
+            assert proc.poll() is None, log_path.read_text()[-3000:]
+        raise AssertionError(f"no suggestions for {want - seen.keys()}")
+
+    try:
+        wait_log("Worker ready")
+        meta = reader.list_topics(topics.suggestions, timeout=10).topics[topics.suggestions]
+        reader.assign([TopicPartition(topics.suggestions, p, OFFSET_BEGINNING) for p in meta.partitions])
+        assert tag(0, 4) == {"a-1"}
+        _write(out, two_models["b"], "b", 2)
+        wait_log("model swapped: a-1 -> b-2")
+        assert tag(4, 4) == {"b-2"}
+        copy_version(out, "b-broken")
+        _corrupt(resolve_bundle(out))
+        wait_log("refused, b-2 keeps serving")
+        assert tag(8, 4) == {"b-2"}
+    finally:
+        reader.close()
+        proc.terminate()
+        proc.wait(30)
+    assert proc.returncode == 0, log_path.read_text()[-3000:]
