@@ -170,6 +170,8 @@ def test_a_corrupt_or_incomplete_version_is_refused(tmp_path, two_models):
         fh.write(bytes([byte[0] ^ 0xFF]))
     with pytest.raises(ModelError, match=r"scorers/knn/embeddings.npy.*sha256"):
         load_tagger(out)
+    with pytest.raises(ModelError, match="sha256"):
+        copy_version(out, "a-copy-of-bad")  # a damaged bundle is not copied into a fresh one
     embeddings.unlink()
     with pytest.raises(ModelError, match=r"scorers/knn/embeddings.npy.*missing"):
         load_tagger(out)

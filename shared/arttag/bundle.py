@@ -115,10 +115,9 @@ def _dir_name(model_version: str) -> str:
 
 
 def _commit_version(tmp: Path, manifest: dict[str, Any], pointer: Path, keep: int) -> Path:
-    """Hash ``tmp``'s files into the manifest, rename it into place as a new version, point
-    ``pointer`` at it and prune old versions. The manifest is written last, the rename makes the
-    version appear complete, the symlink swap makes it current: each step is atomic."""
-    manifest["files"] = _hash_files(tmp)
+    """Write the manifest (with its ``files`` hashes) into ``tmp``, rename it into place as a new
+    version, point ``pointer`` at it and prune old versions. The manifest is written last, the
+    rename makes the version appear complete, the symlink swap makes it current: each atomic."""
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False, default=float) + "\n")
     for path in tmp.rglob("*"):
         if path.is_file():
@@ -166,8 +165,9 @@ def write_bundle(out_dir: Path, ensemble: Ensemble, encoder: TextEncoder, params
         ensemble.vocabulary.to_csv(tmp / "vocabulary.csv")
         ensemble.save(tmp)
         params_json = json.loads(params.model_dump_json())
+        files = _hash_files(tmp)
         digest = hashlib.sha256()
-        digest.update(json.dumps(_hash_files(tmp), sort_keys=True).encode())
+        digest.update(json.dumps(files, sort_keys=True).encode())
         digest.update(json.dumps(params_json, sort_keys=True).encode())
         digest.update(encoder.name.encode())
         now = datetime.now(timezone.utc)
@@ -185,6 +185,7 @@ def write_bundle(out_dir: Path, ensemble: Ensemble, encoder: TextEncoder, params
             "training": report,
             "metrics": metrics,
             "libraries": library_versions(),
+            "files": files,
         }
         final = _commit_version(tmp, manifest, out_dir, keep)
     except BaseException:
@@ -212,8 +213,10 @@ def copy_version(pointer: str | Path, model_version: str, *, source: str | Path 
         for path in tmp.rglob("*"):
             if path.is_file():
                 path.chmod(0o644)
+        verify_bundle(tmp, manifest)  # the copy is what the source's hashes promise: never bless damage
         manifest = {**manifest, "model_version": model_version, "copied_from": manifest["model_version"],
-                    "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                    "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "files": manifest.get("files") or _hash_files(tmp)}
         final = _commit_version(tmp, manifest, pointer, keep)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
