@@ -65,11 +65,23 @@ def load_bundle_tagger(settings: ApiSettings) -> CatalogueTagger:
     A bundle trained with the hashing fake encoder (demo, tests) gets that encoder back
     from its manifest instead of the ONNX model.
     """
-    from arttag.bundle import load_tagger, read_manifest
+    from arttag.bundle import resolve_bundle
+    from arttag.bundle_watch import bundle_loader
 
-    trained_with = str(read_manifest(settings.bundle_dir)["encoder"]["name"])
-    encoder = None if trained_with.startswith("hashing-") else settings.encoder
-    return load_tagger(settings.bundle_dir, encoder)
+    return bundle_loader(settings.encoder)(resolve_bundle(settings.bundle_dir), None)
+
+
+def _watch_bundle(services: Services) -> None:
+    """Hot reload: follow ``bundle_dir`` when the serving tagger came from it and reloading is on."""
+    from arttag.bundle_watch import BundleWatcher, bundle_loader, serves_pointer
+
+    settings = services.settings
+    if settings.bundle_reload_interval_s <= 0 or not serves_pointer(services.tagger, settings.bundle_dir):
+        return
+    services.watcher = BundleWatcher(settings.bundle_dir, bundle_loader(settings.encoder), services.tagger,
+                                     interval_s=settings.bundle_reload_interval_s)
+    services.watcher.subscribe(services.use_tagger)
+    services.watcher.start()
 
 
 def _load_in_background(services: Services, loader: Callable[[ApiSettings], CatalogueTagger]) -> threading.Thread:
@@ -82,6 +94,7 @@ def _load_in_background(services: Services, loader: Callable[[ApiSettings], Cata
             services.tagger_error = f"cannot load the model bundle from {services.settings.bundle_dir}: {exc}"
             return
         log.info("model %s loaded in %.1fs", services.tagger.model_version, time.perf_counter() - started)
+        _watch_bundle(services)
 
     thread = threading.Thread(target=run, name="model-loader", daemon=True)
     thread.start()

@@ -22,11 +22,17 @@ from arttag.tagger import SuggestOptions, Tagger
 log = logging.getLogger(__name__)
 
 
+class ModelFuture(Future):
+    """A job's result, and the version of the model that produced it (set before the result)."""
+
+    model_version: str | None = None
+
+
 @dataclass
 class _Job:
     artworks: Sequence[ArtworkMetadata]
     options: SuggestOptions
-    future: Future = field(default_factory=Future)
+    future: ModelFuture = field(default_factory=ModelFuture)
 
 
 class SuggestBatcher:
@@ -43,7 +49,7 @@ class SuggestBatcher:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
-    def submit(self, artworks: Sequence[ArtworkMetadata], options: SuggestOptions) -> Future:
+    def submit(self, artworks: Sequence[ArtworkMetadata], options: SuggestOptions) -> ModelFuture:
         self._ensure_started()
         job = _Job(list(artworks), options)
         self._queue.put(job)
@@ -111,8 +117,9 @@ class SuggestBatcher:
     def _run_group(self, jobs: list[_Job]) -> None:
         artworks = [a for job in jobs for a in job.artworks]
         try:
+            tagger = self._get_tagger()  # once: a hot swap never splits a call over two models
             with self._math_limits():
-                results = self._get_tagger().suggest(artworks, jobs[0].options)
+                results = tagger.suggest(artworks, jobs[0].options)
         except BaseException as exc:  # handed to the waiting requests, which answer with a problem
             for job in jobs:
                 if not job.future.done():
@@ -125,5 +132,6 @@ class SuggestBatcher:
         start = 0
         for job in jobs:
             end = start + len(job.artworks)
+            job.future.model_version = tagger.model_version
             job.future.set_result(results[start:end])
             start = end

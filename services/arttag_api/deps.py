@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
+from arttag.bundle_watch import BundleWatcher
 from arttag.settings import ApiSettings
 from arttag.tagger import CatalogueTagger
 from arttag.vocabulary import Vocabulary
@@ -44,6 +45,7 @@ class Services:
     follower: LatestViewFollower | None = None
     batcher: SuggestBatcher | None = None
     loader: threading.Thread | None = None
+    watcher: BundleWatcher | None = None
     _publisher: FeedbackPublisher | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -58,7 +60,13 @@ class Services:
                 self._publisher = self.publisher_factory()
             return self._publisher
 
+    def use_tagger(self, tagger: Tagger) -> None:
+        """Serve ``tagger`` from the next request batch on (hot reload swaps through this)."""
+        self.tagger, self.tagger_error = tagger, None
+
     def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
         if self.follower is not None:
             self.follower.stop()
         if self.batcher is not None:

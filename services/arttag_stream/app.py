@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import faust
 
+from arttag.bundle_watch import BundleWatcher
 from arttag.errors import EventDecodeError
 from arttag.events import ArtworkMetadata, TagFeedbackGiven, TagSuggestion, decode_event, encode_event
 from arttag.settings import KafkaSettings, StreamSettings
@@ -133,6 +134,7 @@ def create_app(
     metrics: StreamMetrics | None = None,
     model_version: str | None = None,
     monitor: DataQualityObserver | None = None,
+    watcher: BundleWatcher | None = None,
 ) -> faust.App:
     """A faust app whose agent tags artworks from the created and updated topics.
 
@@ -140,7 +142,8 @@ def create_app(
     ``model_version`` labels the outputs (default: the tagger's); ``monitor``
     (e.g. :class:`arttag.monitoring.DataQualityMonitor`) sees every batch's
     artworks and suggestions, and a second agent (``<agent_name>.feedback``) hands it
-    each feedback event from ``tags.feedback.v1``.
+    each feedback event from ``tags.feedback.v1``. With a ``watcher``, each new model version
+    it loads serves from the next batch on (labelled with its own version).
     """
     app_id = app_id or settings.consumer_group
     topics = StreamTopics.for_prefix(settings.kafka.topic_prefix)
@@ -151,6 +154,8 @@ def create_app(
         options=SuggestOptions(limit=settings.suggestion_limit), model_version=model_version,
         max_record_bytes=settings.max_record_bytes,
     )
+    if watcher is not None:
+        watcher.subscribe(processor.use)
     datadir = settings.data_dir / app_id
     datadir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     app = faust.App(

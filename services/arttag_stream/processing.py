@@ -265,11 +265,12 @@ class BatchProcessor:
         model_version: str | None = None,
         max_record_bytes: int = limits.DEFAULT_MAX_RECORD_BYTES,
     ) -> None:
-        self.tagger = tagger
+        # (tagger, label) as one reference: a batch reads it once, so a swap between batches
+        # never splits one batch over two models or labels one model's output with another's name
+        self._serving = (tagger, model_version or tagger.model_version)
         self.store = store
         self.consumer = consumer
         self.options = options or SuggestOptions()
-        self.model_version = model_version or tagger.model_version
         self.max_record_bytes = max_record_bytes
 
     def dead_letter(
@@ -288,24 +289,37 @@ class BatchProcessor:
                 "repeated-failure", attempts=attempts)))
         return result
 
+    @property
+    def tagger(self) -> Tagger:
+        return self._serving[0]
+
+    @property
+    def model_version(self) -> str:
+        return self._serving[1]
+
+    def use(self, tagger: Tagger) -> None:
+        """Serve the next batches with ``tagger``, labelled with its own model version (hot reload)."""
+        self._serving = (tagger, tagger.model_version)
+
     def process(self, messages: Sequence[RawMessage]) -> BatchResult:
+        tagger, model_version = self._serving
         result = BatchResult()
         pending: list[_Pending] = []
         seen: set[tuple[str, int, str]] = set()
         for message in messages:
             try:
-                self._admit(message, result, pending, seen)
+                self._admit(message, model_version, result, pending, seen)
             except Exception as exc:  # noqa: BLE001 - a message must never stop the batch
                 log.exception("unexpected error on %s", message.where)
                 result.dead_letters.append((message, self.dead_letter(
                     message, f"{type(exc).__name__}: {exc}", "internal")))
         if pending:
-            self._suggest(pending, result)
+            self._suggest(tagger, model_version, pending, result)
         for _, dead in result.dead_letters:
             result.value(dead)  # encoded in this (the tagger's) thread, not the event loop's
         return result
 
-    def _admit(self, message: RawMessage, result: BatchResult, pending: list[_Pending],
+    def _admit(self, message: RawMessage, model_version: str, result: BatchResult, pending: list[_Pending],
                seen: set[tuple[str, int, str]]) -> None:
         """Decode one message and decide whether it goes to the tagger."""
         try:
@@ -324,7 +338,7 @@ class BatchProcessor:
             return
         seen.add((event.artwork_id, event.revision, chash))
         state = self.store.get(event.artwork_id)
-        decision = decide(state, event.revision, chash, self.model_version)
+        decision = decide(state, event.revision, chash, model_version)
         if decision == "unchanged":
             log.debug("artwork %s rev %d at %s unchanged, no new suggestion",
                       event.artwork_id, event.revision, message.where)
@@ -335,14 +349,15 @@ class BatchProcessor:
         if decision == "new":
             # Claim the revision now so later events of this batch see it.
             self.store.merge(
-                event.artwork_id, ArtworkState(event.revision, chash, self.model_version)
+                event.artwork_id, ArtworkState(event.revision, chash, model_version)
             )
         pending.append(_Pending(message, event, chash, decision, state))
 
-    def _suggest(self, pending: list[_Pending], result: BatchResult) -> None:
+    def _suggest(self, tagger: Tagger, model_version: str, pending: list[_Pending],
+                 result: BatchResult) -> None:
         started = time.perf_counter()
         try:
-            answers: list[list] | None = self.tagger.suggest(
+            answers: list[list] | None = tagger.suggest(
                 [p.event.artwork for p in pending], self.options
             )
             if len(answers) != len(pending):
@@ -355,7 +370,7 @@ class BatchProcessor:
             answers = []
             for i, p in enumerate(pending):
                 try:
-                    [one] = self.tagger.suggest([p.event.artwork], self.options)
+                    [one] = tagger.suggest([p.event.artwork], self.options)
                     answers.append(one)
                 except Exception as exc:  # noqa: BLE001 - a model failure becomes a dead letter
                     log.debug("artwork %s at %s: model failed: %s",
@@ -370,12 +385,12 @@ class BatchProcessor:
             try:
                 event = TagSuggestionsPublished(
                     suggestion_id=TagSuggestionsPublished.make_id(
-                        p.event.artwork_id, p.event.revision, self.model_version
+                        p.event.artwork_id, p.event.revision, model_version
                     ),
                     artwork_id=p.event.artwork_id,
                     revision=p.event.revision,
                     content_hash=p.chash,
-                    model_version=self.model_version,
+                    model_version=model_version,
                     source_event_id=p.event.event_id,
                     suggestions=tags,
                 )

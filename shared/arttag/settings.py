@@ -93,6 +93,13 @@ class CommonSettings(BaseSettings):
         default_factory=lambda: default_cache_dir() / "bundles" / "current",
         description="Trained model bundle used for suggestions",
     )
+    bundle_reload_interval_s: float = Field(
+        30.0, ge=0,
+        description="How often the worker and the API look for a new current bundle (hot reload); 0 disables",
+    )
+    bundle_keep_versions: int = Field(
+        3, ge=1, description="Bundle versions `arttag train` keeps behind the pointer (never the current one)"
+    )
     log_level: str = "INFO"
 
 

@@ -36,9 +36,11 @@ def _effective(options: SuggestOptions, default_limit: int) -> SuggestOptions:
 async def suggest(body: SuggestCreate, settings: SettingsDep, tagger: TaggerDep,
                   batcher: BatcherDep, metrics: MetricsDep) -> SuggestionsPublic:
     options = _effective(body.options, settings.suggestion_limit)
-    [suggestions] = await asyncio.wrap_future(batcher.submit([body.artwork], options))
+    future = batcher.submit([body.artwork], options)
+    [suggestions] = await asyncio.wrap_future(future)
     metrics.suggestions_served.inc(len(suggestions))
-    return SuggestionsPublic(model_version=tagger.model_version, suggestions=suggestions)
+    # the model that answered, which a hot reload may have swapped in since the request came
+    return SuggestionsPublic(model_version=future.model_version or tagger.model_version, suggestions=suggestions)
 
 
 @router.post("/batch", response_model=SuggestBatchPublic, summary="Suggest tags for several artworks",
@@ -52,9 +54,10 @@ async def suggest_batch(body: SuggestBatchCreate, settings: SettingsDep, tagger:
         }])
     options = _effective(body.options, settings.suggestion_limit)
     # one job, hence one tagger call: the encoder embeds the whole batch at once
-    results = await asyncio.wrap_future(batcher.submit([item.artwork for item in body.artworks], options))
+    future = batcher.submit([item.artwork for item in body.artworks], options)
+    results = await asyncio.wrap_future(future)
     metrics.suggestions_served.inc(sum(len(r) for r in results))
     return SuggestBatchPublic(
-        model_version=tagger.model_version,
+        model_version=future.model_version or tagger.model_version,
         results=[BatchItemPublic(id=item.id, suggestions=r) for item, r in zip(body.artworks, results)],
     )
