@@ -266,7 +266,7 @@ class BatchProcessor:
                 continue
             event = TagSuggestionsPublished(
                 suggestion_id=TagSuggestionsPublished.make_id(
-                    p.event.artwork_id, p.event.revision, self.model_version
+                    p.event.artwork_id, p.event.revision, p.chash, self.model_version
                 ),
                 artwork_id=p.event.artwork_id,
                 revision=p.event.revision,
