@@ -59,12 +59,12 @@ def _tool(name: str, hint: str) -> list[str]:
     pytest.skip(f"{name} is not installed ({hint})")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: resolved before the session's costly fixtures
 def kcat() -> list[str]:
     return _tool("kcat", ".ci/run installs it with `apt-get install -y kcat`")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def check_jsonschema() -> list[str]:
     return _tool("check-jsonschema", "pip install -e '.[test]'")
 
@@ -118,7 +118,7 @@ def _wait_for(kcat, kafka, topic: str, done, proc: subprocess.Popen, log_path: P
 
 
 @pytest.fixture(scope="module")
-def run(kafka_bootstrap, sample_catalogue, hashing_bundle_dir, kcat, tmp_path_factory):
+def run(kcat, kafka_bootstrap, sample_catalogue, hashing_bundle_dir, tmp_path_factory):
     """The end-to-end run; returns (topics, every topic's records read by kcat, what was sent)."""
     from arttag_api.publisher import KafkaFeedbackPublisher
     from arttag_stream.backfill import backfill
