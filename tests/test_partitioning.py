@@ -180,3 +180,19 @@ def test_the_faust_workers_producer_has_the_same_guarantees(tmp_path):
     assert client._partitioner is murmur2_partitioner
     assert client._txn_manager is not None  # aiokafka keeps one only for idempotent producers
     assert client._sender._acks == -1  # all in-sync replicas
+
+
+def test_librdkafka_pid_retries_are_debug_and_other_lines_keep_their_level(caplog):
+    import logging
+
+    from arttag.kafka.producer import LibrdkafkaLog
+
+    log = LibrdkafkaLog()
+    with caplog.at_level(logging.DEBUG, logger="arttag.kafka.librdkafka"):
+        log.log(logging.WARNING, "%s [%s] %s", "GETPID", "rdkafka#producer-1",
+                "[thrd:main]: Failed to acquire idempotence PID from broker 127.0.0.1:9092/1: "
+                "Broker: Coordinator load in progress: retrying")
+        log.log(logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#producer-1",
+                "127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused")
+    assert [(r.levelno, r.getMessage().split()[0]) for r in caplog.records] == \
+        [(logging.DEBUG, "GETPID"), (logging.ERROR, "FAIL")]
