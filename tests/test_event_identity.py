@@ -65,3 +65,12 @@ def test_backfill_event_id_names_artwork_revision_and_content():
     assert len({backfill_event_id("5", 1, harbour), backfill_event_id("5", 1, dusk),
                 backfill_event_id("5", 2, harbour), backfill_event_id("37", 1, harbour)}) == 4
     assert content_hash(harbour) != content_hash(dusk)
+
+
+def test_the_content_hash_covers_every_field_a_suggestion_depends_on():
+    # the accession scorer reads the accession number: another number is other content
+    base = ArtworkMetadata(title="Sketchbook page", accession_number="D12345")
+    assert content_hash(base) != content_hash(base.model_copy(update={"accession_number": "D12346"}))
+    # fields no scorer reads do not change it
+    assert content_hash(base) == content_hash(base.model_copy(update={"dimensions": "10 x 20 cm",
+                                                                       "acquisition_year": 1856}))
