@@ -379,3 +379,19 @@ def test_each_scorer_words_its_own_evidence_and_decides_what_it_cites(data):
     # A vote share is exactly its voters: a voting scorer that gave 0 has nothing to cite.
     assert not get_scorer_class("group")(vocab).cites(0.0, 3) and get_scorer_class("group")(vocab).cites(0.1, 0)
     assert get_scorer_class("semantic")(vocab).cites(0.0, 3) and not get_scorer_class("semantic")(vocab).cites(0.0, 0)
+
+
+def test_fitted_objects_are_plain_pickles_and_older_joblib_files_still_load(tmp_path):
+    import joblib
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from arttag.scorers.base import load_fitted, save_fitted
+
+    fitted = TfidfVectorizer().fit(["harbour at dawn", "boats in a harbour"])
+    save_fitted(fitted, tmp_path, "vectorizer")
+    assert (tmp_path / "vectorizer.pkl").exists() and not (tmp_path / "vectorizer.joblib").exists()
+    assert load_fitted(tmp_path, "vectorizer").vocabulary_ == fitted.vocabulary_
+    older = tmp_path / "older"
+    older.mkdir()
+    joblib.dump(fitted, older / "vectorizer.joblib", compress=3)  # how bundles stored it before
+    assert load_fitted(older, "vectorizer").vocabulary_ == fitted.vocabulary_

@@ -16,7 +16,7 @@ A loader resolves the pointer once and reads only that directory, so a swap duri
 cannot mix two bundles; the hashes catch a copied-in-half or corrupted one. A plain bundle
 directory (no pointer) loads too.
 
-Bundles contain pickles (joblib): load only bundles you trained or trust.
+Bundles contain pickles (pickle and joblib files): load only bundles you trained or trust.
 """
 
 from __future__ import annotations

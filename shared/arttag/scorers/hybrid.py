@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import joblib
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from arttag.scorers.base import Batch, Corpus
+from arttag.scorers.base import Batch, Corpus, load_fitted, save_fitted
 from arttag.scorers.tfidf import FieldVectorizer, TfidfParams
 from arttag.scorers.knn import KnnVoting
 
@@ -50,12 +49,12 @@ class HybridKnnScorer(KnnVoting):
 
     def _save(self, directory: Path) -> None:
         self._save_training(directory)
-        joblib.dump(self.vectorizer, directory / "vectorizer.joblib", compress=3)
+        save_fitted(self.vectorizer, directory, "vectorizer")
         sp.save_npz(directory / "matrix_t.npz", self.matrix_t)
         np.save(directory / "embeddings.npy", self.embeddings.astype(np.float16))
 
     def _load(self, directory: Path) -> None:
         self._load_training(directory)
-        self.vectorizer = joblib.load(directory / "vectorizer.joblib")
+        self.vectorizer = load_fitted(directory, "vectorizer")
         self.matrix_t = sp.load_npz(directory / "matrix_t.npz").tocsr()
         self.embeddings = np.load(directory / "embeddings.npy").astype(np.float32)

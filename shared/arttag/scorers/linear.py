@@ -20,13 +20,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import joblib
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
 from arttag.events import Evidence, TermEvidence
-from arttag.scorers.base import Batch, Candidates, Corpus, Scorer, ScorerParams, top_k
+from arttag.scorers.base import Batch, Candidates, Corpus, Scorer, ScorerParams, load_fitted, save_fitted, top_k
 from arttag.scorers.tfidf import FieldVectorizer, _default_weights
 
 EMBEDDING_FIELD = "text embedding"
@@ -109,12 +108,13 @@ class LinearScorer(Scorer):
         return self._terms_phrase(evidence)
 
     def _save(self, directory: Path) -> None:
-        joblib.dump(self.vectorizer, directory / "vectorizer.joblib", compress=3)
-        np.savez_compressed(directory / "linear.npz", components=self.components.astype(np.float16),
-                            weights=self.weights.astype(np.float16))
+        save_fitted(self.vectorizer, directory, "vectorizer")
+        # uncompressed: float16 hardly compresses, and inflating 146 MB took 3 s of every start
+        np.savez(directory / "linear.npz", components=self.components.astype(np.float16),
+                 weights=self.weights.astype(np.float16))
 
     def _load(self, directory: Path) -> None:
-        self.vectorizer = joblib.load(directory / "vectorizer.joblib")
+        self.vectorizer = load_fitted(directory, "vectorizer")
         data = np.load(directory / "linear.npz")
         self.components = data["components"].astype(np.float32)
         self.weights = data["weights"].astype(np.float32)

@@ -14,7 +14,6 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import joblib
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
@@ -22,7 +21,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from arttag.events import Evidence, TermEvidence
-from arttag.scorers.base import Batch, Candidates, Corpus
+from arttag.scorers.base import Batch, Candidates, Corpus, load_fitted, save_fitted
 from arttag.scorers.knn import KnnParams, KnnVoting
 
 # block name -> (fields joined, analyzer, n-gram range)
@@ -176,12 +175,12 @@ class TfidfKnnScorer(KnnVoting):
 
     def _save(self, directory: Path) -> None:
         self._save_training(directory)
-        joblib.dump(self.vectorizer, directory / "vectorizer.joblib", compress=3)
+        save_fitted(self.vectorizer, directory, "vectorizer")
         sp.save_npz(directory / "matrix.npz", self.matrix)
 
     def _load(self, directory: Path) -> None:
         self._load_training(directory)
-        self.vectorizer = joblib.load(directory / "vectorizer.joblib")
+        self.vectorizer = load_fitted(directory, "vectorizer")
         self.matrix = sp.load_npz(directory / "matrix.npz").tocsr()
         self.matrix_t = self.matrix.T.tocsr()
 
