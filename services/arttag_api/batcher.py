@@ -134,13 +134,17 @@ class SuggestBatcher:
                 self._ready.wait()
             jobs: list[_Job] = []
             size = 0
-            while self._jobs and (not jobs or size + len(self._jobs[0] or ()) <= self.max_batch):
-                job = self._jobs.popleft()
-                if job is None:
+            while self._jobs:
+                head = self._jobs[0]
+                if head is None:
+                    self._jobs.popleft()
                     return jobs, True
-                self._queued -= len(job.artworks)
-                jobs.append(job)
-                size += len(job.artworks)
+                if jobs and size + len(head.artworks) > self.max_batch:
+                    break
+                self._jobs.popleft()
+                self._queued -= len(head.artworks)
+                jobs.append(head)
+                size += len(head.artworks)
         return jobs, False
 
     def _live(self, jobs: list[_Job]) -> list[_Job]:
@@ -182,11 +186,17 @@ class SuggestBatcher:
     def _run(self) -> None:
         while True:
             jobs, stop = self._next_jobs()
-            groups: dict[str, list[_Job]] = {}
-            for job in self._live(jobs):
-                groups.setdefault(job.options.model_dump_json(), []).append(job)
-            for group in groups.values():
-                self._run_group(group)
+            try:
+                groups: dict[str, list[_Job]] = {}
+                for job in self._live(jobs):
+                    groups.setdefault(job.options.model_dump_json(), []).append(job)
+                for group in groups.values():
+                    self._run_group(group)
+            except Exception as exc:  # a request must never wait on a worker that stopped serving it
+                log.exception("suggest batcher failed on %d jobs", len(jobs))
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
             if stop:
                 return
 
