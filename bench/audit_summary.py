@@ -1,6 +1,6 @@
 """Headline figures of an ``arttag audit`` run, for bench/results/.
 
-    arttag audit /work/shared/data/tate/artworks.jsonl.gz --out /tmp/audit --bundle BUNDLE
+    arttag audit ../shared/data/tate/artworks.jsonl.gz --out /tmp/audit --bundle BUNDLE
     python bench/audit_summary.py /tmp/audit/audit.json --wall-s 1189 --note "..." --out bench/results/audit_tate_full.json
 """
 

@@ -57,7 +57,7 @@ from arttag.vocabulary import Vocabulary
 from machine_info import machine_details
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_CATALOGUE = Path("/work/shared/data/tate/artworks.jsonl.gz")
+DEFAULT_CATALOGUE = REPO.parent / "shared" / "data" / "tate" / "artworks.jsonl.gz"
 DEFAULT_OUT = REPO / "bench" / "results" / "quality_vs_annif.json"
 ANNIF_SPEC = "annif[omikuji,fasttext]"
 URI_PREFIX = "http://arttag.invalid/tate/tag/"

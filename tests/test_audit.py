@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Sequence
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -15,9 +14,10 @@ from arttag.audit.duplicates import difference_kind, lexical_key, near_duplicate
 from arttag.audit.report import write_report
 from arttag.catalogue import load_catalogue
 from arttag.encoders import HashingEncoder
-from arttag.events import ArtworkMetadata, Explanation, TagSuggestion
+from arttag.events import ArtworkMetadata
+from arttag.fake_tagger import FakeTagger, TitleRule
 from arttag.split import split_of
-from arttag.tagger import SuggestOptions
+from arttag.vocabulary import Tag
 
 
 TAGS = {
@@ -110,32 +110,10 @@ def write_catalogue(path: Path) -> Path:
     return path
 
 
-def _suggestion(tag_key: str, confidence: float, assigned: bool) -> TagSuggestion:
-    tag_id, label, group = TAGS[tag_key]
-    return TagSuggestion(
-        tag_id=str(tag_id), label=label, group=group, score=confidence, confidence=confidence,
-        scorers=["fake"], already_assigned=assigned,
-        explanation=Explanation(summary=f"fake: {label}", contributions=[]),
-    )
-
-
-class FakeTagger:
+def fake_tagger() -> FakeTagger:
     """Suggests 'horse' for titles with 'Horse' and 'dog' for titles with 'Dog' (0.9), 'river' for 'River' (0.8)."""
-
-    model_version = "fake-1"
-
-    def suggest(
-        self, artworks: Sequence[ArtworkMetadata], options: SuggestOptions | None = None
-    ) -> list[list[TagSuggestion]]:
-        out = []
-        for meta in artworks:
-            assigned = {t.id for t in meta.tags}
-            ranked = []
-            for word, key, conf in (("Horse", "horse", 0.9), ("Dog", "dog", 0.9), ("River", "river", 0.8)):
-                if word in meta.title:
-                    ranked.append(_suggestion(key, conf, str(TAGS[key][0]) in assigned))
-            out.append(ranked)
-        return out
+    return FakeTagger([TitleRule(word, Tag(str(TAGS[key][0]), TAGS[key][1], TAGS[key][2]), conf)
+                       for word, key, conf in (("Horse", "horse", 0.9), ("Dog", "dog", 0.9), ("River", "river", 0.8))])
 
 
 OPTIONS = AuditOptions(tag_similarity=0.7, artwork_similarity=0.95, progress=False)
@@ -153,7 +131,7 @@ def audit(catalogue):
 
 @pytest.fixture(scope="module")
 def audit_with_model(catalogue):
-    return run_audit(catalogue, HashingEncoder(dim=4096), FakeTagger(), OPTIONS)
+    return run_audit(catalogue, HashingEncoder(dim=4096), fake_tagger(), OPTIONS)
 
 
 def test_bad_rows_are_reported_not_fatal(audit):
@@ -259,7 +237,7 @@ def test_overlooked_tags_are_ranked(audit_with_model):
 
 
 def test_overlooked_on_all_artworks(catalogue):
-    audit = run_audit(catalogue, HashingEncoder(), FakeTagger(),
+    audit = run_audit(catalogue, HashingEncoder(), fake_tagger(),
                       AuditOptions(overlooked_on="all", progress=False, semantic_tags=False))
     titles = {c["title"] for c in audit["overlooked"]["candidates"]}
     assert titles == {"A Horse and a Dog", "Horses Grazing", "A Horse"}

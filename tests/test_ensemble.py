@@ -3,6 +3,11 @@ explanations from every source, and every SuggestOptions filter honoured."""
 
 from __future__ import annotations
 
+import inspect
+import json
+import shutil
+
+import numpy as np
 import pytest
 
 from arttag.bundle import load_tagger
@@ -10,7 +15,7 @@ from arttag.encoders import HashingEncoder
 from arttag.events import ArtworkMetadata, AssignedTag, NeighbourEvidence, TagSuggestion, TermEvidence
 from arttag.metrics import expected_calibration_error, ranking_metrics, subset_recall
 from arttag.synthetic import write_synthetic_catalogue
-from arttag.tagger import SuggestOptions, Tagger
+from arttag.tagger import CatalogueTagger, SuggestOptions, TagCatalogue, Tagger
 from arttag.training import train_bundle
 
 FAST = {"reranker": {"max_iter": 60}}
@@ -45,7 +50,7 @@ def test_bad_rows_are_reported_and_skipped_without_crashing_training(synthetic_b
 
 
 def test_ensemble_finds_the_known_tags(tagger):
-    assert isinstance(tagger, Tagger)
+    assert isinstance(tagger, Tagger) and isinstance(tagger, TagCatalogue) and isinstance(tagger, CatalogueTagger)
     harbour, portrait = tagger.suggest([HARBOUR, PORTRAIT])
     assert {s.label for s in harbour[:2]} == {"harbour", "boat, fishing"}
     assert {s.label for s in portrait[:2]} == {"portrait", "man"}
@@ -122,17 +127,85 @@ def test_metrics_by_hand():
 
 
 def test_summary_says_how_each_scorers_artworks_relate_to_this_one():
-    from arttag.events import ScorerContribution
     from arttag.explain import summarise
     from arttag.scorers import get_scorer_class
+    from arttag.vocabulary import Vocabulary
+
+    def phrases(name: str, evidence: list) -> list[str]:
+        return get_scorer_class(name)(Vocabulary([])).summarise_evidence(evidence)
 
     near = NeighbourEvidence(artwork_id="D12344", title="Bridge at Dusk", similarity=0.5)
-    text = summarise("bridge", 0.8, [
-        ScorerContribution(scorer="accession", score=0.6, evidence=[near]),
-        ScorerContribution(scorer="group", score=0.4, evidence=[near]),
-        ScorerContribution(scorer="mention", score=0.9,
-                           evidence=[TermEvidence(field="title", term="bridge", weight=0.9)]),
-    ], ["accession", "mention"], {name: get_scorer_class(name).cited_artworks for name in ("accession", "group")})
+    word = TermEvidence(field="title", term="bridge", weight=0.9)
+    text = summarise("bridge", 0.8, [*phrases("accession", [near]), *phrases("group", [near]),
+                                     *phrases("mention", [word])], ["accession", "mention"])
     assert "accession: 1 tagged artwork(s) with neighbouring accession numbers carry it" in text
     assert "group: 1 tagged artwork(s) of the same group" in text
     assert "mention words: 'bridge' (title)" in text and text.endswith("proposed by accession, mention")
+
+
+def _example(doc: str | None) -> str:
+    """The code block after the first ``::`` of a docstring."""
+    block = inspect.cleandoc(doc or "").split("::\n", 1)[1]
+    lines = []
+    for line in block.splitlines():
+        if line and not line.startswith(" "):
+            break
+        lines.append(line)
+    return inspect.cleandoc("\n".join(lines))
+
+
+def test_the_bundle_names_its_ensemble_kind_and_bundles_without_one_load_as_two_step(synthetic_bundle, tagger,
+                                                                                  tmp_path):
+    from arttag.ensemble import Ensemble
+
+    directory, _ = synthetic_bundle
+    spec = json.loads((directory / "ensemble.json").read_text())
+    assert spec["kind"] == "two-step" and type(tagger.ensemble) is Ensemble
+    older = tmp_path / "older"
+    shutil.copytree(directory, older)
+    del spec["kind"]
+    (older / "ensemble.json").write_text(json.dumps(spec))
+    again = load_tagger(older, HashingEncoder())
+    assert type(again.ensemble) is Ensemble
+    assert again.suggest([HARBOUR, PORTRAIT]) == tagger.suggest([HARBOUR, PORTRAIT])
+
+
+def test_an_unknown_ensemble_kind_is_a_clear_error(synthetic_bundle, tmp_path):
+    from arttag.errors import ConfigurationError
+
+    directory, _ = synthetic_bundle
+    other = tmp_path / "other"
+    shutil.copytree(directory, other)
+    spec = json.loads((other / "ensemble.json").read_text())
+    (other / "ensemble.json").write_text(json.dumps({**spec, "kind": "stacked"}))
+    with pytest.raises(ConfigurationError, match="unknown ensemble kind 'stacked'; known: two-step"):
+        load_tagger(other, HashingEncoder())
+
+
+def test_a_new_ensemble_kind_plugs_in_by_name_and_is_explained(tagger, tmp_path, monkeypatch):
+    """The kind in :class:`BaseEnsemble`'s docstring, registered, saved, loaded by name, explained."""
+    from arttag.ensemble import ENSEMBLES, BaseEnsemble, get_ensemble_class, load_ensemble
+    from arttag.explain import build_suggestions
+    from arttag.scorers import Batch
+
+    module = tmp_path / "plugins" / "arttag_mean_ensemble.py"
+    module.parent.mkdir()
+    module.write_text("import numpy as np\n\nfrom arttag.ensemble import BaseEnsemble, Ranked\n\n\n"
+                      + _example(BaseEnsemble.__doc__) + "\n")
+    monkeypatch.syspath_prepend(str(module.parent))
+    monkeypatch.setitem(ENSEMBLES, "mean", "arttag_mean_ensemble:MeanEnsemble")
+
+    saved = tmp_path / "mean"
+    scorers = tagger.ensemble.scorers
+    get_ensemble_class("mean")(tagger.vocabulary, scorers).save(saved)
+    assert json.loads((saved / "ensemble.json").read_text())["kind"] == "mean"
+    mean = load_ensemble(saved, tagger.vocabulary)
+    assert type(mean).__name__ == "MeanEnsemble" and [s.name for s in mean.scorers] == [s.name for s in scorers]
+
+    batch = Batch.from_metadata([HARBOUR])
+    batch.embeddings = tagger.encoder.encode(batch.texts)
+    [ranked], cands = mean.rank(batch)
+    expected = np.mean([ranked.source_scores[s.name] for s in scorers], axis=0)
+    assert np.allclose(ranked.probs, expected) and np.all(np.diff(ranked.probs) <= 0)
+    [suggestions] = build_suggestions(mean, [HARBOUR], batch, cands, [ranked], SuggestOptions(limit=5))
+    assert suggestions and all(s.explanation.contributions and s.label in s.explanation.summary for s in suggestions)

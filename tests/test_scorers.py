@@ -334,3 +334,48 @@ def test_centroid_contributions_sum_to_the_score_and_cite_the_tags_artworks(data
     cited = scorer.explain(batch, cands, 0, harbour, max_evidence=3)
     assert [e.artwork_id for e in cited] == [corpus.ids[j] for j, _ in parts[:3]]
     assert all(corpus.labels[corpus.ids.index(e.artwork_id), harbour] for e in cited)
+
+
+def test_the_documented_example_scorer_trains_scores_and_reloads(data, tmp_path):
+    import inspect
+
+    import arttag.scorers.base as base
+
+    code = inspect.cleandoc(base.__doc__.split("::\n", 1)[1].split("\nRegister it", 1)[0])
+    namespace = {"np": np, **vars(base)}
+    exec(code, namespace)
+    prior_scorer = namespace["PriorScorer"]
+    _, vocab, corpus = data
+    scorer = prior_scorer(vocab, {"limit": 3})
+    scorer.fit(corpus)
+    batch = _batch(HARBOUR, MOUNTAIN)
+    cands = scorer.score(batch)
+    usage = np.asarray(corpus.labels.sum(axis=0)).ravel()
+    assert cands.tags[0][0] == int(np.argmax(usage)) and np.array_equal(cands.tags[0], cands.tags[1])
+    scorer.save(tmp_path / "prior")
+    again = prior_scorer.load(tmp_path / "prior", vocab)
+    assert np.array_equal(again.score(batch).scores[0], cands.scores[0])
+    assert scorer.summarise_evidence([]) == []  # says nothing beyond being named as a proposer
+
+
+def test_each_scorer_words_its_own_evidence_and_decides_what_it_cites(data):
+    _, vocab, _ = data
+    near = NeighbourEvidence(artwork_id="A1", title="Harbour at Dusk", similarity=0.8123)
+    word = TermEvidence(field="title", term="harbour", weight=0.5)
+    text = TagTextEvidence(tag_text="harbour (ports)", similarity=0.4)
+    every = [near, word, text]
+
+    def phrases(name: str) -> list[str]:
+        return get_scorer_class(name)(vocab).summarise_evidence(every)
+
+    assert phrases("knn") == ["knn: 1 similar tagged artwork(s) by embedding carry it "
+                              "(closest 'Harbour at Dusk', similarity 0.81)"]
+    assert phrases("tfidf") == ["tfidf: 1 similar tagged artwork(s) by text carry it "
+                                "(closest 'Harbour at Dusk', similarity 0.81)", "tfidf words: 'harbour' (title)"]
+    assert phrases("linear") == ["linear words: 'harbour' (title)"]
+    assert phrases("mention") == ["mention words: 'harbour' (title)"]
+    assert phrases("semantic") == ["semantic: tag text 'harbour (ports)' similarity 0.40"]
+    assert get_scorer_class("knn")(vocab).summarise_evidence([word]) == []
+    # A vote share is exactly its voters: a voting scorer that gave 0 has nothing to cite.
+    assert not get_scorer_class("group")(vocab).cites(0.0, 3) and get_scorer_class("group")(vocab).cites(0.1, 0)
+    assert get_scorer_class("semantic")(vocab).cites(0.0, 3) and not get_scorer_class("semantic")(vocab).cites(0.0, 0)

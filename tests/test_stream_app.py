@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
+from arttag.fake_tagger import FakeTagger
 from arttag.settings import KafkaSettings, StreamSettings
 from arttag_stream.app import create_app
-
-
-class _Tagger:
-    model_version = "fake-1"
-
-    def suggest(self, artworks, options=None):
-        return [[] for _ in artworks]
 
 
 def test_create_app_wires_one_named_agent_on_both_artwork_topics(tmp_path):
     settings = StreamSettings(kafka=KafkaSettings(topic_prefix="p."), data_dir=tmp_path,
                               consumer_group="grp", batch_max_events=7)
-    app = create_app(settings, _Tagger(), agent_name="tagger-agent")
+    app = create_app(settings, FakeTagger(), agent_name="tagger-agent")
     assert app.conf.id == "grp"
     assert list(app.agents) == ["tagger-agent"]
     agent = app.agents["tagger-agent"]
@@ -28,8 +22,8 @@ def test_create_app_wires_one_named_agent_on_both_artwork_topics(tmp_path):
 
 def test_two_apps_can_coexist_in_one_process(tmp_path):
     settings = StreamSettings(data_dir=tmp_path)
-    a = create_app(settings, _Tagger(), app_id="a")
-    b = create_app(settings, _Tagger(), app_id="b")
+    a = create_app(settings, FakeTagger(), app_id="a")
+    b = create_app(settings, FakeTagger(), app_id="b")
     assert a is not b and a.conf.id == "a" and b.conf.id == "b"
 
 
@@ -43,6 +37,6 @@ class _Monitor:
 
 def test_with_a_monitor_a_second_agent_follows_feedback(tmp_path):
     settings = StreamSettings(kafka=KafkaSettings(topic_prefix="p."), data_dir=tmp_path)
-    app = create_app(settings, _Tagger(), agent_name="a", monitor=_Monitor())
+    app = create_app(settings, FakeTagger(), agent_name="a", monitor=_Monitor())
     assert sorted(app.agents) == ["a", "a.feedback"]
     assert set(app.agents["a.feedback"].channel.topics) == {"p.tags.feedback.v1"}

@@ -6,16 +6,8 @@ import base64
 
 import pytest
 
-from arttag.events import (
-    ArtworkCreated,
-    ArtworkMetadata,
-    ArtworkUpdated,
-    Explanation,
-    ScorerContribution,
-    TagSuggestion,
-    TermEvidence,
-    encode_event,
-)
+from arttag.events import ArtworkCreated, ArtworkMetadata, ArtworkUpdated, encode_event
+from arttag.fake_tagger import FakeTagger
 from arttag.text import content_hash
 from arttag_stream.processing import (
     ArtworkState,
@@ -24,30 +16,6 @@ from arttag_stream.processing import (
     StateStore,
     decide,
 )
-
-
-class FakeTagger:
-    """Suggests the title's first word; fails on titles containing POISON; counts calls."""
-
-    def __init__(self, model_version: str = "fake-1") -> None:
-        self.model_version = model_version
-        self.calls: list[int] = []
-
-    def suggest(self, artworks, options=None):
-        self.calls.append(len(artworks))
-        if any("POISON" in a.title for a in artworks):
-            raise ValueError("poison title")
-        out = []
-        for a in artworks:
-            word = a.title.split()[0].lower()
-            out.append([TagSuggestion(
-                tag_id=word, label=word, score=0.9, confidence=0.8, scorers=["fake"],
-                already_assigned=False,
-                explanation=Explanation(summary=f"title word '{word}'", contributions=[
-                    ScorerContribution(scorer="fake", score=0.9,
-                                       evidence=[TermEvidence(field="title", term=word, weight=1.0)])]),
-            )])
-        return out
 
 
 def created(artwork_id: str, revision: int = 1, title: str = "Boat at sea", **kw) -> bytes:
@@ -66,7 +34,8 @@ def msgs(*values: bytes, topic: str = "artworks.created.v1") -> list[RawMessage]
 
 @pytest.fixture
 def tagger() -> FakeTagger:
-    return FakeTagger()
+    """Suggests the title's first word; fails on titles containing POISON."""
+    return FakeTagger(fail_on="POISON")
 
 
 def test_event_in_suggestion_out_with_explanation_and_deterministic_id(tagger):
@@ -96,8 +65,8 @@ def test_unchanged_update_is_not_suggested_again(tagger):
 
 def test_unchanged_content_under_a_new_model_version_is_suggested():
     store = StateStore()
-    BatchProcessor(FakeTagger("v1"), store, consumer="c").process(msgs(created("T1")))
-    result = BatchProcessor(FakeTagger("v2"), store, consumer="c").process(msgs(updated("T1", 2)))
+    BatchProcessor(FakeTagger(model_version="v1"), store, consumer="c").process(msgs(created("T1")))
+    result = BatchProcessor(FakeTagger(model_version="v2"), store, consumer="c").process(msgs(updated("T1", 2)))
     [(_, event)] = result.suggestions
     assert event.suggestion_id == "T1:2:v2"
 

@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from arttag.settings import ApiSettings, KafkaSettings
-from arttag.tagger import Tagger
+from arttag.tagger import CatalogueTagger
 from arttag_api.auth import API_KEY_HEADER, ApiKeyRequired
 from arttag_api.batcher import SuggestBatcher
 from arttag_api.deps import Services, get_settings
@@ -66,20 +66,32 @@ class BrokerCheck:
             return self._ok
 
 
-def load_bundle_tagger(settings: ApiSettings) -> Tagger:
+def load_bundle_tagger(settings: ApiSettings) -> CatalogueTagger:
     """The production tagger: the bundle in ``settings.bundle_dir`` with the configured encoder.
 
     A bundle trained with the hashing fake encoder (demo, tests) gets that encoder back
     from its manifest instead of the ONNX model.
     """
-    from arttag.bundle import load_tagger, read_manifest
+    from arttag.bundle import resolve_bundle
+    from arttag.bundle_watch import bundle_loader
 
-    trained_with = str(read_manifest(settings.bundle_dir)["encoder"]["name"])
-    encoder = None if trained_with.startswith("hashing-") else settings.encoder
-    return load_tagger(settings.bundle_dir, encoder)
+    return bundle_loader(settings.encoder)(resolve_bundle(settings.bundle_dir), None)
 
 
-def _load_in_background(services: Services, loader: Callable[[ApiSettings], Tagger]) -> threading.Thread:
+def _watch_bundle(services: Services) -> None:
+    """Hot reload: follow ``bundle_dir`` when the serving tagger came from it and reloading is on."""
+    from arttag.bundle_watch import BundleWatcher, bundle_loader, serves_pointer
+
+    settings = services.settings
+    if settings.bundle_reload_interval_s <= 0 or not serves_pointer(services.tagger, settings.bundle_dir):
+        return
+    services.watcher = BundleWatcher(settings.bundle_dir, bundle_loader(settings.encoder), services.tagger,
+                                     interval_s=settings.bundle_reload_interval_s)
+    services.watcher.subscribe(services.use_tagger)
+    services.watcher.start()
+
+
+def _load_in_background(services: Services, loader: Callable[[ApiSettings], CatalogueTagger]) -> threading.Thread:
     def run() -> None:
         started = time.perf_counter()
         try:
@@ -90,6 +102,7 @@ def _load_in_background(services: Services, loader: Callable[[ApiSettings], Tagg
             services.tagger_error = f"cannot load the model bundle ({type(exc).__name__}; see the server log)"
             return
         log.info("model %s loaded in %.1fs", services.tagger.model_version, time.perf_counter() - started)
+        _watch_bundle(services)
 
     thread = threading.Thread(target=run, name="model-loader", daemon=True)
     thread.start()
@@ -119,12 +132,12 @@ def _document_limits(app: FastAPI, settings: ApiSettings) -> None:
 
 def create_app(
     settings: ApiSettings | None = None,
-    tagger: Tagger | None = None,
+    tagger: CatalogueTagger | None = None,
     *,
     publisher: FeedbackPublisher | None = None,
     view: LatestSuggestionsView | None = None,
     broker_check: Callable[[], bool] | None = None,
-    tagger_loader: Callable[[ApiSettings], Tagger] = load_bundle_tagger,
+    tagger_loader: Callable[[ApiSettings], CatalogueTagger] = load_bundle_tagger,
 ) -> FastAPI:
     """The API. Anything not passed in is built from ``settings``.
 

@@ -46,11 +46,17 @@ class QueueWaitExpired(TaggerBusy):
     """Dropped unrun: it waited for the tagger longer than the queue's ``max_wait_s``."""
 
 
+class ModelFuture(Future):
+    """A job's result, and the version of the model that produced it (set before the result)."""
+
+    model_version: str | None = None
+
+
 @dataclass
 class _Job:
     artworks: Sequence[ArtworkMetadata]
     options: SuggestOptions
-    future: Future = field(default_factory=Future)
+    future: ModelFuture = field(default_factory=ModelFuture)
     queued_at: float = field(default_factory=time.monotonic)
 
 
@@ -88,7 +94,7 @@ class SuggestBatcher:
         """Artworks waiting for the tagger (the ones being tagged not counted)."""
         return self._queued
 
-    def submit(self, artworks: Sequence[ArtworkMetadata], options: SuggestOptions) -> Future:
+    def submit(self, artworks: Sequence[ArtworkMetadata], options: SuggestOptions) -> ModelFuture:
         """The future of the suggestions, one list per artwork; raises ``QueueFull`` when refused."""
         self._ensure_started()
         job = _Job(list(artworks), options)
@@ -171,8 +177,8 @@ class SuggestBatcher:
 
         The re-ranker (scikit-learn's gradient boosting, OpenMP) and numpy (OpenBLAS)
         would otherwise spread each small request over every core, and their
-        spin-waiting threads collapse when the CPUs are shared: measured on this
-        machine under load, 1.5-3.5 s per single-artwork call instead of 20-50 ms.
+        spin-waiting threads collapse when the CPUs are shared: on 2 loaded cores,
+        1.5-3.5 s per single-artwork call instead of 20-50 ms.
         The encoder (onnxruntime) keeps its own thread pool.
         """
         if not self.single_threaded_math:
@@ -204,8 +210,9 @@ class SuggestBatcher:
         artworks = [a for job in jobs for a in job.artworks]
         started = time.monotonic()
         try:
+            tagger = self._get_tagger()  # once: a hot swap never splits a call over two models
             with self._math_limits():
-                results = self._get_tagger().suggest(artworks, jobs[0].options)
+                results = tagger.suggest(artworks, jobs[0].options)
         except BaseException as exc:  # handed to the waiting requests, which answer with a problem
             for job in jobs:
                 job.future.set_exception(exc)
@@ -219,6 +226,7 @@ class SuggestBatcher:
         start = 0
         for job in jobs:
             end = start + len(job.artworks)
+            job.future.model_version = tagger.model_version
             job.future.set_result(results[start:end])
             start = end
 

@@ -11,8 +11,9 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
+from arttag.bundle_watch import BundleWatcher
 from arttag.settings import ApiSettings
-from arttag.tagger import Tagger
+from arttag.tagger import CatalogueTagger
 from arttag.vocabulary import Vocabulary
 from arttag_api.batcher import SuggestBatcher
 from arttag_api.latest_view import LatestSuggestionsView, LatestViewFollower
@@ -39,17 +40,18 @@ class Services:
     view: LatestSuggestionsView | None
     publisher_factory: Callable[[], FeedbackPublisher]
     broker_check: Callable[[], bool]
-    tagger: Tagger | None = None
+    tagger: CatalogueTagger | None = None
     tagger_error: str | None = None
     follower: LatestViewFollower | None = None
     batcher: SuggestBatcher | None = None
     loader: threading.Thread | None = None
+    watcher: BundleWatcher | None = None
     _publisher: FeedbackPublisher | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def vocabulary(self) -> Vocabulary | None:
-        return getattr(self.tagger, "vocabulary", None)
+        return None if self.tagger is None else self.tagger.vocabulary
 
     def publisher(self) -> FeedbackPublisher:
         # created on first use, so an API that never takes feedback opens no producer
@@ -58,7 +60,13 @@ class Services:
                 self._publisher = self.publisher_factory()
             return self._publisher
 
+    def use_tagger(self, tagger: Tagger) -> None:
+        """Serve ``tagger`` from the next request batch on (hot reload swaps through this)."""
+        self.tagger, self.tagger_error = tagger, None
+
     def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
         if self.follower is not None:
             self.follower.stop()
         if self.batcher is not None:
@@ -74,21 +82,18 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_tagger(services: ServicesDep) -> Tagger:
+def get_tagger(services: ServicesDep) -> CatalogueTagger:
     if services.tagger is None:
         detail = services.tagger_error or "the model bundle is still loading"
         raise HTTPException(503, detail, headers={"Retry-After": "5"})
     return services.tagger
 
 
-TaggerDep = Annotated[Tagger, Depends(get_tagger)]
+TaggerDep = Annotated[CatalogueTagger, Depends(get_tagger)]
 
 
-def get_vocabulary(services: ServicesDep, tagger: TaggerDep) -> Vocabulary:
-    vocabulary = getattr(tagger, "vocabulary", None)
-    if vocabulary is None:
-        raise HTTPException(503, "the loaded tagger has no vocabulary")
-    return vocabulary
+def get_vocabulary(tagger: TaggerDep) -> Vocabulary:
+    return tagger.vocabulary
 
 
 VocabularyDep = Annotated[Vocabulary, Depends(get_vocabulary)]

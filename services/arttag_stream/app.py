@@ -7,6 +7,11 @@ and waits again. Only then does the batch's iteration end, which is when
 faust acks its events; faust commits acked offsets every ``commit_interval_s``.
 A crash anywhere before that leaves the offsets uncommitted, so a restarted
 worker reprocesses the batch (at-least-once; outputs carry deterministic ids).
+
+No message stops the worker: the processor turns every bad message into a dead
+letter, no record it publishes exceeds ``max_record_bytes``, and a message that
+crashes the process itself is dead-lettered after ``max_attempts`` restarts
+(:mod:`arttag_stream.attempts`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any, Protocol
 
 import faust
 
+from arttag.bundle_watch import BundleWatcher
 from arttag.errors import EventDecodeError
 from arttag.events import ArtworkMetadata, TagFeedbackGiven, TagSuggestion, decode_event, encode_event
 from arttag.settings import KafkaSettings, StreamSettings
@@ -37,18 +43,26 @@ from arttag.topics import (
     topic_name,
 )
 
+from arttag_stream.attempts import AttemptJournal, CrashGuard, process_guarded
 from arttag_stream.batching import take_batches
-from arttag_stream.state import state_headers
 from arttag_stream.metrics import StreamMetrics
 from arttag_stream.processing import (
     BatchProcessor,
     BatchResult,
     RawMessage,
     StateStore,
+    dead_letter_key,
     make_dead_letter,
+    suggestion_headers,
+    suggestion_key,
 )
 
 log = logging.getLogger(__name__)
+
+
+class PublishFailed(Exception):
+    """Kafka did not acknowledge the batch's outputs."""
+
 
 DEFAULT_AGENT_NAME = "arttag-stream.tag-artworks"
 
@@ -120,6 +134,7 @@ def create_app(
     metrics: StreamMetrics | None = None,
     model_version: str | None = None,
     monitor: DataQualityObserver | None = None,
+    watcher: BundleWatcher | None = None,
 ) -> faust.App:
     """A faust app whose agent tags artworks from the created and updated topics.
 
@@ -127,7 +142,8 @@ def create_app(
     ``model_version`` labels the outputs (default: the tagger's); ``monitor``
     (e.g. :class:`arttag.monitoring.DataQualityMonitor`) sees every batch's
     artworks and suggestions, and a second agent (``<agent_name>.feedback``) hands it
-    each feedback event from ``tags.feedback.v1``.
+    each feedback event from ``tags.feedback.v1``. With a ``watcher``, each new model version
+    it loads serves from the next batch on (labelled with its own version).
     """
     app_id = app_id or settings.consumer_group
     topics = StreamTopics.for_prefix(settings.kafka.topic_prefix)
@@ -136,7 +152,10 @@ def create_app(
     processor = BatchProcessor(
         tagger, store, consumer=app_id,
         options=SuggestOptions(limit=settings.suggestion_limit), model_version=model_version,
+        max_record_bytes=settings.max_record_bytes,
     )
+    if watcher is not None:
+        watcher.subscribe(processor.use)
     datadir = settings.data_dir / app_id
     datadir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     app = faust.App(
@@ -154,6 +173,9 @@ def create_app(
         broker_commit_interval=settings.commit_interval_s,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
+        consumer_group_instance_id=settings.group_instance_id,
+        # The client's own ceiling stays above ours: our check names the message, the client's would not.
+        producer_max_request_size=max(1_048_576, settings.max_record_bytes + 65_536),
         broker_rebalance_timeout=max(settings.session_timeout_s * 2, 10.0),
         broker_request_timeout=max(90.0, settings.session_timeout_s + 30.0),  # faust: >= session
         # Fetch a few batches ahead, not thousands: under a backlog the fetcher would
@@ -170,11 +192,29 @@ def create_app(
     within_s = settings.batch_max_ms / 1000.0
     idle_s = min(settings.batch_idle_ms, settings.batch_max_ms) / 1000.0
 
-    def process_and_encode(messages: list[RawMessage]) -> tuple[BatchResult, dict[int, bytes]]:
-        # In the tagger's thread: the event loop only moves bytes. Each output is encoded
-        # once, for both the history and the latest topic.
-        result = processor.process(messages)
-        return result, {id(s): encode_event(s) for _, s in result.suggestions}
+    guard = CrashGuard(AttemptJournal(datadir / "inflight"), settings.max_attempts, processor)
+
+    async def publish(result: BatchResult) -> None:
+        try:
+            pending = [
+                await suggestions_t.send(key=suggestion_key(s), value=result.value(s), force=True)
+                for _, s in result.suggestions
+            ]
+            pending += [
+                await dead_t.send(key=dead_letter_key(m.key), value=result.value(d), force=True)
+                for m, d in result.dead_letters
+            ]
+            await asyncio.gather(*pending)
+            # The history record first: a crash between the two waves replays the batch,
+            # and the state (rebuilt from latest) does not yet claim it.
+            pending = [
+                await latest_t.send(key=suggestion_key(s), value=result.value(s), force=True,
+                                    headers=suggestion_headers(s))
+                for s in result.latest
+            ]
+            await asyncio.gather(*pending)
+        except Exception as exc:  # noqa: BLE001 - any failure to publish is the same to us
+            raise PublishFailed(str(exc)) from exc
 
     async def handle_batch(events: list[Any]) -> None:
         started = time.perf_counter()
@@ -190,35 +230,18 @@ def create_app(
             except Exception:  # noqa: BLE001 - lag is best effort; it must not stop the stream
                 pass
         metrics.batch_size.observe(len(messages))
-        result, encoded = await asyncio.get_running_loop().run_in_executor(
-            executor, process_and_encode, messages
-        )
-        metrics.encode_score_seconds.observe(result.encode_score_s)
+        loop = asyncio.get_running_loop()
         try:
-            pending = [
-                await suggestions_t.send(key=s.artwork_id.encode(), value=encoded[id(s)],
-                                         force=True)
-                for _, s in result.suggestions
-            ]
-            pending += [
-                await dead_t.send(key=m.key, value=encode_event(d), force=True)
-                for m, d in result.dead_letters
-            ]
-            await asyncio.gather(*pending)
-            # The history record first: a crash between the two waves replays the batch,
-            # and the state (rebuilt from latest) does not yet claim it.
-            pending = [
-                await latest_t.send(
-                    key=s.artwork_id.encode(), value=encoded[id(s)], force=True,
-                    headers=state_headers(s.artwork_id, s.revision, s.content_hash, s.model_version),
-                )
-                for s in result.latest
-            ]
-            await asyncio.gather(*pending)
-        except Exception as exc:  # noqa: BLE001
+            # The tagger (and the journal's fsync) run in the tagger's thread; outputs are
+            # encoded there too, so the event loop only moves bytes.
+            result = await process_guarded(
+                guard, messages, lambda step: loop.run_in_executor(executor, guard.run, step), publish
+            )
+        except PublishFailed as exc:
             # Leave without acking: the uncommitted batch is reprocessed after a restart.
             log.critical("publishing failed, exiting so the batch is reprocessed: %s", exc)
             os._exit(70)
+        metrics.encode_score_seconds.observe(result.encode_score_s)
         now = time.time()
         for message, s in result.suggestions:
             metrics.suggestions_out.labels(topics.suggestions).inc()
@@ -230,7 +253,8 @@ def create_app(
             metrics.suggestions_out.labels(topics.latest).inc(len(result.latest))
         for message, d in result.dead_letters:
             metrics.dead_letters.labels(d.error_type).inc()
-            log.warning("dead letter from %s (key %r): %s", message.where, message.key, d.error)
+            log.warning("dead letter from %s (key %r): %s: %s", message.where,
+                        message.key[:64] if message.key else None, d.error_type, d.error[:500])
         for skipped in result.skipped:
             metrics.skipped.labels(skipped.reason).inc()
             log.info("artwork %s rev %d from %s: %s, no new suggestion", skipped.artwork_id,
@@ -273,12 +297,18 @@ def create_app(
                 except EventDecodeError as exc:
                     dead = make_dead_letter(
                         RawMessage(m.topic, m.partition, m.offset, m.key, m.value),
-                        str(exc), str(exc.context.get("reason", "schema")), app_id)
-                    await (await dead_t.send(key=m.key, value=encode_event(dead), force=True))
+                        str(exc), str(exc.context.get("reason", "schema")), app_id,
+                        max_record_bytes=settings.max_record_bytes)
+                    await (await dead_t.send(key=dead_letter_key(m.key), value=encode_event(dead),
+                                             force=True))
                     metrics.dead_letters.labels(dead.error_type).inc()
-                    log.warning("dead letter from %s (key %r): %s", where, m.key, exc)
+                    log.warning("dead letter from %s (key %r): %s: %s", where,
+                                m.key[:64] if m.key else None, dead.error_type, dead.error[:500])
                     continue
-                monitor.observe_feedback(feedback)
+                try:
+                    monitor.observe_feedback(feedback)
+                except Exception as exc:  # noqa: BLE001 - monitoring must never stop the stream
+                    log.warning("data-quality monitor failed on feedback from %s: %s", where, exc)
                 log.debug("feedback %s on artwork %s tag %s from %s", feedback.action,
                           feedback.artwork_id, feedback.tag_id, where)
 

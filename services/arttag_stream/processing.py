@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from arttag import limits
 from arttag.errors import ArttagError, EventDecodeError
 from arttag.events import (
     ArtworkCreated,
@@ -21,6 +22,7 @@ from arttag.events import (
     DeadLetter,
     TagSuggestionsPublished,
     decode_artwork_event,
+    encode_event,
 )
 from arttag.tagger import SuggestOptions, Tagger
 from arttag.text import content_hash
@@ -127,7 +129,11 @@ class Skipped:
 
 @dataclass
 class BatchResult:
-    """What one batch produced; the caller publishes ``suggestions`` (history), then ``latest``."""
+    """What one batch produced; the caller publishes ``suggestions`` (history), then ``latest``.
+
+    Every message of the batch is in exactly one of ``suggestions``, ``dead_letters``
+    and ``skipped``. Each output's bytes are encoded once, here: :meth:`value`.
+    """
 
     suggestions: list[tuple[RawMessage, TagSuggestionsPublished]] = field(default_factory=list)
     latest: list[TagSuggestionsPublished] = field(default_factory=list)
@@ -137,21 +143,89 @@ class BatchResult:
     """Every artwork decoded in the batch (for data-quality monitoring)."""
     encode_score_s: float = 0.0
     suggested: int = 0
+    encoded: dict[int, bytes] = field(default_factory=dict, repr=False)
+
+    def value(self, event: TagSuggestionsPublished | DeadLetter) -> bytes:
+        """The record value of one of this result's outputs."""
+        raw = self.encoded.get(id(event))
+        if raw is None:
+            raw = self.encoded[id(event)] = encode_event(event)
+        return raw
+
+    def extend(self, other: BatchResult) -> None:
+        self.suggestions += other.suggestions
+        self.latest += other.latest
+        self.dead_letters += other.dead_letters
+        self.skipped += other.skipped
+        self.artworks += other.artworks
+        self.encode_score_s += other.encode_score_s
+        self.suggested += other.suggested
+        self.encoded.update(other.encoded)
+
+
+def record_size(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]] = ()) -> int:
+    """What a record adds up to against a size limit: key, value and headers."""
+    return (len(key or b"") + len(value or b"")
+            + sum(len(name.encode()) + len(v or b"") for name, v in headers))
+
+
+def suggestion_key(event: TagSuggestionsPublished) -> bytes:
+    return event.artwork_id.encode()
+
+
+def suggestion_headers(event: TagSuggestionsPublished) -> list[tuple[str, bytes]]:
+    """The headers of the latest-suggestions record (see :func:`arttag_stream.state.state_headers`)."""
+    from arttag_stream.state import state_headers  # state imports this module
+
+    return state_headers(event.artwork_id, event.revision, event.content_hash, event.model_version)
+
+
+def dead_letter_key(key: bytes | None) -> bytes | None:
+    """The dead-letter record's key: the original key, or its first bytes when it is long."""
+    return key if key is None else key[:limits.DEAD_LETTER_PREFIX_BYTES]
+
+
+def bounded_text(text: str, max_chars: int = limits.MAX_ERROR_CHARS) -> str:
+    """``text`` cut to ``max_chars`` with a note of its length; encodable as UTF-8 whatever it held."""
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    if len(text) <= max_chars:
+        return text
+    note = f"... [{len(text)} characters in all]"
+    return text[:max(max_chars - len(note), 0)] + note
 
 
 def make_dead_letter(
-    message: RawMessage, error: str, error_type: str, consumer: str
+    message: RawMessage,
+    error: str,
+    error_type: str,
+    consumer: str,
+    *,
+    max_record_bytes: int = limits.DEFAULT_MAX_RECORD_BYTES,
+    attempts: int | None = None,
 ) -> DeadLetter:
-    return DeadLetter(
-        original_value_b64=DeadLetter.encode_bytes(message.value),
-        original_key_b64=DeadLetter.encode_bytes(message.key),
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        error=error,
-        error_type=error_type,
-        consumer=consumer,
+    """A dead letter for ``message`` whose record is at most ``max_record_bytes``.
+
+    The original key and value are kept whole when the record then fits; otherwise the
+    first ``limits.DEAD_LETTER_PREFIX_BYTES`` of each, with lengths and sha256 digests
+    (the source topic, partition and offset locate the original).
+    """
+    fields = dict(
+        topic=message.topic, partition=message.partition, offset=message.offset,
+        error=bounded_text(error), error_type=error_type, consumer=consumer, attempts=attempts,
     )
+    key = dead_letter_key(message.key)
+    original = len(message.value or b"") + len(message.key or b"")
+    if (original + 2) // 3 * 4 < max_record_bytes:  # base64 alone would not fit: do not try
+        whole = DeadLetter.for_message(message.value, message.key, **fields)
+        if record_size(key, encode_event(whole)) <= max_record_bytes:
+            return whole
+    short = DeadLetter.for_message(message.value, message.key, keep_whole=False, **fields)
+    if record_size(key, encode_event(short)) > max_record_bytes:
+        # Only a consumer name or topic of absurd length gets here: keep just the facts.
+        fields["error"] = bounded_text(error, 200)
+        short = DeadLetter.for_message(message.value, message.key, keep_whole=False,
+                                       prefix_bytes=0, **fields)
+    return short
 
 
 @dataclass
@@ -174,6 +248,11 @@ class BatchProcessor:
 
         processor = BatchProcessor(tagger, StateStore(), consumer="arttag-stream")
         result = processor.process([RawMessage("artworks.created.v1", 0, 42, b"T1", raw)])
+
+    Whatever the bytes, each message ends as a suggestion, a dead letter with a
+    reason, or a skip (unchanged content, duplicate in the batch); errors of the
+    processing itself are dead-lettered (``internal``), not raised. No output
+    record exceeds ``max_record_bytes``.
     """
 
     def __init__(
@@ -184,58 +263,101 @@ class BatchProcessor:
         consumer: str,
         options: SuggestOptions | None = None,
         model_version: str | None = None,
+        max_record_bytes: int = limits.DEFAULT_MAX_RECORD_BYTES,
     ) -> None:
-        self.tagger = tagger
+        # (tagger, label) as one reference: a batch reads it once, so a swap between batches
+        # never splits one batch over two models or labels one model's output with another's name
+        self._serving = (tagger, model_version or tagger.model_version)
         self.store = store
         self.consumer = consumer
         self.options = options or SuggestOptions()
-        self.model_version = model_version or tagger.model_version
+        self.max_record_bytes = max_record_bytes
+
+    def dead_letter(
+        self, message: RawMessage, error: str, error_type: str, attempts: int | None = None
+    ) -> DeadLetter:
+        return make_dead_letter(message, error, error_type, self.consumer,
+                                max_record_bytes=self.max_record_bytes, attempts=attempts)
+
+    def give_up(self, messages: Sequence[RawMessage], attempts: int) -> BatchResult:
+        """Dead letters for messages whose processing began ``attempts`` times and never finished."""
+        result = BatchResult()
+        for message in messages:
+            result.dead_letters.append((message, self.dead_letter(
+                message, f"processing began {attempts} times without finishing "
+                "(the worker crashed or was killed each time); not tried again",
+                "repeated-failure", attempts=attempts)))
+        return result
+
+    @property
+    def tagger(self) -> Tagger:
+        return self._serving[0]
+
+    @property
+    def model_version(self) -> str:
+        return self._serving[1]
+
+    def use(self, tagger: Tagger) -> None:
+        """Serve the next batches with ``tagger``, labelled with its own model version (hot reload)."""
+        self._serving = (tagger, tagger.model_version)
 
     def process(self, messages: Sequence[RawMessage]) -> BatchResult:
+        tagger, model_version = self._serving
         result = BatchResult()
         pending: list[_Pending] = []
         seen: set[tuple[str, int, str]] = set()
         for message in messages:
             try:
-                event = decode_artwork_event(message.value)
-            except EventDecodeError as exc:
-                reason = str(exc.context.get("reason", "schema"))
-                log.debug("undecodable %s: %s", message.where, exc)
-                result.dead_letters.append(
-                    (message, make_dead_letter(message, str(exc), reason, self.consumer))
-                )
-                continue
-            result.artworks.append(event.artwork)
-            chash = content_hash(event.artwork)
-            if (event.artwork_id, event.revision, chash) in seen:
-                result.skipped.append(
-                    Skipped(message, event.artwork_id, event.revision, "duplicate in batch")
-                )
-                continue
-            seen.add((event.artwork_id, event.revision, chash))
-            state = self.store.get(event.artwork_id)
-            decision = decide(state, event.revision, chash, self.model_version)
-            if decision == "unchanged":
-                log.debug("artwork %s rev %d at %s unchanged, no new suggestion",
-                          event.artwork_id, event.revision, message.where)
-                result.skipped.append(
-                    Skipped(message, event.artwork_id, event.revision, "content unchanged")
-                )
-                continue
-            if decision == "new":
-                # Claim the revision now so later events of this batch see it.
-                self.store.merge(
-                    event.artwork_id, ArtworkState(event.revision, chash, self.model_version)
-                )
-            pending.append(_Pending(message, event, chash, decision, state))
+                self._admit(message, model_version, result, pending, seen)
+            except Exception as exc:  # noqa: BLE001 - a message must never stop the batch
+                log.exception("unexpected error on %s", message.where)
+                result.dead_letters.append((message, self.dead_letter(
+                    message, f"{type(exc).__name__}: {exc}", "internal")))
         if pending:
-            self._suggest(pending, result)
+            self._suggest(tagger, model_version, pending, result)
+        for _, dead in result.dead_letters:
+            result.value(dead)  # encoded in this (the tagger's) thread, not the event loop's
         return result
 
-    def _suggest(self, pending: list[_Pending], result: BatchResult) -> None:
+    def _admit(self, message: RawMessage, model_version: str, result: BatchResult, pending: list[_Pending],
+               seen: set[tuple[str, int, str]]) -> None:
+        """Decode one message and decide whether it goes to the tagger."""
+        try:
+            event = decode_artwork_event(message.value)
+        except EventDecodeError as exc:
+            reason = str(exc.context.get("reason", "schema"))
+            log.debug("undecodable %s: %s", message.where, bounded_text(str(exc), 200))
+            result.dead_letters.append((message, self.dead_letter(message, str(exc), reason)))
+            return
+        chash = content_hash(event.artwork)
+        result.artworks.append(event.artwork)
+        if (event.artwork_id, event.revision, chash) in seen:
+            result.skipped.append(
+                Skipped(message, event.artwork_id, event.revision, "duplicate in batch")
+            )
+            return
+        seen.add((event.artwork_id, event.revision, chash))
+        state = self.store.get(event.artwork_id)
+        decision = decide(state, event.revision, chash, model_version)
+        if decision == "unchanged":
+            log.debug("artwork %s rev %d at %s unchanged, no new suggestion",
+                      event.artwork_id, event.revision, message.where)
+            result.skipped.append(
+                Skipped(message, event.artwork_id, event.revision, "content unchanged")
+            )
+            return
+        if decision == "new":
+            # Claim the revision now so later events of this batch see it.
+            self.store.merge(
+                event.artwork_id, ArtworkState(event.revision, chash, model_version)
+            )
+        pending.append(_Pending(message, event, chash, decision, state))
+
+    def _suggest(self, tagger: Tagger, model_version: str, pending: list[_Pending],
+                 result: BatchResult) -> None:
         started = time.perf_counter()
         try:
-            answers: list[list] | None = self.tagger.suggest(
+            answers: list[list] | None = tagger.suggest(
                 [p.event.artwork for p in pending], self.options
             )
             if len(answers) != len(pending):
@@ -248,7 +370,7 @@ class BatchProcessor:
             answers = []
             for i, p in enumerate(pending):
                 try:
-                    [one] = self.tagger.suggest([p.event.artwork], self.options)
+                    [one] = tagger.suggest([p.event.artwork], self.options)
                     answers.append(one)
                 except Exception as exc:  # noqa: BLE001 - a model failure becomes a dead letter
                     log.debug("artwork %s at %s: model failed: %s",
@@ -258,26 +380,41 @@ class BatchProcessor:
         result.encode_score_s += time.perf_counter() - started
         for i, (p, tags) in enumerate(zip(pending, answers)):
             if tags is None:
-                if p.decision == "new":
-                    self.store.restore(p.event.artwork_id, p.previous)
-                result.dead_letters.append(
-                    (p.message, make_dead_letter(p.message, errors[i], "model", self.consumer))
-                )
+                self._fail(p, result, errors[i], "model")
                 continue
-            event = TagSuggestionsPublished(
-                suggestion_id=TagSuggestionsPublished.make_id(
-                    p.event.artwork_id, p.event.revision, self.model_version
-                ),
-                artwork_id=p.event.artwork_id,
-                revision=p.event.revision,
-                content_hash=p.chash,
-                model_version=self.model_version,
-                source_event_id=p.event.event_id,
-                suggestions=tags,
-            )
+            try:
+                event = TagSuggestionsPublished(
+                    suggestion_id=TagSuggestionsPublished.make_id(
+                        p.event.artwork_id, p.event.revision, model_version
+                    ),
+                    artwork_id=p.event.artwork_id,
+                    revision=p.event.revision,
+                    content_hash=p.chash,
+                    model_version=model_version,
+                    source_event_id=p.event.event_id,
+                    suggestions=tags,
+                )
+                value = result.value(event)
+                size = record_size(suggestion_key(event), value, suggestion_headers(event))
+            except Exception as exc:  # noqa: BLE001 - an answer we cannot publish is a dead letter
+                log.exception("artwork %s at %s: suggestion not built", p.event.artwork_id, p.message.where)
+                self._fail(p, result, f"suggestion for artwork {p.event.artwork_id} not built: "
+                           f"{type(exc).__name__}: {exc}", "internal")
+                continue
+            if size > self.max_record_bytes:
+                result.encoded.pop(id(event), None)
+                self._fail(p, result, f"the suggestion record for artwork {p.event.artwork_id} "
+                           f"would be {size} bytes; records are at most {self.max_record_bytes}",
+                           "output_too_large")
+                continue
             result.suggested += 1
             result.suggestions.append((p.message, event))
             if p.decision == "new":
                 result.latest.append(event)
             log.debug("artwork %s rev %d at %s: %d tags (%s)", p.event.artwork_id,
                       p.event.revision, p.message.where, len(tags), p.decision)
+
+    def _fail(self, p: _Pending, result: BatchResult, error: str, error_type: str) -> None:
+        if p.decision == "new":
+            self.store.restore(p.event.artwork_id, p.previous)  # not answered: not claimed
+        result.dead_letters.append((p.message, self.dead_letter(p.message, error, error_type)))

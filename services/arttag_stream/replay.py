@@ -6,6 +6,7 @@ with their own consumer group, so the running worker is left alone.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from arttag.tagger import SuggestOptions, Tagger
 
 from arttag_stream.app import StreamTopics
 from arttag_stream.kafka_io import consumer, flush_or_fail, partitions, producer
-from arttag_stream.processing import BatchProcessor, RawMessage, StateStore
+from arttag_stream.processing import BatchProcessor, RawMessage, StateStore, dead_letter_key
 from arttag_stream.state import LatestFollower, state_headers
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,8 @@ def replay_artworks(
     finally:
         follower.close()
     processor = BatchProcessor(tagger, store, consumer=group, model_version=model_version,
-                               options=SuggestOptions(limit=settings.suggestion_limit))
+                               options=SuggestOptions(limit=settings.suggestion_limit),
+                               max_record_bytes=settings.max_record_bytes)
     c = consumer(settings.kafka, group)
     p = producer(settings.kafka)
     started = time.monotonic()
@@ -133,8 +135,8 @@ def replay_artworks(
             for m, d in result.dead_letters:
                 # Undecodable messages were dead-lettered when the worker first met them;
                 # only what this model version fails on is news.
-                if d.error_type == "model":
-                    p.produce(topics.dead_letters, key=m.key, value=encode_event(d))
+                if d.error_type in ("model", "output_too_large", "internal"):
+                    p.produce(topics.dead_letters, key=dead_letter_key(m.key), value=result.value(d))
                     report.dead_letters += 1
                 else:
                     report.invalid += 1
@@ -163,6 +165,8 @@ def replay_artworks(
 class DeadLetterReplayReport:
     resubmitted: int = 0
     unreadable: int = 0
+    unavailable: int = 0
+    """Shortened dead letters whose original is gone from its topic (retention) or differs."""
     by_topic: dict[str, int] = field(default_factory=dict)
 
 
@@ -208,8 +212,17 @@ def replay_dead_letters(
                     continue
                 if only_topic and dead.topic != only_topic:
                     continue
+                key_value = (dead.original_key(), dead.original_value())
+                if dead.truncated:  # only a prefix is kept: the original is read from its topic
+                    found = fetch_original(settings, dead)
+                    if found is None:
+                        log.warning("%s[%d]@%d: the original is no longer in its topic, or differs; "
+                                    "not re-submitted", dead.topic, dead.partition, dead.offset)
+                        report.unavailable += 1
+                        continue
+                    key_value = found
                 if not dry_run:
-                    p.produce(dead.topic, key=dead.original_key(), value=dead.original_value())
+                    p.produce(dead.topic, key=key_value[0], value=key_value[1])
                 report.resubmitted += 1
                 report.by_topic[dead.topic] = report.by_topic.get(dead.topic, 0) + 1
                 log.info("re-submitted %s[%d]@%d (%s) to %s", dead.topic, dead.partition,
@@ -220,3 +233,27 @@ def replay_dead_letters(
     finally:
         c.close()
     return report
+
+
+def fetch_original(settings: StreamSettings, dead: DeadLetter,
+                   timeout_s: float = 30.0) -> tuple[bytes | None, bytes | None] | None:
+    """The key and value a shortened dead letter came from, read from its source offset;
+    None when retention removed it or its sha256 does not match."""
+    c = consumer(settings.kafka)
+    try:
+        c.assign([TopicPartition(dead.topic, dead.partition, dead.offset)])
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            msg = c.poll(1.0)
+            if msg is None or msg.error():
+                continue
+            if msg.offset() != dead.offset:
+                return None  # compacted or deleted: the log went on past it
+            key, value = msg.key(), msg.value()
+            if (value is not None and dead.original_value_sha256
+                    and hashlib.sha256(value).hexdigest() != dead.original_value_sha256):
+                return None
+            return key, value
+        return None
+    finally:
+        c.close()

@@ -6,6 +6,7 @@ import logging
 
 import faust
 
+from arttag.bundle_watch import BundleWatcher, bundle_loader, serves_pointer
 from arttag.settings import StreamSettings
 from arttag.tagger import Tagger
 
@@ -24,6 +25,15 @@ def load_stream_tagger(settings: StreamSettings) -> Tagger:
     if settings.encoder_kind == "hashing":
         return load_tagger(settings.bundle_dir, None)  # the bundle names its hashing encoder
     return load_tagger(settings.bundle_dir, settings.encoder)
+
+
+def bundle_watcher(settings: StreamSettings, tagger: Tagger) -> BundleWatcher | None:
+    """Hot reload of ``settings.bundle_dir`` when ``tagger`` was loaded from it and reloading is on."""
+    if settings.bundle_reload_interval_s <= 0 or not serves_pointer(tagger, settings.bundle_dir):
+        return None
+    encoder = None if settings.encoder_kind == "hashing" else settings.encoder
+    return BundleWatcher(settings.bundle_dir, bundle_loader(encoder), tagger,
+                         interval_s=settings.bundle_reload_interval_s)
 
 
 def build_monitor(settings: StreamSettings, metrics: StreamMetrics):
@@ -55,16 +65,21 @@ def run_worker(
     metrics = StreamMetrics()
     monitor = build_monitor(settings, metrics)
     metrics.serve(settings.metrics_port)
+    watcher = bundle_watcher(settings, tagger) if model_version is None else None
     app = create_app(settings, tagger, app_id=app_id, store=store, metrics=metrics,
-                     model_version=model_version, monitor=monitor)
+                     model_version=model_version, monitor=monitor, watcher=watcher)
     log.info("worker %s: model %s, batches of up to %d within %d ms, metrics on :%s",
              app.conf.id, model_version or tagger.model_version, settings.batch_max_events,
              settings.batch_max_ms, settings.metrics_port or "off")
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    if watcher is not None:
+        watcher.start()
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
         return int(exc.code or 0)
     finally:
+        if watcher is not None:
+            watcher.stop()
         follower.close()
     return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable
 from typing import Literal
@@ -114,8 +113,3 @@ def follow(
         c.close()
     return seen
 
-
-def suggestion_summary(value: bytes) -> dict:
-    """The fields a test or a script wants from a suggestions record, without the explanations."""
-    data = json.loads(value)
-    return {k: data[k] for k in ("suggestion_id", "artwork_id", "revision", "model_version")}

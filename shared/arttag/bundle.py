@@ -1,12 +1,20 @@
-"""Model bundles: a versioned directory holding a trained ensemble, and the Tagger that serves it.
+"""Model bundles: immutable versioned directories behind an atomic pointer, and the Tagger that serves one.
 
-Layout (``arttag train`` writes it; :func:`load_tagger` reads it, without torch)::
+Layout of a bundle root (``arttag train --out <root>/current`` writes it; :func:`load_tagger` reads it,
+without torch; docs/bundles.md)::
 
-    manifest.json          model_version, data hash, split rule, params, metrics, library versions, encoder
-    vocabulary.csv         the tags (id, label, group, area, training usage), in score-column order
-    ensemble.json          scorer order and re-ranker feature names
-    reranker.joblib        the fitted HistGradientBoostingClassifier (absent if untrained)
-    scorers/<name>/        params.json plus each scorer's arrays (embeddings, TF-IDF matrix, labels...)
+    <root>/current -> versions/<version>   the pointer: a relative symlink, replaced atomically
+    <root>/versions/<version>/             one complete bundle, never modified once renamed into place
+        manifest.json          model_version, data hash, split rule, params, metrics, library versions,
+                               encoder, and ``files``: {relative path: sha256} of every other file
+        vocabulary.csv         the tags (id, label, group, area, training usage), in score-column order
+        ensemble.json          ensemble kind (absent: two-step), scorer order, the kind's own data
+        reranker.joblib        the fitted HistGradientBoostingClassifier (absent if untrained)
+        scorers/<name>/        params.json plus each scorer's arrays (embeddings, TF-IDF matrix, labels...)
+
+A loader resolves the pointer once and reads only that directory, so a swap during a load
+cannot mix two bundles; the hashes catch a copied-in-half or corrupted one. A plain bundle
+directory (no pointer) loads too.
 
 Bundles contain pickles (joblib): load only bundles you trained or trust.
 """
@@ -15,9 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import platform
+import re
+import secrets
 import shutil
+import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
@@ -26,9 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from arttag.checksums import update_from_file
+from arttag.checksums import file_sha256
 from arttag.encoders.base import TextEncoder
-from arttag.ensemble import Ensemble, Ranked
+from arttag.ensemble import BaseEnsemble, Ranked, load_ensemble
 from arttag.errors import ModelError
 from arttag.events import ArtworkMetadata, TagSuggestion
 from arttag.explain import build_suggestions
@@ -38,8 +50,16 @@ from arttag.split import SPLIT_RULE
 from arttag.tagger import SuggestOptions
 from arttag.vocabulary import Tag, Vocabulary
 
+log = logging.getLogger(__name__)
+
 MANIFEST = "manifest.json"
 BUNDLE_FORMAT = 1
+VERSIONS = "versions"
+DEFAULT_KEEP = 3
+"""Versions kept behind a pointer after a write (ARTTAG_BUNDLE_KEEP_VERSIONS for ``arttag train``)."""
+TMP_PREFIX = ".tmp-"
+TRASH_PREFIX = ".trash-"
+STALE_TMP_S = 24 * 3600.0
 _LIBRARIES = ("arttag", "numpy", "scipy", "scikit-learn", "joblib", "pydantic", "onnxruntime", "tokenizers")
 
 
@@ -62,74 +82,314 @@ def _encoder_info(encoder: TextEncoder) -> dict[str, Any]:
     return info
 
 
-def _content_hash(directory: Path) -> str:
-    h = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST):
-        h.update(path.relative_to(directory).as_posix().encode())
-        update_from_file(h, path)
-    return h.hexdigest()
-
-
-def write_bundle(out_dir: Path, ensemble: Ensemble, encoder: TextEncoder, params: Any,
-                 data: dict[str, Any], report: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str, Any]:
-    """Write the bundle next to ``out_dir`` and swap it in, so readers never see half a bundle."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    ensemble.vocabulary.to_csv(tmp / "vocabulary.csv")
-    ensemble.save(tmp)
-    params_json = json.loads(params.model_dump_json())
-    digest = hashlib.sha256()
-    digest.update(_content_hash(tmp).encode())
-    digest.update(json.dumps(params_json, sort_keys=True).encode())
-    digest.update(encoder.name.encode())
-    now = datetime.now(timezone.utc)
-    version = params.model_version or f"{params.version_prefix}-{now:%Y%m%d}-{digest.hexdigest()[:8]}"
-    manifest = {
-        "format": BUNDLE_FORMAT,
-        "model_version": version,
-        "created_at": now.isoformat(timespec="seconds"),
-        "data": data,
-        "split_rule": SPLIT_RULE,
-        "encoder": _encoder_info(encoder),
-        "scorers": [s.name for s in ensemble.scorers],
-        "vocabulary_size": len(ensemble.vocabulary),
-        "params": params_json,
-        "training": report,
-        "metrics": metrics,
-        "libraries": library_versions(),
+def _hash_files(directory: Path) -> dict[str, str]:
+    """{relative path: sha256} of every file in ``directory`` except the manifest."""
+    return {
+        path.relative_to(directory).as_posix(): file_sha256(path)
+        for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST)
     }
+
+
+def _fsync_dir(directory: Path) -> None:
+    # A rename is durable only once its directory is synced; best effort where unsupported.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def versions_dir(pointer: str | Path) -> Path:
+    """Where the versions behind ``pointer`` live: ``<pointer's folder>/versions``."""
+    return Path(pointer).parent / VERSIONS
+
+
+def _dir_name(model_version: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", model_version).lstrip(".") or "bundle"
+    return name[:200]
+
+
+def _commit_version(tmp: Path, manifest: dict[str, Any], pointer: Path, keep: int) -> Path:
+    """Write the manifest (with its ``files`` hashes) into ``tmp``, rename it into place as a new
+    version, point ``pointer`` at it and prune old versions. The manifest is written last, the
+    rename makes the version appear complete, the symlink swap makes it current: each atomic."""
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False, default=float) + "\n")
-    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-    if out_dir.exists():
-        out_dir.rename(old)
-    tmp.rename(out_dir)
-    if old.exists():
-        shutil.rmtree(old)
+    for path in tmp.rglob("*"):
+        if path.is_file():
+            path.chmod(0o444)  # a version is never modified once complete
+    base = _dir_name(str(manifest["model_version"]))
+    for n in range(1, 1000):
+        final = tmp.parent / (base if n == 1 else f"{base}-{n}")
+        if final.exists():
+            continue
+        try:
+            tmp.rename(final)
+        except OSError:  # another writer took the name between the check and the rename
+            if final.exists():
+                continue
+            raise
+        break
+    else:
+        raise ModelError(f"no free version directory for {base!r} in {tmp.parent}", path=str(tmp.parent))
+    _fsync_dir(final.parent)
+    publish_version(pointer, final)
+    prune_versions(pointer, keep)
+    return final
+
+
+def _new_tmp(versions: Path) -> Path:
+    versions.mkdir(parents=True, exist_ok=True)
+    tmp = versions / f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    return tmp
+
+
+def write_bundle(out_dir: Path, ensemble: BaseEnsemble, encoder: TextEncoder, params: Any,
+                 data: dict[str, Any], report: dict[str, Any], metrics: dict[str, Any] | None,
+                 keep: int = DEFAULT_KEEP) -> dict[str, Any]:
+    """Write a new immutable version next to ``out_dir`` and point ``out_dir`` at it.
+
+    ``out_dir`` is the pointer (e.g. ``<cache>/bundles/current``); the version goes to
+    ``<out_dir's folder>/versions/<model_version>/``. Readers never see half a bundle:
+    the pointer moves only once the version is complete. Afterwards all but the newest
+    ``keep`` versions are deleted, except any a pointer names.
+    """
+    out_dir = Path(out_dir)
+    tmp = _new_tmp(versions_dir(out_dir))
+    try:
+        ensemble.vocabulary.to_csv(tmp / "vocabulary.csv")
+        ensemble.save(tmp)
+        params_json = json.loads(params.model_dump_json())
+        files = _hash_files(tmp)
+        digest = hashlib.sha256()
+        digest.update(json.dumps(files, sort_keys=True).encode())
+        digest.update(json.dumps(params_json, sort_keys=True).encode())
+        digest.update(encoder.name.encode())
+        now = datetime.now(timezone.utc)
+        version = params.model_version or f"{params.version_prefix}-{now:%Y%m%d}-{digest.hexdigest()[:8]}"
+        manifest = {
+            "format": BUNDLE_FORMAT,
+            "model_version": version,
+            "created_at": now.isoformat(timespec="seconds"),
+            "data": data,
+            "split_rule": SPLIT_RULE,
+            "encoder": _encoder_info(encoder),
+            "scorers": [s.name for s in ensemble.scorers],
+            "vocabulary_size": len(ensemble.vocabulary),
+            "params": params_json,
+            "training": report,
+            "metrics": metrics,
+            "libraries": library_versions(),
+            "files": files,
+        }
+        final = _commit_version(tmp, manifest, out_dir, keep)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("bundle %s written to %s; %s points at it", version, final, out_dir)
     return manifest
 
 
+def copy_version(pointer: str | Path, model_version: str, *, source: str | Path | None = None,
+                 keep: int = DEFAULT_KEEP) -> Path:
+    """Publish a copy of the bundle ``source`` (default: the one ``pointer`` names) as a new
+    version labelled ``model_version``, with its hashes recomputed; returns the new directory.
+
+    For relabelling a model (a rollback under a new name) and for tests and benchmarks that
+    need many versions without training each one.
+    """
+    pointer = Path(pointer)
+    src = resolve_bundle(source if source is not None else pointer)
+    manifest = read_manifest(src)
+    tmp = _new_tmp(versions_dir(pointer))
+    try:
+        tmp.rmdir()
+        shutil.copytree(src, tmp, ignore=lambda folder, names: [MANIFEST] if Path(folder) == src else [])
+        for path in tmp.rglob("*"):
+            if path.is_file():
+                path.chmod(0o644)
+        verify_bundle(tmp, manifest)  # the copy is what the source's hashes promise: never bless damage
+        manifest = {**manifest, "model_version": model_version, "copied_from": manifest["model_version"],
+                    "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "files": manifest.get("files") or _hash_files(tmp)}
+        final = _commit_version(tmp, manifest, pointer, keep)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("bundle %s copied from %s to %s; %s points at it", model_version, src, final, pointer)
+    return final
+
+
+def publish_version(pointer: str | Path, version_dir: str | Path) -> None:
+    """Point ``pointer`` at the complete bundle ``version_dir``, atomically (a temporary relative
+    symlink renamed over the pointer). Also the way to roll back to a kept version.
+
+    A plain bundle directory at ``pointer`` (the layout before versions) is first moved into
+    ``versions/``; a load in that instant finds no bundle and says so, it never mixes two.
+    """
+    pointer, version_dir = Path(pointer), Path(version_dir)
+    read_manifest(version_dir)  # refuse to point at something that is not a bundle
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    if pointer.is_dir() and not pointer.is_symlink():
+        legacy = read_manifest(pointer).get("model_version", "legacy")
+        versions = versions_dir(pointer)
+        versions.mkdir(exist_ok=True)
+        moved = versions / _dir_name(f"{legacy}-{secrets.token_hex(2)}")
+        pointer.rename(moved)
+        log.warning("moved the plain bundle %s to %s (bundles are versions behind a pointer now)",
+                    pointer, moved)
+    target = os.path.relpath(version_dir, pointer.parent)
+    tmp = pointer.with_name(f".{pointer.name}.{os.getpid()}-{secrets.token_hex(4)}")
+    os.symlink(target, tmp, target_is_directory=True)
+    try:
+        os.replace(tmp, pointer)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(pointer.parent)
+
+
+def list_versions(pointer: str | Path) -> list[Path]:
+    """The complete versions behind ``pointer``, oldest first (by when their manifest was written)."""
+    versions = versions_dir(pointer)
+    if not versions.is_dir():
+        return []
+    found = []
+    for d in versions.iterdir():
+        if d.name.startswith(".") or d.is_symlink() or not d.is_dir():
+            continue
+        try:
+            found.append(((d / MANIFEST).stat().st_mtime_ns, d.name, d))
+        except FileNotFoundError:
+            continue
+    return [d for _, _, d in sorted(found)]
+
+
+def _named_by_pointers(folder: Path) -> set[Path]:
+    named = set()
+    for entry in folder.iterdir():
+        if entry.is_symlink():
+            try:
+                named.add(entry.resolve(strict=True))
+            except (OSError, RuntimeError):
+                continue
+    return named
+
+
+def prune_versions(pointer: str | Path, keep: int = DEFAULT_KEEP) -> list[Path]:
+    """Delete all but the newest ``keep`` versions behind ``pointer``; never one that a pointer
+    (any symlink next to ``pointer``) names. Returns the deleted directories.
+
+    Each is first renamed away, so a loader that resolved it just before sees it vanish whole
+    (and :func:`load_tagger` resolves the pointer again) instead of half-deleted.
+    """
+    if keep < 1:
+        raise ValueError("keep at least one version")
+    pointer = Path(pointer)
+    versions = versions_dir(pointer)
+    protected = _named_by_pointers(pointer.parent)
+    removed = []
+    for d in list_versions(pointer)[:-keep]:
+        if d.resolve() in protected:
+            continue
+        trash = versions / f"{TRASH_PREFIX}{d.name}-{secrets.token_hex(4)}"
+        try:
+            d.rename(trash)
+        except OSError:
+            continue  # another writer pruned it first
+        shutil.rmtree(trash, ignore_errors=True)
+        removed.append(d)
+    # temporary folders of writers that died long ago
+    if versions.is_dir():
+        for d in versions.iterdir():
+            if d.name.startswith((TMP_PREFIX, TRASH_PREFIX)):
+                try:
+                    if time.time() - d.stat().st_mtime > STALE_TMP_S:
+                        shutil.rmtree(d, ignore_errors=True)
+                except FileNotFoundError:
+                    pass
+    if removed:
+        log.info("pruned bundle versions %s (keeping the newest %d)", ", ".join(d.name for d in removed), keep)
+    return removed
+
+
+def resolve_bundle(path: str | Path) -> Path:
+    """The bundle directory ``path`` names right now: a pointer is followed (once per link, so
+    a swap after this call changes nothing for the caller); a plain bundle directory is itself."""
+    path = Path(path)
+    directory = path
+    for _ in range(8):
+        if not directory.is_symlink():
+            break
+        try:
+            target = Path(os.readlink(directory))
+        except FileNotFoundError:  # swapped or removed between the check and the read
+            continue
+        directory = target if target.is_absolute() else directory.parent / target
+    if not (directory / MANIFEST).is_file():
+        raise ModelError(f"no model bundle at {path} (run `arttag train`)", path=str(path))
+    # realpath settles any '..' and linked parent folders; the version folder itself is no link
+    return directory if directory == path else Path(os.path.realpath(directory))
+
+
 def read_manifest(bundle_dir: str | Path) -> dict[str, Any]:
-    path = Path(bundle_dir) / MANIFEST
+    """The manifest of the bundle ``bundle_dir`` names (a pointer or a bundle directory)."""
+    path = resolve_bundle(bundle_dir) / MANIFEST
     try:
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
         raise ModelError(f"no model bundle at {bundle_dir} (run `arttag train`)", path=str(bundle_dir)) from None
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot read {path}: {exc}", path=str(path)) from exc
-    if manifest.get("format") != BUNDLE_FORMAT:
-        raise ModelError(f"{path}: bundle format {manifest.get('format')} is not {BUNDLE_FORMAT}", path=str(path))
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise ModelError(f"{path}: bundle format {found} is not {BUNDLE_FORMAT}", path=str(path))
     return manifest
 
 
-class BundleTagger:
-    """A loaded bundle: implements :class:`arttag.tagger.Tagger`, and exposes the vocabulary,
-    the encoder and a semantic tag search for the API."""
+def verify_bundle(directory: str | Path, manifest: dict[str, Any] | None = None) -> int:
+    """Check every file the manifest's ``files`` map lists against its sha256; returns the bytes
+    hashed (0 for a bundle written before hashes were recorded, which is not verified).
 
-    def __init__(self, directory: Path, manifest: dict[str, Any], ensemble: Ensemble, encoder: TextEncoder | None,
+    Files the map does not list (a ``reference_profile.json`` copied in later) are not checked.
+    """
+    directory = Path(directory)
+    manifest = manifest if manifest is not None else read_manifest(directory)
+    files = manifest.get("files")
+    if files is None:
+        return 0
+    if not isinstance(files, dict):
+        raise ModelError(f"bundle {directory}: the manifest's files map is malformed", path=str(directory))
+    total = 0
+    root = directory.resolve()
+    for rel, expected in files.items():
+        path = directory / rel
+        if not path.resolve().is_relative_to(root):
+            raise ModelError(f"bundle {directory}: {rel} lies outside the bundle", path=str(directory))
+        try:
+            actual = file_sha256(path)
+            total += path.stat().st_size
+        except FileNotFoundError:
+            raise ModelError(f"bundle {directory} is incomplete: {rel} is missing",
+                             path=str(directory), file=rel) from None
+        except OSError as exc:
+            raise ModelError(f"bundle {directory}: cannot read {rel}: {exc}", path=str(directory), file=rel) from exc
+        if actual != expected:
+            raise ModelError(f"bundle {directory}: {rel} does not match the sha256 in its manifest "
+                             "(corrupt or modified; retrain or roll back)", path=str(directory), file=rel)
+    return total
+
+
+class BundleTagger:
+    """A loaded bundle: implements :class:`arttag.tagger.Tagger` and :class:`arttag.tagger.TagCatalogue`
+    (the vocabulary and a semantic tag search, for the API), and exposes the encoder."""
+
+    def __init__(self, directory: Path, manifest: dict[str, Any], ensemble: BaseEnsemble, encoder: TextEncoder | None,
                  batch_size: int = 256) -> None:
         self.directory = directory
         self.manifest = manifest
@@ -170,8 +430,10 @@ class BundleTagger:
 
     def search_tags_semantic(self, query: str, limit: int = 20) -> list[tuple[Tag, float]]:
         """Tags whose text is closest in meaning to ``query`` (cosine of embeddings), best first."""
+        from arttag.scorers.semantic import SemanticScorer
+
         try:
-            semantic = self.ensemble.scorer("semantic")
+            semantic = self.ensemble.scorer("semantic", SemanticScorer)
         except KeyError:
             raise ModelError("this bundle has no semantic scorer") from None
         if not query.strip():
@@ -179,19 +441,38 @@ class BundleTagger:
         if self.encoder is None:
             raise ModelError("semantic tag search needs an encoder")
         vector = np.asarray(self.encoder.encode([query]), dtype=np.float32)[0]
-        return [(self.vocabulary.tags[i], s) for i, s in semantic.search(vector, limit)]  # type: ignore[attr-defined]
+        return [(self.vocabulary.tags[i], s) for i, s in semantic.search(vector, limit)]
 
 
-def load_tagger(bundle_dir: str | Path, encoder: TextEncoder | EncoderSettings | None = None) -> BundleTagger:
+def load_tagger(bundle_dir: str | Path, encoder: TextEncoder | EncoderSettings | None = None, *,
+                verify: bool = True) -> BundleTagger:
     """Load a bundle written by ``arttag train`` / :func:`arttag.training.train_bundle`.
+
+    ``bundle_dir`` is a pointer or a bundle directory; it is resolved once and everything is
+    read from that one directory (``tagger.directory``), after checking its files against the
+    manifest's hashes (``verify=False`` skips that). If retention deletes the version while it
+    is being read, the pointer is resolved again.
 
     ``encoder`` is an encoder instance, or :class:`EncoderSettings` to load the ONNX
     encoder, or None: then a bundle trained with the hashing fake gets a fresh one,
     and any other bundle must not need embeddings. The encoder's name must match
     the one the bundle was trained with (mixing embedding spaces breaks every similarity).
     """
-    directory = Path(bundle_dir)
+    for attempt in range(3):
+        directory = resolve_bundle(bundle_dir)
+        try:
+            return _load_directory(directory, encoder, verify)
+        except Exception:
+            if directory.exists() or attempt == 2:
+                raise
+            log.info("bundle version %s was removed while loading; resolving %s again", directory, bundle_dir)
+    raise AssertionError("unreachable")
+
+
+def _load_directory(directory: Path, encoder: TextEncoder | EncoderSettings | None, verify: bool) -> BundleTagger:
     manifest = read_manifest(directory)
+    if verify:
+        verify_bundle(directory, manifest)
     trained_with = manifest["encoder"]["name"]
     if isinstance(encoder, EncoderSettings):
         from arttag.encoders import load_encoder
@@ -207,7 +488,7 @@ def load_tagger(bundle_dir: str | Path, encoder: TextEncoder | EncoderSettings |
             path=str(directory),
         )
     vocabulary = Vocabulary.from_csv(directory / "vocabulary.csv")
-    ensemble = Ensemble.load(directory, vocabulary)
+    ensemble = load_ensemble(directory, vocabulary)
     if ensemble.needs_embeddings and encoder is None:
         raise ModelError(f"bundle {directory} needs the encoder {trained_with!r}", path=str(directory))
     return BundleTagger(directory, manifest, ensemble, encoder)

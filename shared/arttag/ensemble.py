@@ -1,7 +1,12 @@
-"""The two-step ensemble: candidates from every scorer, then a learned re-ranker.
+"""Ensembles compose scorers into one ranking; the two-step ensemble is the default kind.
 
-Step 1 (:meth:`Ensemble.gather`) asks each scorer for its top candidates and
-keeps its answer per source. Step 2 (:meth:`Ensemble.rank`) describes every
+:class:`BaseEnsemble` is the contract every kind fulfils (:func:`arttag.explain.build_suggestions`
+and the bundle need nothing more); the kind is named in the bundle's ``ensemble.json`` and
+looked up in :data:`ENSEMBLES` by :func:`load_ensemble`, as scorers are by name.
+
+The two-step ensemble (:class:`Ensemble`, kind ``two-step``): step 1
+(:meth:`BaseEnsemble.gather`) asks each scorer for its top candidates and keeps
+its answer per source. Step 2 (:meth:`Ensemble.rank`) describes every
 (artwork, candidate tag) pair by features (each scorer's score, rank and
 relative score, neighbour votes and similarities, the tag's prior frequency,
 how much support the tag's group has among the candidates, how many scorers
@@ -12,18 +17,20 @@ gradient-boosted classifier trained on artworks the scorers never saw (the
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar, overload
 
 import joblib
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from arttag.errors import ModelError
+from arttag.errors import ConfigurationError, ModelError
 from arttag.scorers.base import Batch, Candidates, Scorer
 from arttag.scorers.registry import get_scorer_class
 from arttag.vocabulary import Vocabulary
@@ -55,6 +62,15 @@ class Ranked:
 
     def proposed_by(self, i: int) -> list[str]:
         return [name for name, ranks in self.source_ranks.items() if ranks[i] > 0]
+
+    @classmethod
+    def sorted(cls, tags: np.ndarray, probs: np.ndarray, source_scores: dict[str, np.ndarray],
+               source_ranks: dict[str, np.ndarray]) -> Ranked:
+        """Aligned per-candidate arrays, reordered by probability (ties: by tag index)."""
+        order = np.lexsort((tags, -probs))
+        return cls(tags=tags[order], probs=probs[order],
+                   source_scores={k: v[order] for k, v in source_scores.items()},
+                   source_ranks={k: v[order] for k, v in source_ranks.items()})
 
 
 @dataclass
@@ -95,12 +111,117 @@ def _ranks(proposed: np.ndarray, tags: np.ndarray) -> np.ndarray:
     return np.where(hit, order[pos] + 1, 0).astype(np.float64)
 
 
-class Ensemble:
-    def __init__(self, vocabulary: Vocabulary, scorers: Sequence[Scorer], reranker: Any = None) -> None:
+S = TypeVar("S", bound=Scorer)
+
+
+class BaseEnsemble(ABC):
+    """Scorers composed into one ranking per artwork, keeping every scorer's scores and ranks
+    (:class:`Ranked`), which is what the explanations are built from.
+
+    A kind implements :meth:`rank`; it stores what it learned beside the scorers with
+    :meth:`_spec` (small, JSON) and :meth:`_save`, and reads it back in :meth:`_load`.
+    Register it in :data:`ENSEMBLES` under its :attr:`kind` so :func:`load_ensemble` finds it.
+
+    Example of another kind (the mean of the scorers' scores, nothing to learn)::
+
+        class MeanEnsemble(BaseEnsemble):
+            kind = "mean"
+
+            def rank(self, batch, cands=None):
+                cands = cands if cands is not None else self.gather(batch)
+                ranked = []
+                for row in range(len(batch)):
+                    tags, scores, ranks = self.source_views(batch, cands, row)
+                    ranked.append(Ranked.sorted(tags, np.mean(list(scores.values()), axis=0), scores, ranks))
+                return ranked, cands
+    """
+
+    kind: ClassVar[str]
+    """Its name in :data:`ENSEMBLES` and in the bundle's ``ensemble.json``."""
+
+    def __init__(self, vocabulary: Vocabulary, scorers: Sequence[Scorer]) -> None:
         if not scorers:
             raise ModelError("an ensemble needs at least one scorer")
         self.vocabulary = vocabulary
         self.scorers = list(scorers)
+
+    @property
+    def needs_embeddings(self) -> bool:
+        return any(s.needs_embeddings for s in self.scorers)
+
+    @overload
+    def scorer(self, name: str) -> Scorer: ...
+
+    @overload
+    def scorer(self, name: str, cls: type[S]) -> S: ...
+
+    def scorer(self, name: str, cls: type[Scorer] = Scorer) -> Scorer:
+        """The scorer called ``name``; with ``cls``, checked to be one (KeyError when absent)."""
+        for s in self.scorers:
+            if s.name == name:
+                if not isinstance(s, cls):
+                    raise ModelError(f"scorer {name!r} is a {type(s).__name__}, not a {cls.__name__}")
+                return s
+        raise KeyError(name)
+
+    def gather(self, batch: Batch) -> list[Candidates]:
+        """Step 1 of every kind: each scorer's own candidates, in scorer order."""
+        return [s.score(batch) for s in self.scorers]
+
+    def source_views(self, batch: Batch, cands: list[Candidates],
+                     row: int) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Every tag some scorer proposed for artwork ``row`` (sorted), with each scorer's score
+        for it and its 1-based rank among that scorer's candidates (0: not proposed)."""
+        tags = np.unique(np.concatenate([np.asarray(c.tags[row], dtype=np.int64) for c in cands]))
+        scores = {s.name: s.score_tags(batch, c, row, tags) for s, c in zip(self.scorers, cands)}
+        ranks = {s.name: _ranks(np.asarray(c.tags[row], dtype=np.int64), tags) for s, c in zip(self.scorers, cands)}
+        return tags, scores, ranks
+
+    @abstractmethod
+    def rank(self, batch: Batch, cands: list[Candidates] | None = None) -> tuple[list[Ranked], list[Candidates]]:
+        """Per artwork, the candidates sorted by probability (:class:`Ranked`), and the scorers'
+        candidates they came from (``cands``, when given, is what :meth:`gather` returned)."""
+
+    # -- storage -------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        for s in self.scorers:
+            s.save(directory / "scorers" / s.name)
+        spec = {"kind": self.kind, "scorers": [s.name for s in self.scorers], **self._spec()}
+        (directory / "ensemble.json").write_text(json.dumps(spec, indent=2) + "\n")
+        self._save(directory)
+
+    @classmethod
+    def load(cls, directory: Path, vocabulary: Vocabulary) -> BaseEnsemble:
+        spec = read_spec(directory)
+        kind = spec.get("kind", DEFAULT_KIND)
+        if kind != cls.kind:
+            raise ModelError(f"{directory / 'ensemble.json'} holds a {kind!r} ensemble, not {cls.kind!r}")
+        scorers = [get_scorer_class(name).load(directory / "scorers" / name, vocabulary) for name in spec["scorers"]]
+        return cls._load(directory, vocabulary, scorers, spec)
+
+    def _spec(self) -> dict[str, Any]:
+        """What this kind adds to ``ensemble.json``."""
+        return {}
+
+    def _save(self, directory: Path) -> None:
+        """Writes what this kind learned beside ``ensemble.json``."""
+
+    @classmethod
+    def _load(cls, directory: Path, vocabulary: Vocabulary, scorers: list[Scorer],
+              spec: dict[str, Any]) -> BaseEnsemble:
+        """The ensemble from its loaded scorers, ``ensemble.json`` and what :meth:`_save` wrote."""
+        return cls(vocabulary, scorers)
+
+
+class Ensemble(BaseEnsemble):
+    """The two-step ensemble: the scorers' candidates, merged by a learned re-ranker."""
+
+    kind = "two-step"
+
+    def __init__(self, vocabulary: Vocabulary, scorers: Sequence[Scorer], reranker: Any = None) -> None:
+        super().__init__(vocabulary, scorers)
         self.reranker = reranker
         self.threads = 1
         usage = np.array([t.usage for t in vocabulary], dtype=np.float64)
@@ -111,16 +232,6 @@ class Ensemble:
         self._area_code = _category_codes([t.area or "" for t in vocabulary])
         self.feature_names = self._feature_names()
 
-    @property
-    def needs_embeddings(self) -> bool:
-        return any(s.needs_embeddings for s in self.scorers)
-
-    def scorer(self, name: str) -> Scorer:
-        for s in self.scorers:
-            if s.name == name:
-                return s
-        raise KeyError(name)
-
     def _feature_names(self) -> list[str]:
         names = []
         for s in self.scorers:
@@ -130,11 +241,6 @@ class Ensemble:
         names += ["n_proposed", "log_usage", "unseen", "group_support", "group_candidates", "supervised_sum"]
         names += list(CATEGORICAL)
         return names
-
-    # -- step 1 -------------------------------------------------------------
-
-    def gather(self, batch: Batch) -> list[Candidates]:
-        return [s.score(batch) for s in self.scorers]
 
     # -- features ------------------------------------------------------------
 
@@ -189,12 +295,7 @@ class Ensemble:
         for f, size in zip(feats, sizes):
             probs = probs_all[start:start + size]
             start += size
-            order = np.lexsort((f.tags, -probs))
-            out.append(Ranked(
-                tags=f.tags[order], probs=probs[order],
-                source_scores={k: v[order] for k, v in f.source_scores.items()},
-                source_ranks={k: v[order] for k, v in f.source_ranks.items()},
-            ))
+            out.append(Ranked.sorted(f.tags, probs, f.source_scores, f.source_ranks))
         return out, cands
 
     def _merge(self, features: np.ndarray) -> np.ndarray:
@@ -254,25 +355,57 @@ class Ensemble:
 
     # -- storage -------------------------------------------------------------
 
-    def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        for s in self.scorers:
-            s.save(directory / "scorers" / s.name)
-        (directory / "ensemble.json").write_text(json.dumps(
-            {"scorers": [s.name for s in self.scorers], "features": self.feature_names}, indent=2) + "\n")
+    def _spec(self) -> dict[str, Any]:
+        return {"features": self.feature_names}
+
+    def _save(self, directory: Path) -> None:
         if self.reranker is not None:
             joblib.dump(self.reranker, directory / "reranker.joblib")
 
     @classmethod
-    def load(cls, directory: Path, vocabulary: Vocabulary) -> Ensemble:
-        try:
-            spec = json.loads((directory / "ensemble.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot read {directory / 'ensemble.json'}: {exc}") from exc
-        scorers = [get_scorer_class(name).load(directory / "scorers" / name, vocabulary) for name in spec["scorers"]]
+    def _load(cls, directory: Path, vocabulary: Vocabulary, scorers: list[Scorer],
+              spec: dict[str, Any]) -> Ensemble:
         path = directory / "reranker.joblib"
         reranker = joblib.load(path) if path.exists() else None
         ens = cls(vocabulary, scorers, reranker)
-        if ens.feature_names != spec["features"]:
+        if ens.feature_names != spec.get("features"):
             raise ModelError("bundle was trained with other re-ranker features; retrain it")
         return ens
+
+
+# -- registry -----------------------------------------------------------------
+
+ENSEMBLES: dict[str, str] = {
+    "two-step": "arttag.ensemble:Ensemble",
+}
+"""Ensemble kinds to their classes (``module:attribute``), imported only when a bundle names them."""
+
+DEFAULT_KIND = "two-step"
+"""The kind of a bundle whose ``ensemble.json`` names none (bundles written before kinds existed)."""
+
+
+def get_ensemble_class(kind: str) -> type[BaseEnsemble]:
+    try:
+        target = ENSEMBLES[kind]
+    except KeyError:
+        raise ConfigurationError(f"unknown ensemble kind {kind!r}; known: {', '.join(ENSEMBLES)}") from None
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def read_spec(directory: Path) -> dict[str, Any]:
+    """The bundle's ``ensemble.json``."""
+    path = directory / "ensemble.json"
+    try:
+        spec = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(spec, dict) or not isinstance(spec.get("scorers"), list):
+        raise ModelError(f"{path}: not an ensemble description (no scorer list)")
+    return spec
+
+
+def load_ensemble(directory: Path, vocabulary: Vocabulary) -> BaseEnsemble:
+    """The ensemble saved in ``directory``, of the kind its ``ensemble.json`` names."""
+    kind = read_spec(directory).get("kind", DEFAULT_KIND)
+    return get_ensemble_class(str(kind)).load(directory, vocabulary)

@@ -9,13 +9,24 @@ JSON Schemas for all of them are generated into ``schemas/`` by
 from __future__ import annotations
 
 import base64
-import json
+import functools
+import hashlib
 import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import pydantic_core
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from arttag import limits
 from arttag.errors import EventDecodeError
 
 SCHEMA_VERSION = 1
@@ -45,42 +56,84 @@ def _as_str_id(value: Any) -> Any:
 class AssignedTag(_Consumed):
     """A tag a cataloguer already gave the artwork."""
 
-    id: str
-    label: str | None = Field(None, description="Tag label, e.g. 'harbour'")
-    group: str | None = Field(None, description="Level-1 group, e.g. 'seascapes and coasts'")
+    id: str = Field(max_length=limits.MAX_ID_CHARS)
+    label: str | None = Field(None, max_length=limits.MAX_SHORT_TEXT_CHARS,
+                              description="Tag label, e.g. 'harbour'")
+    group: str | None = Field(None, max_length=limits.MAX_SHORT_TEXT_CHARS,
+                              description="Level-1 group, e.g. 'seascapes and coasts'")
 
     _coerce_id = field_validator("id", mode="before")(_as_str_id)
 
 
-class ArtworkMetadata(_Consumed):
-    """Catalogue metadata of one artwork, as in Tate's collection data."""
+_Short = Annotated[str, Field(max_length=limits.MAX_SHORT_TEXT_CHARS)]
+_Year = Annotated[int, Field(ge=limits.YEAR_MIN, le=limits.YEAR_MAX)]
 
-    title: str = Field(min_length=1)
-    artists: list[str] = Field(default_factory=list)
-    date: str | None = None
-    year: int | None = None
-    medium: str | None = None
-    classification: str | None = None
-    dimensions: str | None = None
-    group_title: str | None = Field(None, description="e.g. the sketchbook a drawing belongs to")
-    inscription: str | None = None
-    movements: list[str] = Field(default_factory=list)
-    description: str | None = None
-    acquisition_year: int | None = None
+
+class ArtworkMetadata(_Consumed):
+    """Catalogue metadata of one artwork, as in Tate's collection data.
+
+    Every field is bounded (:mod:`arttag.limits`), and so is all the text
+    together, so no record can make the model or an output arbitrarily large.
+    """
+
+    title: str = Field(min_length=1, max_length=limits.MAX_SHORT_TEXT_CHARS)
+    artists: list[_Short] = Field(default_factory=list, max_length=limits.MAX_LIST_ITEMS)
+    date: _Short | None = None
+    year: _Year | None = None
+    medium: _Short | None = None
+    classification: _Short | None = None
+    dimensions: _Short | None = None
+    group_title: _Short | None = Field(None, description="e.g. the sketchbook a drawing belongs to")
+    inscription: str | None = Field(None, max_length=limits.MAX_LONG_TEXT_CHARS)
+    movements: list[_Short] = Field(default_factory=list, max_length=limits.MAX_LIST_ITEMS)
+    description: str | None = Field(None, max_length=limits.MAX_LONG_TEXT_CHARS)
+    acquisition_year: _Year | None = None
     accession_number: str | None = Field(
-        None, max_length=64,
+        None, max_length=limits.MAX_ACCESSION_CHARS,
         description="The museum's accession number, e.g. D12345; neighbouring numbers were often catalogued together",
     )
-    tags: list[AssignedTag] = Field(default_factory=list)
+    tags: list[AssignedTag] = Field(default_factory=list, max_length=limits.MAX_TAGS)
+
+    @model_validator(mode="after")
+    def _bounded_as_a_whole(self) -> ArtworkMetadata:
+        # Checked here as well as per field: subclasses (the API's strict request models)
+        # redefine ``tags`` and the tag id, and inherit only this validator.
+        if len(self.tags) > limits.MAX_TAGS:
+            raise ValueError(f"at most {limits.MAX_TAGS} tags")
+        if any(len(t.id) > limits.MAX_ID_CHARS for t in self.tags):
+            raise ValueError(f"tag ids are at most {limits.MAX_ID_CHARS} characters")
+        total = text_chars(self)
+        if total > limits.MAX_TEXT_CHARS:
+            raise ValueError(
+                f"the artwork's text is {total} characters in all; at most {limits.MAX_TEXT_CHARS}"
+            )
+        return self
+
+
+def text_chars(artwork: ArtworkMetadata) -> int:
+    """Characters of every string of the artwork: fields, list items, assigned tags."""
+    total = 0
+    for value in artwork.__dict__.values():
+        if isinstance(value, str):
+            total += len(value)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, str):
+                    total += len(item)
+                elif isinstance(item, AssignedTag):
+                    total += len(item.id) + len(item.label or "") + len(item.group or "")
+    return total
 
 
 class _ArtworkEventBase(_Consumed):
     schema_version: Literal[1] = SCHEMA_VERSION
-    event_id: str = Field(default_factory=new_event_id)
+    event_id: str = Field(default_factory=new_event_id, max_length=limits.MAX_ID_CHARS)
     occurred_at: datetime = Field(default_factory=utc_now)
-    source: str = Field("catalogue", description="System that emitted the event")
-    artwork_id: str = Field(min_length=1, description="Also the Kafka message key")
-    revision: int = Field(ge=0, description="Catalogue revision; higher is newer")
+    source: str = Field("catalogue", max_length=limits.MAX_ID_CHARS,
+                        description="System that emitted the event")
+    artwork_id: str = Field(min_length=1, max_length=limits.MAX_ID_CHARS,
+                            description="Also the Kafka message key")
+    revision: int = Field(ge=0, le=limits.MAX_REVISION, description="Catalogue revision; higher is newer")
     artwork: ArtworkMetadata
 
     _coerce_id = field_validator("artwork_id", mode="before")(_as_str_id)
@@ -206,7 +259,13 @@ class TagFeedbackGiven(_Produced):
 
 
 class DeadLetter(_Produced):
-    """A message that could not be processed, kept whole. Topic ``arttag.deadletter.v1``."""
+    """A message that could not be processed. Topic ``arttag.deadletter.v1``.
+
+    The original key and value are kept whole when the dead letter stays within
+    the worker's record size (``ARTTAG_MAX_RECORD_BYTES``); otherwise only their
+    first bytes are kept (``truncated``), with their length and sha256, and
+    ``topic``/``partition``/``offset`` say where to fetch the original.
+    """
 
     schema_version: Literal[1] = SCHEMA_VERSION
     event_type: Literal["dead_letter"] = "dead_letter"
@@ -219,12 +278,51 @@ class DeadLetter(_Produced):
     error_type: str
     consumer: str
     failed_at: datetime = Field(default_factory=utc_now)
+    truncated: bool = Field(
+        False, description="original_value_b64 and original_key_b64 hold only the first bytes of the original"
+    )
+    original_value_length: int | None = Field(None, description="Bytes of the original value")
+    original_value_sha256: str | None = Field(None, description="sha256 (hex) of the original value")
+    original_key_length: int | None = Field(None, description="Bytes of the original key")
+    original_key_sha256: str | None = Field(None, description="sha256 (hex) of the original key")
+    attempts: int | None = Field(
+        None, description="How many times processing of the message began (reason repeated-failure)"
+    )
 
     @staticmethod
     def encode_bytes(raw: bytes | None) -> str | None:
         return None if raw is None else base64.b64encode(raw).decode("ascii")
 
+    @classmethod
+    def for_message(
+        cls,
+        value: bytes | None,
+        key: bytes | None,
+        *,
+        keep_whole: bool = True,
+        prefix_bytes: int = limits.DEAD_LETTER_PREFIX_BYTES,
+        **fields: Any,
+    ) -> DeadLetter:
+        """A dead letter holding ``value`` and ``key`` whole, or their first ``prefix_bytes``;
+        lengths and digests are recorded either way."""
+        def cut(raw: bytes | None) -> bytes | None:
+            return raw if keep_whole or raw is None else raw[:prefix_bytes]
+
+        return cls(
+            original_value_b64=cls.encode_bytes(cut(value)),
+            original_key_b64=cls.encode_bytes(cut(key)),
+            truncated=not keep_whole and any(
+                raw is not None and len(raw) > prefix_bytes for raw in (value, key)
+            ),
+            original_value_length=None if value is None else len(value),
+            original_value_sha256=None if value is None else hashlib.sha256(value).hexdigest(),
+            original_key_length=None if key is None else len(key),
+            original_key_sha256=None if key is None else hashlib.sha256(key).hexdigest(),
+            **fields,
+        )
+
     def original_value(self) -> bytes | None:
+        """The original value, or its first bytes when ``truncated``."""
         return None if self.original_value_b64 is None else base64.b64decode(self.original_value_b64)
 
     def original_key(self) -> bytes | None:
@@ -240,27 +338,41 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+@functools.lru_cache(maxsize=None)
+def _adapter(model: Any) -> TypeAdapter:
+    return TypeAdapter(model)
+
+
 def decode_event(raw: bytes | None, model: Any) -> Any:
     """Bytes to a validated event; raises EventDecodeError saying what is wrong and where.
 
     ``model`` is a pydantic model class or an annotated union such as ArtworkEvent.
+    Any bytes either decode or raise EventDecodeError: messages over
+    ``limits.MAX_EVENT_BYTES`` are refused unread, and the JSON parser bounds
+    nesting (``limits.MAX_JSON_DEPTH``) and refuses lone UTF-16 surrogates, which
+    no output could encode.
     """
-    from pydantic import TypeAdapter
-
     if raw is None:
         raise EventDecodeError("empty message (no value)", reason="empty")
+    if len(raw) > limits.MAX_EVENT_BYTES:
+        raise EventDecodeError(
+            f"message is {len(raw)} bytes; events are at most {limits.MAX_EVENT_BYTES}",
+            reason="too_large",
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise EventDecodeError(f"message is not UTF-8: {exc}", reason="undecodable") from exc
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
+        # pydantic-core's parser, not json.loads: that one raises RecursionError on deep
+        # nesting, and accepts "\ud800" escapes that later fail to encode.
+        data = pydantic_core.from_json(text, cache_strings=False)
+    except ValueError as exc:
         raise EventDecodeError(f"message is not JSON: {exc}", reason="invalid_json") from exc
     if not isinstance(data, dict):
         raise EventDecodeError("message is JSON but not an object", reason="schema")
     try:
-        return TypeAdapter(model).validate_python(data)
+        return _adapter(model).validate_python(data)
     except ValidationError as exc:
         fields = [".".join(str(p) for p in e["loc"]) for e in exc.errors()]
         raise EventDecodeError(

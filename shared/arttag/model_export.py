@@ -41,7 +41,8 @@ SAMPLE_CATALOGUE = Path(__file__).parent / "data" / "tate_sample.jsonl.gz"
 class QuantRecipe:
     """How the int8 variant is made: SmoothQuant, then static (calibrated) QDQ int8 of the weight MatMuls.
 
-    Why each choice (cosines to fp32 on the encoder benchmark's 512 Tate texts, all-mpnet-base-v2):
+    Why each choice (the alternatives measured, with their cosines to fp32, are in
+    docs/decisions.md):
 
     - **static, not dynamic**: dynamic quantization computes activation scales
       from the whole batch at run time, so a text's embedding would depend on
@@ -52,23 +53,17 @@ class QuantRecipe:
       the rest; one per-tensor uint8 scale sized for them leaves the others a
       handful of levels. Dividing each channel by ``s`` and multiplying the weight
       rows by ``s`` is exact in fp32 and moves most of the outliers into the
-      per-channel weight scales. Every MatMul int8: alpha 0.7 mean cosine 0.9944,
-      0.8: 0.99506, 0.85: 0.9943; 0.8 with the FFN input (second LayerNorm
-      output) at 0.7: 0.99560 (0.6: 0.99506, 0.75: 0.99549); a higher alpha for
-      the GELU outputs (0.9) or a per-layer alpha searched on simulated error: worse.
+      per-channel weight scales.
     - **only MatMuls with a weight**: the activation-by-activation attention
       products are a small share of the FLOPs at catalogue text lengths.
     - **no output quantization** (``OpTypesToExcludeOutputQuantization``): the
       MatMul results stay float (onnxruntime runs int8 x int8 -> float), saving
       a requantization error per layer.
     - **the FFN output projection of layer 1 stays fp32**: its input (an early
-      GELU output) is the hardest to quantize; 1 of 72 MatMuls (~3 % of the
-      FLOPs) for mean / min cosine 0.99575 / 0.9872 instead of 0.99560 / 0.9856.
+      GELU output) is the hardest to quantize; 1 of 72 MatMuls (~3 % of the FLOPs).
     - **per-channel int8 weights** (symmetric), uint8 activations (asymmetric).
     - **MinMax calibration on 128 single texts**: ranges from unpadded inputs,
-      so padding never widens them. More texts widen the ranges and cost
-      resolution (512 texts, alpha 0.7: 0.9932 vs 0.9944); a moving average of per-text ranges did not
-      help; onnxruntime's percentile calibrator cannot take texts of different lengths.
+      so padding never widens them; more texts widen the ranges and cost resolution.
     """
 
     name: str = "smoothquant-static-qdq-v3"

@@ -16,6 +16,8 @@ import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from arttag import limits
+
 
 def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("arttag"))
@@ -93,6 +95,13 @@ class CommonSettings(BaseSettings):
         default_factory=lambda: default_cache_dir() / "bundles" / "current",
         description="Trained model bundle used for suggestions",
     )
+    bundle_reload_interval_s: float = Field(
+        30.0, ge=0,
+        description="How often the worker and the API look for a new current bundle (hot reload); 0 disables",
+    )
+    bundle_keep_versions: int = Field(
+        3, ge=1, description="Bundle versions `arttag train` keeps behind the pointer (never the current one)"
+    )
     log_level: str = "INFO"
 
 
@@ -116,6 +125,22 @@ class StreamSettings(CommonSettings):
     commit_interval_s: float = Field(1.0, gt=0, description="How often acknowledged offsets are committed")
     session_timeout_s: float = Field(30.0, gt=0, description="Consumer group session timeout")
     heartbeat_interval_s: float = Field(3.0, gt=0)
+    group_instance_id: str | None = Field(
+        None, min_length=1, max_length=249,
+        description="Static group membership (KIP-345): a worker restarted under the same id gets "
+        "its partitions back at once instead of after the session timeout. Unique per worker; "
+        "unset: dynamic membership",
+    )
+    max_record_bytes: int = Field(
+        limits.DEFAULT_MAX_RECORD_BYTES, ge=limits.MIN_RECORD_BYTES,
+        description="No record the worker publishes is larger (key, value, headers); keep it "
+        "below the broker's message.max.bytes. Larger dead letters keep a prefix of the original",
+    )
+    max_attempts: int = Field(
+        3, ge=0,
+        description="A message whose processing began this many times without finishing (the "
+        "worker crashed or was killed) is dead-lettered as repeated-failure; 0: never",
+    )
 
 
 class ApiSettings(CommonSettings):

@@ -1,4 +1,5 @@
-"""The Tagger contract the stream worker and the API call; a trained bundle implements it."""
+"""The contracts the stream worker and the API call: :class:`Tagger` (suggestions) and
+:class:`TagCatalogue` (the vocabulary behind them); a trained bundle implements both."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from arttag.events import ArtworkMetadata, TagSuggestion
+from arttag.vocabulary import Tag, Vocabulary
 
 
 class SuggestOptions(BaseModel):
@@ -22,6 +24,19 @@ class SuggestOptions(BaseModel):
     include_groups: list[str] | None = Field(None, description="Only tags of these level-1 groups")
     exclude_groups: list[str] = Field(default_factory=list)
     only_new: bool = Field(False, description="Leave out tags the artwork already has")
+
+    def keeps(self, tag_id: str, group: str | None, assigned: set[str]) -> bool:
+        """Whether a ranked tag passes the tag, group and ``only_new`` filters (``assigned``: the
+        artwork's own tag ids); ``limit`` and ``min_confidence`` are the ranking loop's."""
+        if self.include_tags is not None and tag_id not in self.include_tags:
+            return False
+        if tag_id in self.exclude_tags:
+            return False
+        if self.include_groups is not None and (group or "") not in self.include_groups:
+            return False
+        if (group or "") in self.exclude_groups:
+            return False
+        return not (self.only_new and tag_id in assigned)
 
 
 @runtime_checkable
@@ -40,3 +55,27 @@ class Tagger(Protocol):
     def suggest(
         self, artworks: Sequence[ArtworkMetadata], options: SuggestOptions | None = None
     ) -> list[list[TagSuggestion]]: ...
+
+
+@runtime_checkable
+class TagCatalogue(Protocol):
+    """The tags a tagger suggests from: the API's vocabulary lookups and tag search.
+
+    Example::
+
+        tag = tagger.vocabulary.get("1234")
+        hits = tagger.search_tags_semantic("sailing ships", limit=5)  # [(Tag, similarity), ...]
+    """
+
+    @property
+    def vocabulary(self) -> Vocabulary: ...
+
+    def search_tags_semantic(self, query: str, limit: int = 20) -> list[tuple[Tag, float]]:
+        """Tags whose text is closest in meaning to ``query``, best first; raises
+        :class:`arttag.errors.ModelError` when this tagger cannot search by meaning."""
+        ...
+
+
+@runtime_checkable
+class CatalogueTagger(Tagger, TagCatalogue, Protocol):
+    """Both contracts: what the API serves (:class:`arttag.bundle.BundleTagger`, :class:`arttag.testing.FakeTagger`)."""

@@ -283,8 +283,10 @@ def train_bundle(
     params: TrainParams | dict[str, Any] | None = None,
     cache_dir: str | Path | None = None,
     progress: bool = False,
+    keep: int = 3,
 ) -> dict[str, Any]:
-    """Train on a catalogue file and write a versioned bundle to ``out_dir``; returns its manifest.
+    """Train on a catalogue file, write a new bundle version and point ``out_dir`` at it; returns
+    its manifest. ``keep`` versions stay behind the pointer (:func:`arttag.bundle.write_bundle`).
 
     Example (a few seconds on the bundled sample)::
 
@@ -306,7 +308,7 @@ def train_bundle(
     return write_bundle(
         Path(out_dir), ensemble, encoder, params,
         data={"path": str(catalogue), "sha256": file_sha256(catalogue), **_catalogue_summary(cat_report)},
-        report=report, metrics=metrics,
+        report=report, metrics=metrics, keep=keep,
     )
 
 

@@ -89,18 +89,29 @@ def test_suggest_uses_the_configured_limit_by_default(client):
     assert len(r.json()["suggestions"]) == 3
 
 
-def test_batch_is_one_tagger_call_in_input_order(client, tagger):
-    titles = ["Fishing boats at sea", "A hill with a castle", "Portrait of a woman"]
-    items = [{"id": f"a{i}", "artwork": {"title": t}} for i, t in enumerate(titles)]
-    tagger.calls.clear()
+BATCH_TITLES = ["Fishing boats at sea", "A hill with a castle", "Portrait of a woman"]
+
+
+def _batch(client) -> list[dict]:
+    items = [{"id": f"a{i}", "artwork": {"title": t}} for i, t in enumerate(BATCH_TITLES)]
     r = client.post("/v1/suggest/batch", json={"artworks": items, "options": {"limit": 2}})
     assert r.status_code == 200, r.text
     results = r.json()["results"]
-    assert tagger.calls == [3]
     assert [x["id"] for x in results] == ["a0", "a1", "a2"]
-    for title, result in zip(titles, results):
+    return results
+
+
+def test_batch_answers_each_artwork_as_a_single_request_would(client):
+    for title, result in zip(BATCH_TITLES, _batch(client)):
         single = _suggest(client, {"title": title}, limit=2)
         assert [s["tag_id"] for s in result["suggestions"]] == [s["tag_id"] for s in single]
+
+
+def test_batch_is_one_tagger_call_in_input_order(settings, parts, fake_tagger):
+    with make_client(settings, {**parts, "tagger": fake_tagger}) as client:
+        results = _batch(client)
+    assert fake_tagger.calls == [3]
+    assert [[s["tag_id"] for s in x["suggestions"]] for x in results] == [["fishing"], ["a"], ["portrait"]]
 
 
 def test_batch_over_max_batch_is_422_naming_the_field(client):
@@ -248,22 +259,21 @@ def test_not_ready_while_the_model_is_missing(settings, parts, tmp_path):
         assert c.get("/readyz").json()["model_loaded"] is False
 
 
-def test_waiting_requests_share_one_tagger_call(tagger):
+def test_waiting_requests_share_one_tagger_call(fake_tagger):
     from arttag.events import ArtworkMetadata
     from arttag.tagger import SuggestOptions
     from arttag_api.batcher import SuggestBatcher
 
-    batcher = SuggestBatcher(lambda: tagger, max_batch=64)
+    batcher = SuggestBatcher(lambda: fake_tagger, max_batch=64)
     try:
         options = SuggestOptions(limit=2)
-        tagger.calls.clear()
         big = batcher.submit([ArtworkMetadata(title=f"Study {i}") for i in range(16)], options)
         singles = [batcher.submit([ArtworkMetadata(title=t)], options) for t in ("Boats", "Castle", "Hill")]
         other = batcher.submit([ArtworkMetadata(title="Sea")], SuggestOptions(limit=1))
         assert len(big.result(60)) == 16 and all(len(f.result(60)) == 1 for f in singles)
         assert len(other.result(60)[0]) == 1
         # the singles queued while the big call ran and went in together; other options run apart
-        assert sum(tagger.calls) == 20 and len(tagger.calls) <= 3
+        assert sum(fake_tagger.calls) == 20 and len(fake_tagger.calls) <= 3
     finally:
         batcher.close()
 

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from arttag.errors import ModelError
 from arttag.events import ArtworkMetadata, TagFeedbackGiven, TagSuggestion
+from arttag.fake_tagger import FakeTagger
 from arttag.settings import ApiSettings
 from arttag.tagger import SuggestOptions
 from arttag_api.app import create_app
@@ -28,6 +29,12 @@ KEY = "limits-test-key"
 LOCAL = ("127.0.0.1", 50000)
 ARTWORK = {"title": "A Fishing Boat in Dieppe Harbour", "medium": "Watercolour on paper"}
 SUGGEST = {"artwork": ARTWORK, "options": {"limit": 2}}
+
+
+@pytest.fixture
+def tagger() -> FakeTagger:
+    """The library's fake: these tests are about what reaches the tagger, not what it answers."""
+    return FakeTagger()
 
 
 def _settings(**changes) -> ApiSettings:
@@ -162,9 +169,9 @@ def test_oversized_requests_are_refused_up_front_so_a_normal_request_is_not_queu
 # --- the bounded tagger queue ------------------------------------------------------------------
 
 class GatedTagger:
-    """A real tagger that waits for ``release`` inside every call, so a test can fill the queue."""
+    """A tagger that waits for ``release`` inside every call, so a test can fill the queue."""
 
-    def __init__(self, tagger) -> None:  # noqa: ANN001
+    def __init__(self, tagger: FakeTagger) -> None:
         self._tagger = tagger
         self.entered = threading.Event()
         self.release = threading.Event()

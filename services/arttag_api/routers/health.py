@@ -32,6 +32,10 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     tagger = services.tagger
     if tagger is None:
         detail.append(services.tagger_error or "model bundle loading")
+    watcher = services.watcher
+    if tagger is not None and watcher is not None and watcher.last_error:
+        # still ready: the previous model serves; this says why the new one does not
+        detail.append(f"new model bundle refused, {tagger.model_version} keeps serving: {watcher.last_error}")
     broker = await run_in_threadpool(services.broker_check)
     if not broker:
         detail.append("Kafka not reachable (the server log names the address)")

@@ -22,20 +22,6 @@ def _public(tag: Tag) -> dict[str, Any]:
     return {"id": tag.id, "label": tag.label, "group": tag.group, "area": tag.area, "usage": tag.usage}
 
 
-def _semantic_pairs(hits: Any) -> list[tuple[Tag, float | None]]:
-    """Normalises what ``search_tags_semantic`` returns: (Tag, score) pairs or objects with tag/score."""
-    pairs: list[tuple[Tag, float | None]] = []
-    for hit in hits:
-        if isinstance(hit, Tag):
-            pairs.append((hit, None))
-        elif isinstance(hit, tuple):
-            pairs.append((hit[0], float(hit[1]) if len(hit) > 1 else None))
-        else:
-            score = getattr(hit, "score", getattr(hit, "similarity", None))
-            pairs.append((hit.tag, None if score is None else float(score)))
-    return pairs
-
-
 @router.get("", response_model=TagSearchPublic, summary="Search the vocabulary by label",
             responses=problem_responses(401, 403, 422, 429, 503))
 async def search_tags(
@@ -53,17 +39,12 @@ async def search_tags(
             hits.append(TagHitPublic(**_public(tag), match="prefix"))
             seen.add(tag.id)
     if mode in ("semantic", "both") and len(hits) < limit:
-        search = getattr(tagger, "search_tags_semantic", None)
-        if search is None:
-            if mode == "semantic":
-                raise HTTPException(503, "the loaded tagger offers no semantic tag search")
-        else:
-            # the encoder runs here: keep it off the event loop
-            found = await run_in_threadpool(search, q, limit)
-            for tag, score in _semantic_pairs(found):
-                if tag.id not in seen and len(hits) < limit:
-                    hits.append(TagHitPublic(**_public(tag), match="semantic", score=score))
-                    seen.add(tag.id)
+        # the encoder runs here: keep it off the event loop
+        found = await run_in_threadpool(tagger.search_tags_semantic, q, limit)
+        for tag, score in found:
+            if tag.id not in seen and len(hits) < limit:
+                hits.append(TagHitPublic(**_public(tag), match="semantic", score=float(score)))
+                seen.add(tag.id)
     return TagSearchPublic(query=q, mode=mode, tags=hits)
 
 

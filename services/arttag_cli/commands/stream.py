@@ -91,7 +91,7 @@ def _replay(args: argparse.Namespace) -> int:
                                      dry_run=args.dry_run)
         verb = "would re-submit" if args.dry_run else "re-submitted"
         print(f"{verb} {report.resubmitted} dead letters {report.by_topic}; "
-              f"{report.unreadable} unreadable records")
+              f"{report.unreadable} unreadable records, {report.unavailable} originals no longer available")
         return 0
     from arttag_stream.runner import load_stream_tagger
 

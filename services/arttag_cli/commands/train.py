@@ -17,7 +17,9 @@ from arttag.settings import CliSettings, default_cache_dir
 def register(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train a model bundle from a catalogue (JSON lines, optionally gzipped)")
     t.add_argument("catalogue", type=Path)
-    t.add_argument("--out", type=Path, default=None, help="bundle folder (default: ARTTAG_BUNDLE_DIR)")
+    t.add_argument("--out", type=Path, default=None,
+                   help="bundle pointer (default: ARTTAG_BUNDLE_DIR); the new version goes to versions/ "
+                        "next to it, and the pointer is swapped to it atomically")
     t.add_argument("--encoder", choices=("onnx", "hashing"), default="onnx",
                    help="onnx: the exported MPNet (ARTTAG_ENCODER__*); hashing: the dependency-free fake")
     t.add_argument("--model-version", default=None, help="override the derived model version")
@@ -74,8 +76,11 @@ def _train(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"invalid training parameters: {exc}") from exc
     out = args.out or settings.bundle_dir
     manifest = train_bundle(args.catalogue, out, _encoder(args.encoder, settings), params,
-                            cache_dir=_cache_dir(args.embedding_cache), progress=True)
-    print(f"bundle {manifest['model_version']} written to {out}")
+                            cache_dir=_cache_dir(args.embedding_cache), progress=True,
+                            keep=settings.bundle_keep_versions)
+    from arttag.bundle import resolve_bundle
+
+    print(f"bundle {manifest['model_version']} written to {resolve_bundle(out)}; {out} points at it")
     data = manifest["data"]
     print(f"catalogue: {data['rows_read']} rows, {data['bad_rows']} bad row(s) skipped")
     for b in data["bad_row_examples"]:
@@ -89,9 +94,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _load(bundle: Path | None, settings: CliSettings) -> Any:
-    from arttag.bundle import load_tagger, read_manifest
+    from arttag.bundle import load_tagger, read_manifest, resolve_bundle
 
-    directory = bundle or settings.bundle_dir
+    directory = resolve_bundle(bundle or settings.bundle_dir)  # once: a swap meanwhile changes nothing here
     trained_with = read_manifest(directory)["encoder"]["name"]
     encoder = None if str(trained_with).startswith("hashing-") else settings.encoder
     return load_tagger(directory, encoder)

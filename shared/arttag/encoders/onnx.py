@@ -153,7 +153,7 @@ class OnnxEncoder:
         A batch holds at most ``batch_size`` texts and is closed early when the
         next (shorter) text would push padding above ``max_padding`` of the real
         tokens, unless the batch is still too small (``min_batch_tokens``) to keep
-        the matrix multiplications efficient. One long text thus no longer makes
+        the matrix multiplications efficient. One long text thus does not make
         31 short ones pay for its length.
         """
         order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)

@@ -17,7 +17,6 @@ import bisect
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from pydantic import Field
@@ -81,7 +80,7 @@ class AccessionScorer(KnnVoting):
         self._save_training(directory)
         (directory / "series.json").write_text(json.dumps(self.series))
 
-    def _load(self, directory: Path, context: dict[str, Any]) -> None:
+    def _load(self, directory: Path) -> None:
         self._load_training(directory)
         raw = json.loads((directory / "series.json").read_text())
         self._set_series({p: [(int(n), int(i)) for n, i in items] for p, items in raw.items()})

@@ -5,9 +5,10 @@ A scorer learns from a :class:`Corpus` of tagged training artworks and, for a
 scores (:class:`Candidates`). It can score any other tag on request
 (:meth:`Scorer.score_tags`, used by the ensemble to fill in the candidates
 other scorers proposed) and explain any score with the evidence that produced
-it (:meth:`Scorer.explain`).
+it (:meth:`Scorer.explain`), and say in a few words what that evidence shows
+(:meth:`Scorer.summarise_evidence`, for the suggestion's one-sentence summary).
 
-Example of a new scorer::
+Example of a new scorer (it proposes the most used tags to every artwork)::
 
     class PriorScorer(Scorer):
         name = "prior"
@@ -16,16 +17,23 @@ Example of a new scorer::
             self.prior = np.asarray(corpus.labels.sum(axis=0)).ravel() / corpus.labels.shape[0]
 
         def _score(self, batch, limit):
-            top = np.argsort(-self.prior)[:limit]
-            return self._candidates([(top, self.prior[top])] * len(batch), state=None)
+            top = top_k(self.prior, limit)
+            return Candidates(self.name, [top] * len(batch), [self.prior[top]] * len(batch))
 
         def _score_tags(self, batch, cands, row, tags):
             return self.prior[tags]
+
+        def _save(self, directory):
+            np.save(directory / "prior.npy", self.prior)
+
+        def _load(self, directory):
+            self.prior = np.load(directory / "prior.npy")
+
+Register it in :data:`arttag.scorers.registry.SCORERS` to train and load it by name.
 """
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,7 +45,7 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
 
 from arttag.errors import ModelError
-from arttag.events import ArtworkMetadata, Evidence
+from arttag.events import ArtworkMetadata, Evidence, NeighbourEvidence, TagTextEvidence, TermEvidence
 from arttag.text import build_fields, build_text
 from arttag.vocabulary import Vocabulary
 
@@ -100,7 +108,7 @@ class Candidates:
 
 
 class Scorer(ABC):
-    """Base class of every scorer. Public: fit, score, score_tags, explain, save, load."""
+    """Base class of every scorer. Public: fit, score, score_tags, explain, summarise_evidence, save, load."""
 
     name: ClassVar[str] = "base"
     Params: ClassVar[type[ScorerParams]] = ScorerParams
@@ -156,19 +164,33 @@ class Scorer(ABC):
         self._check_fitted()
         return self._explain(batch, cands, row, tag, max_evidence)
 
+    def cites(self, score: float, rank: int) -> bool:
+        """Whether this scorer's view of a tag goes into the tag's explanation, given the score it
+        gave the tag and its 1-based rank among its own candidates (0: not proposed).
+        By default when it scored or proposed the tag."""
+        return score > 0 or rank > 0
+
+    def summarise_evidence(self, evidence: Sequence[Evidence]) -> list[str]:
+        """Phrases for the suggestion's one-sentence summary about ``evidence``, what :meth:`explain`
+        gave for one tag (:func:`arttag.explain.summarise` joins them). Empty by default: the
+        scorer is then only named among those that proposed the tag. A scorer overrides it for
+        the evidence its ``_explain`` gives, with :meth:`_neighbours_phrase`, :meth:`_terms_phrase`
+        and :meth:`_tag_text_phrase` or its own wording."""
+        return []
+
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "params.json").write_text(self.params.model_dump_json(indent=2) + "\n")
         self._save(directory)
 
     @classmethod
-    def load(cls, directory: Path, vocabulary: Vocabulary, context: dict[str, Any] | None = None) -> Scorer:
+    def load(cls, directory: Path, vocabulary: Vocabulary) -> Scorer:
         try:
             params = cls.Params.model_validate_json((directory / "params.json").read_text())
         except (OSError, ValueError) as exc:
             raise ModelError(f"{cls.name}: cannot read {directory / 'params.json'}: {exc}") from exc
         scorer = cls(vocabulary, params)
-        scorer._load(directory, context or {})
+        scorer._load(directory)
         scorer._fitted = True
         return scorer
 
@@ -189,10 +211,33 @@ class Scorer(ABC):
     def _save(self, directory: Path) -> None:
         raise NotImplementedError
 
-    def _load(self, directory: Path, context: dict[str, Any]) -> None:
+    def _load(self, directory: Path) -> None:
         raise NotImplementedError
 
     # -- helpers -------------------------------------------------------------
+
+    def _neighbours_phrase(self, evidence: Sequence[Evidence]) -> list[str]:
+        """How many cited artworks carry the tag (related as :attr:`cited_artworks` says), and the closest."""
+        neighbours = [e for e in evidence if isinstance(e, NeighbourEvidence)]
+        if not neighbours:
+            return []
+        best = neighbours[0]
+        return [f"{self.name}: {len(neighbours)} {self.cited_artworks} carry it "
+                f"(closest '{best.title}', similarity {best.similarity:.2f})"]
+
+    def _terms_phrase(self, evidence: Sequence[Evidence], shown: int = 3) -> list[str]:
+        """The first ``shown`` words with their fields."""
+        terms = [e for e in evidence if isinstance(e, TermEvidence)]
+        if not terms:
+            return []
+        return [f"{self.name} words: " + ", ".join(f"'{t.term}' ({t.field})" for t in terms[:shown])]
+
+    def _tag_text_phrase(self, evidence: Sequence[Evidence]) -> list[str]:
+        """The tag text compared and its similarity."""
+        texts = [e for e in evidence if isinstance(e, TagTextEvidence)]
+        if not texts:
+            return []
+        return [f"{self.name}: tag text '{texts[0].tag_text}' similarity {texts[0].similarity:.2f}"]
 
     def _check_fitted(self) -> None:
         if not self._fitted:
@@ -216,6 +261,3 @@ def top_k(values: np.ndarray, k: int) -> np.ndarray:
         part = np.arange(len(values))
     return part[np.lexsort((part, -values[part]))]
 
-
-def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

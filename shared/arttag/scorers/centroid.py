@@ -8,8 +8,8 @@ It generalises where single neighbours are noisy (tags with many examples).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -75,6 +75,9 @@ class CentroidScorer(Scorer):
                                          similarity=round(float(self.embeddings[j] @ q), 4)))
         return out
 
+    def summarise_evidence(self, evidence: Sequence[Evidence]) -> list[str]:
+        return self._neighbours_phrase(evidence)
+
     def _save(self, directory: Path) -> None:
         import json
 
@@ -83,7 +86,7 @@ class CentroidScorer(Scorer):
         np.save(directory / "embeddings.npy", self.embeddings.astype(np.float16))
         sp.save_npz(directory / "members.npz", sp.csc_matrix(self.members, dtype=np.float32))
 
-    def _load(self, directory: Path, context: dict[str, Any]) -> None:
+    def _load(self, directory: Path) -> None:
         import json
 
         with open(directory / "items.json", encoding="utf-8") as fh:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from pydantic import Field
@@ -56,7 +55,7 @@ class GroupScorer(KnnVoting):
         with open(directory / "groups.json", "w", encoding="utf-8") as fh:
             json.dump({g: v.tolist() for g, v in self.members.items()}, fh, ensure_ascii=False)
 
-    def _load(self, directory: Path, context: dict[str, Any]) -> None:
+    def _load(self, directory: Path) -> None:
         self._load_training(directory)
         with open(directory / "groups.json", encoding="utf-8") as fh:
             self.members = {g: np.array(v, dtype=np.int64) for g, v in json.load(fh).items()}

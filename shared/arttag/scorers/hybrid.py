@@ -8,7 +8,6 @@ that are close in both are the most reliable voters. Voting and evidence as in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import joblib
 import numpy as np
@@ -55,7 +54,7 @@ class HybridKnnScorer(KnnVoting):
         sp.save_npz(directory / "matrix_t.npz", self.matrix_t)
         np.save(directory / "embeddings.npy", self.embeddings.astype(np.float16))
 
-    def _load(self, directory: Path, context: dict[str, Any]) -> None:
+    def _load(self, directory: Path) -> None:
         self._load_training(directory)
         self.vectorizer = joblib.load(directory / "vectorizer.joblib")
         self.matrix_t = sp.load_npz(directory / "matrix_t.npz").tocsr()

@@ -10,8 +10,8 @@ so a score is exactly explained by the voters it cites (:class:`NeighbourEvidenc
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -144,6 +144,13 @@ class KnnVoting(Scorer):
             for j, s in self.voters(cands, row, tag)[:max_evidence]
         ]
 
+    def cites(self, score: float, rank: int) -> bool:
+        # A voting score is exactly its voters: without a score there is nothing to cite.
+        return score > 0
+
+    def summarise_evidence(self, evidence: Sequence[Evidence]) -> list[str]:
+        return self._neighbours_phrase(evidence)
+
     # -- storage -------------------------------------------------------------
 
     def _save_training(self, directory: Path) -> None:
@@ -189,6 +196,6 @@ class EmbeddingKnnScorer(KnnVoting):
         self._save_training(directory)
         np.save(directory / "embeddings.npy", self.matrix.astype(np.float16))
 
-    def _load(self, directory: Path, context: dict[str, Any]) -> None:
+    def _load(self, directory: Path) -> None:
         self._load_training(directory)
         self.matrix = np.load(directory / "embeddings.npy").astype(np.float32)

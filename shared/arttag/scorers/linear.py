@@ -17,8 +17,8 @@ largest positive ones (field, word, contribution) and the embedding's.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import joblib
 import numpy as np
@@ -105,12 +105,15 @@ class LinearScorer(Scorer):
         parts.sort(key=lambda p: -p[2])
         return [TermEvidence(field=f, term=t, weight=round(c, 4)) for f, t, c in parts[:max_evidence]]
 
+    def summarise_evidence(self, evidence: Sequence[Evidence]) -> list[str]:
+        return self._terms_phrase(evidence)
+
     def _save(self, directory: Path) -> None:
         joblib.dump(self.vectorizer, directory / "vectorizer.joblib", compress=3)
         np.savez_compressed(directory / "linear.npz", components=self.components.astype(np.float16),
                             weights=self.weights.astype(np.float16))
 
-    def _load(self, directory: Path, context: dict[str, Any]) -> None:
+    def _load(self, directory: Path) -> None:
         self.vectorizer = joblib.load(directory / "vectorizer.joblib")
         data = np.load(directory / "linear.npz")
         self.components = data["components"].astype(np.float32)

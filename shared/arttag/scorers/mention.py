@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from pydantic import Field
@@ -179,12 +179,15 @@ class MentionScorer(Scorer):
                                         weight=round(float(self.precision[tag, f]), 4)))
         return out[:max_evidence]
 
+    def summarise_evidence(self, evidence: Sequence[Evidence]) -> list[str]:
+        return self._terms_phrase(evidence)
+
     def _save(self, directory: Path) -> None:
         np.savez_compressed(directory / "mentions.npz", mentions=self.mentions.astype(np.float32),
                             precision=self.precision.astype(np.float32))
         (directory / "fields.json").write_text(json.dumps(list(FIELDS)) + "\n")
 
-    def _load(self, directory: Path, context: dict[str, Any]) -> None:
+    def _load(self, directory: Path) -> None:
         data = np.load(directory / "mentions.npz")
         self.mentions = data["mentions"].astype(np.float64)
         self.precision = data["precision"].astype(np.float64)

@@ -6,8 +6,8 @@ evidence is the tag text compared and the similarity.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from pydantic import Field
@@ -65,10 +65,13 @@ class SemanticScorer(Scorer):
         sim = float(self._score_tags(batch, cands, row, np.array([tag]))[0])
         return [TagTextEvidence(tag_text=self.vocabulary.tags[tag].text, similarity=round(sim, 4))]
 
+    def summarise_evidence(self, evidence: Sequence[Evidence]) -> list[str]:
+        return self._tag_text_phrase(evidence)
+
     def _save(self, directory: Path) -> None:
         np.save(directory / "tag_embeddings.npy", self.tag_matrix.astype(np.float16))
 
-    def _load(self, directory: Path, context: dict[str, Any]) -> None:
+    def _load(self, directory: Path) -> None:
         self.tag_matrix = np.load(directory / "tag_embeddings.npy").astype(np.float32)
         if len(self.tag_matrix) != len(self.vocabulary):
             raise ModelError("semantic scorer: tag embeddings do not match the vocabulary")

@@ -11,8 +11,8 @@ of this artwork that made them similar.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import joblib
 import numpy as np
@@ -171,12 +171,15 @@ class TfidfKnnScorer(KnnVoting):
                  for f, t, c in self.term_contributions(cands, row, tag)[:max_evidence]]
         return [*neighbours, *terms]
 
+    def summarise_evidence(self, evidence: Sequence[Evidence]) -> list[str]:
+        return [*self._neighbours_phrase(evidence), *self._terms_phrase(evidence)]
+
     def _save(self, directory: Path) -> None:
         self._save_training(directory)
         joblib.dump(self.vectorizer, directory / "vectorizer.joblib", compress=3)
         sp.save_npz(directory / "matrix.npz", self.matrix)
 
-    def _load(self, directory: Path, context: dict[str, Any]) -> None:
+    def _load(self, directory: Path) -> None:
         self._load_training(directory)
         self.vectorizer = joblib.load(directory / "vectorizer.joblib")
         self.matrix = sp.load_npz(directory / "matrix.npz").tocsr()
@@ -223,6 +226,6 @@ class SameArtistTfidfScorer(TfidfKnnScorer):
         super()._save(directory)
         (directory / "artists.json").write_text(json.dumps(self.artists))
 
-    def _load(self, directory: Path, context: dict[str, Any]) -> None:
-        super()._load(directory, context)
+    def _load(self, directory: Path) -> None:
+        super()._load(directory)
         self._set_artists(json.loads((directory / "artists.json").read_text()))

@@ -1,0 +1,200 @@
+"""Crash-proof batches: a journal of the offsets in flight, so a message that kills the worker is
+dead-lettered after ``max_attempts`` tries instead of crashing every restart.
+
+Errors the processor can see become dead letters there. This module is for
+those it cannot: a segfault or abort in native code, the kernel's OOM killer,
+``kill -9``, a bug that escapes to the agent (which exits: crash-only). Before
+a batch is processed, the worker records per (topic, partition) the offset
+range in flight and how many times its processing has begun, in a small file
+under the worker's data directory (atomic replace + fsync); the file is removed
+once the batch's outputs are acknowledged. A batch that meets a recorded range
+after a restart is processed one message at a time, each with its own record,
+so the next crash names the message; one whose processing began
+``max_attempts`` times is dead-lettered as ``repeated-failure`` unprocessed.
+
+Publishing failures (broker unavailable) are not the message's fault: the
+worker puts the journal back as it was before it exits, so they never count.
+docs/worker-robustness.md explains the choice and its costs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from arttag_stream.processing import BatchProcessor, BatchResult, RawMessage
+
+log = logging.getLogger(__name__)
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """Offsets ``first``..``last`` of one partition whose processing began ``attempts`` times."""
+
+    first: int
+    last: int
+    attempts: int
+
+    def covers(self, offset: int) -> bool:
+        return self.first <= offset <= self.last
+
+
+@dataclass
+class Step:
+    """Messages processed (and published) together, and the journal records written before."""
+
+    messages: list[RawMessage]
+    records: dict[TopicPartition, InFlight]
+    previous: dict[TopicPartition, InFlight | None] = field(default_factory=dict)
+    give_up: bool = False
+    """The message reached the limit: dead-letter it instead of processing it."""
+
+
+class AttemptJournal:
+    """One small JSON file per (topic, partition) under ``directory``: the batch in flight.
+
+    Only the worker that owns a partition writes its file, so workers may share
+    the directory.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, tp: TopicPartition) -> Path:
+        topic, partition = tp
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", topic)  # topic names are already this, mostly
+        return self.directory / f"{safe}.{partition}.json"
+
+    def read(self, tp: TopicPartition) -> InFlight | None:
+        try:
+            data = json.loads(self._path(tp).read_text())
+            return InFlight(int(data["first"]), int(data["last"]), int(data["attempts"]))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("in-flight record %s unreadable, ignored: %s", self._path(tp), exc)
+            return None
+
+    def write(self, tp: TopicPartition, record: InFlight | None) -> None:
+        """Replace the record durably (``None`` removes it)."""
+        path = self._path(tp)
+        if record is None:
+            path.unlink(missing_ok=True)
+            return
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w") as fh:
+            json.dump({"first": record.first, "last": record.last, "attempts": record.attempts}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the rename itself survives a power cut
+        finally:
+            os.close(dir_fd)
+
+
+class CrashGuard:
+    """Plans batches against the journal and runs them; ``max_attempts=0`` turns it off.
+
+    Example (the worker's loop, simplified)::
+
+        guard = CrashGuard(AttemptJournal(data_dir / "inflight"), 3, processor)
+        for step in guard.plan(messages):
+            result = guard.run(step)       # writes the journal, then processes
+            publish(result)                # on failure: guard.abandon(step), exit
+            guard.done(step)
+    """
+
+    def __init__(self, journal: AttemptJournal | None, max_attempts: int,
+                 processor: BatchProcessor) -> None:
+        self.journal = journal if max_attempts > 0 else None
+        self.max_attempts = max_attempts
+        self.processor = processor
+
+    def plan(self, messages: Sequence[RawMessage]) -> list[Step]:
+        """One step for the batch; one step per message if part of it was in flight before."""
+        if self.journal is None or not messages:
+            return [Step(list(messages), {})]
+        ranges: dict[TopicPartition, tuple[int, int]] = {}
+        for m in messages:
+            first, last = ranges.get((m.topic, m.partition), (m.offset, m.offset))
+            ranges[(m.topic, m.partition)] = (min(first, m.offset), max(last, m.offset))
+        known = {tp: self.journal.read(tp) for tp in ranges}
+        seen_before = {tp for tp, rec in known.items()
+                       if rec is not None and rec.first <= ranges[tp][1] and ranges[tp][0] <= rec.last}
+        if not seen_before:
+            return [Step(list(messages), {tp: InFlight(a, b, 1) for tp, (a, b) in ranges.items()},
+                         previous=known)]
+        log.warning("batch met offsets in flight before a crash (%s): one message at a time",
+                    ", ".join(f"{t}[{p}]@{known[(t, p)].first}-{known[(t, p)].last} "  # type: ignore[union-attr]
+                              f"x{known[(t, p)].attempts}" for t, p in sorted(seen_before)))
+        steps = []
+        for m in messages:
+            tp = (m.topic, m.partition)
+            before = known[tp]
+            attempts = before.attempts if before is not None and before.covers(m.offset) else 0
+            if attempts >= self.max_attempts:
+                steps.append(Step([m], {tp: InFlight(m.offset, m.offset, attempts)},
+                                  previous={tp: before}, give_up=True))
+            else:
+                steps.append(Step([m], {tp: InFlight(m.offset, m.offset, attempts + 1)},
+                                  previous={tp: before}))
+        return steps
+
+    def run(self, step: Step) -> BatchResult:
+        """Record the step in the journal, then process it (blocking: the tagger's thread)."""
+        if step.give_up:
+            [(tp, record)] = step.records.items()
+            log.error("%s: processing began %d times without finishing; dead-lettering it",
+                      step.messages[0].where, record.attempts)
+            return self.processor.give_up(step.messages, record.attempts)
+        if self.journal is not None:
+            for tp, record in step.records.items():
+                self.journal.write(tp, record)
+        return self.processor.process(step.messages)
+
+    def done(self, step: Step) -> None:
+        """The step's outputs are acknowledged: nothing of it is in flight any more."""
+        if self.journal is not None:
+            for tp in step.records:
+                self.journal.write(tp, None)
+
+    def abandon(self, step: Step) -> None:
+        """Publishing failed (not the messages' fault): put the journal back as it was."""
+        if self.journal is not None:
+            for tp in step.records:
+                self.journal.write(tp, step.previous.get(tp))
+
+
+async def process_guarded(
+    guard: CrashGuard,
+    messages: Sequence[RawMessage],
+    run: Callable[[Step], Awaitable[BatchResult]],
+    publish: Callable[[BatchResult], Awaitable[None]],
+) -> BatchResult:
+    """Plan, run and publish a batch step by step; what all steps produced.
+
+    ``run`` executes ``guard.run`` (in the worker: in the tagger's thread);
+    ``publish`` waits until Kafka acknowledged the result's records. When it
+    raises, the journal is put back and the error propagates (the worker exits).
+    """
+    total = BatchResult()
+    for step in guard.plan(messages):
+        result = await run(step)
+        try:
+            await publish(result)
+        except BaseException:
+            guard.abandon(step)
+            raise
+        guard.done(step)
+        total.extend(result)
+    return total

@@ -1,0 +1,110 @@
+"""docs/benchmarks.md is generated from bench/results/*.json and must match them."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+
+
+def _load_renderer():
+    spec = importlib.util.spec_from_file_location("arttag_bench_render_docs", REPO / "bench" / "render_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+render_docs = _load_renderer()
+
+
+@pytest.fixture()
+def results(tmp_path: Path) -> Path:
+    """A copy of the committed results files that a test may change."""
+    target = tmp_path / "results"
+    shutil.copytree(RESULTS, target)
+    return target
+
+
+def test_benchmarks_doc_matches_the_results_files():
+    expected = render_docs.render(RESULTS)
+    current = (REPO / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    assert current == expected, "docs/benchmarks.md is stale: run `python bench/render_docs.py`"
+
+
+def test_every_committed_results_file_has_a_section_with_its_command_and_machine():
+    text = render_docs.render(RESULTS)
+    for path in RESULTS.glob("*.json"):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        section = text.split(f"`bench/results/{path.name}`", 1)
+        assert len(section) == 2, f"no section for {path.name}"
+        body = section[1].split("\n## ", 1)[0]
+        assert "Command" in body
+        if data.get("command"):
+            assert str(data["command"]).splitlines()[0] in body
+        if data.get("machine"):
+            assert "Machine: " in body and "not recorded" not in body.split("Machine: ", 1)[1][:20]
+
+
+def test_a_figure_changed_in_a_results_file_changes_the_docs(results: Path):
+    path = results / "quality.json"
+    data = json.loads(path.read_text())
+    data["ensemble"]["f1_at_5"] = 0.123456
+    path.write_text(json.dumps(data))
+    row = next(line for line in render_docs.render(results).splitlines() if line.startswith("| **ensemble**"))
+    assert "**0.123**" in row
+    assert render_docs.render(results) != render_docs.render(RESULTS)
+
+
+def test_an_absent_results_file_drops_only_its_section(results: Path):
+    (results / "stream.json").unlink()
+    text = render_docs.render(results)
+    assert "## Stream worker" not in text
+    assert "## Encoder speed and fidelity" in text
+    assert "## Quality against Annif" in text
+
+
+def test_no_results_files_at_all(tmp_path: Path):
+    text = render_docs.render(tmp_path)
+    assert text.startswith("# Benchmarks")
+    assert "No results files yet." in text
+
+
+def test_an_unknown_results_file_gets_its_headline_as_a_table(results: Path):
+    chaos = {
+        "command": "python bench/chaos.py --kill-every 30",
+        "machine": {"cpu": "Test CPU", "cores": 4, "memory_gb": 8.0},
+        "headline": {"events_lost": 0, "recovery_s": 12.5, "target_met": True},
+    }
+    (results / "chaos.json").write_text(json.dumps(chaos))
+    text = render_docs.render(results)
+    section = text.split("## `chaos`", 1)[1]
+    assert "python bench/chaos.py --kill-every 30" in section
+    assert "Test CPU (4 cores)" in section
+    assert "| `events_lost` | 0 |" in section
+    assert "| `recovery_s` | 12.5 |" in section
+    assert "| `target_met` | yes |" in section
+    # Unknown files come after the known ones.
+    assert text.index("## `chaos`") > text.index("## HTTP API")
+
+
+def test_a_known_file_with_a_changed_layout_falls_back_to_its_headline(results: Path):
+    (results / "encoder.json").write_text(json.dumps({"headline": {"int8_vs_fp32_bs32": 2.5}}))
+    text = render_docs.render(results)
+    assert "| `int8_vs_fp32_bs32` | 2.5 |" in text
+    assert "Command (the file records no command line: the producing script)" in text
+
+
+def test_check_reports_a_stale_file_and_write_fixes_it(results: Path, tmp_path: Path, capsys):
+    out = tmp_path / "benchmarks.md"
+    assert render_docs.main(["--results", str(results), "--out", str(out), "--check"]) == 1
+    assert "stale" in capsys.readouterr().err
+    assert render_docs.main(["--results", str(results), "--out", str(out)]) == 0
+    assert render_docs.main(["--results", str(results), "--out", str(out), "--check"]) == 0
+    (results / "api.json").unlink()
+    assert render_docs.main(["--results", str(results), "--out", str(out), "--check"]) == 1

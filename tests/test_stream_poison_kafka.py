@@ -1,0 +1,168 @@
+"""The real worker process against the real broker: poison messages, and restart after kill -9.
+
+The helpers (publishing, reading topics) are those of tests/test_stream_kafka.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from arttag import limits
+from arttag.catalogue import iter_catalogue
+from arttag.events import DeadLetter
+from arttag.kafka_admin import create_topics
+from arttag.settings import KafkaSettings
+from arttag_stream.app import StreamTopics
+
+pytestmark = pytest.mark.kafka
+
+_spec = importlib.util.spec_from_file_location(
+    "arttag_test_stream_kafka_helpers", Path(__file__).with_name("test_stream_kafka.py"))
+_helpers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_helpers)
+publish, read_until, created = _helpers.publish, _helpers.read_until, _helpers.created
+
+
+class Worker:
+    """`python -m arttag_stream` with the production session timeout unless told otherwise."""
+
+    def __init__(self, kafka: KafkaSettings, bundle: Path, group: str, log_path: Path, **env: str) -> None:
+        self.log_path = log_path
+        environment = {
+            **os.environ,
+            "ARTTAG_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            "ARTTAG_KAFKA__TOPIC_PREFIX": kafka.topic_prefix,
+            "ARTTAG_BUNDLE_DIR": str(bundle),
+            "ARTTAG_ENCODER_KIND": "hashing",
+            "ARTTAG_CONSUMER_GROUP": group,
+            "ARTTAG_METRICS_PORT": "0",
+            "ARTTAG_COMMIT_INTERVAL_S": "0.5",
+            "ARTTAG_BATCH_MAX_MS": "100",
+            "ARTTAG_DATA_DIR": str(log_path.parent / "data"),
+            **env,
+        }
+        with open(log_path, "ab") as fh:
+            self.proc = subprocess.Popen([sys.executable, "-m", "arttag_stream"], env=environment,
+                                         stdout=fh, stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> None:
+        assert self.proc.poll() is None, self.log()[-3000:]
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while "Worker ready" not in self.log():
+            self.alive()
+            assert time.monotonic() < deadline, self.log()[-3000:]
+            time.sleep(0.2)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="module")
+def artworks(sample_catalogue):
+    out = []
+    for record in iter_catalogue(sample_catalogue):
+        out.append((record.artwork_id, record.metadata))
+        if len(out) >= 20:
+            break
+    return out
+
+
+def test_poison_messages_do_not_stop_the_worker(kafka_settings, hashing_bundle_dir, artworks, tmp_path):
+    create_topics(kafka_settings)
+    topics = StreamTopics.for_prefix(kafka_settings.topic_prefix)
+    valid = json.loads(created("V1", artworks[0][1]))
+    huge_id = json.dumps({**valid, "artwork_id": "A" * 400_000}).encode()
+    deep = b'{"a":' * 1000 + b"1" + b"}" * 1000
+    not_json = os.urandom(450_000).hex().encode()  # 900 KB
+    poison = [
+        (topics.created, b"deep", deep),
+        (topics.created, b"big", not_json),
+        (topics.created, b"huge-id", huge_id),
+        (topics.updated, b"surrogate", json.dumps(valid).replace('"V1"', '"\\ud800"').encode()),
+        (topics.created, b"K" * 400_000, b"{"),  # a key far larger than any dead letter keeps
+    ]
+    good = artworks[1:9]
+    where = publish(kafka_settings, poison + [(topics.created, a.encode(), created(a, m)) for a, m in good])
+    worker = Worker(kafka_settings, hashing_bundle_dir, f"g-{uuid.uuid4().hex[:6]}", tmp_path / "w.log",
+                    ARTTAG_SESSION_TIMEOUT_S="6", ARTTAG_HEARTBEAT_INTERVAL_S="1")
+    try:
+        out = read_until(kafka_settings, topics.suggestions,
+                         lambda rs: {a for a, _ in good} <= {r["artwork_id"] for r in rs},
+                         timeout_s=180, check=worker.alive)
+        dead = read_until(kafka_settings, topics.dead_letters, lambda rs: len(rs) >= len(poison),
+                          check=worker.alive)
+        worker.alive()
+    finally:
+        assert worker.stop() == 0, worker.log()[-3000:]
+    assert {r["artwork_id"] for r in out} == {a for a, _ in good}
+    sent = {w: (key, value) for (_, key, value), w in zip(poison, where)}
+    reasons = {}
+    for record in dead:
+        d = DeadLetter.model_validate({k: v for k, v in record.items() if not k.startswith("_")})
+        key, value = sent[(d.topic, d.partition, d.offset)]
+        assert d.original_value_sha256 == hashlib.sha256(value).hexdigest()
+        assert d.original_value_length == len(value) and d.original_key_length == len(key)
+        assert value.startswith(d.original_value()) and key.startswith(d.original_key())
+        assert d.truncated == (len(value) + len(key) > 300_000)
+        assert len(record["_key"]) <= limits.DEAD_LETTER_PREFIX_BYTES
+        reasons[key[:10]] = d.error_type
+    assert reasons == {b"deep": "invalid_json", b"big": "too_large", b"huge-id": "schema",
+                       b"surrogate": "invalid_json", b"K" * 10: "invalid_json"}
+    assert "exiting" not in worker.log()
+
+
+def test_a_worker_killed_with_sigkill_and_restarted_tags_again(kafka_settings, hashing_bundle_dir,
+                                                               artworks, tmp_path):
+    """Static membership: the restarted worker takes over its own place in the group."""
+    create_topics(kafka_settings)
+    topics = StreamTopics.for_prefix(kafka_settings.topic_prefix)
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    env = {"ARTTAG_GROUP_INSTANCE_ID": f"worker-{uuid.uuid4().hex[:6]}"}  # production session timeout
+
+    def tagged(aid: str) -> float:
+        started = time.monotonic()
+        read_until(kafka_settings, topics.suggestions, lambda rs: any(r["artwork_id"] == aid for r in rs),
+                   timeout_s=180, check=worker.alive)
+        return time.monotonic() - started
+
+    (a1, m1), (a2, m2) = artworks[10], artworks[11]
+    worker = Worker(kafka_settings, hashing_bundle_dir, group, tmp_path / "w1.log", **env)
+    try:
+        worker.wait_ready()
+        publish(kafka_settings, [(topics.created, a1.encode(), created(a1, m1))])
+        tagged(a1)
+    finally:
+        worker.stop(signal.SIGKILL)
+    worker = Worker(kafka_settings, hashing_bundle_dir, group, tmp_path / "w2.log", **env)
+    try:
+        restarted = time.monotonic()
+        worker.wait_ready()
+        ready_s = time.monotonic() - restarted
+        publish(kafka_settings, [(topics.created, a2.encode(), created(a2, m2))])
+        took = tagged(a2)
+        print(f"restarted worker ready after {ready_s:.1f}s; new event tagged {took:.1f}s later")
+    finally:
+        assert worker.stop() == 0, worker.log()[-3000:]
