@@ -154,6 +154,19 @@ def _example(doc: str | None) -> str:
     return inspect.cleandoc("\n".join(lines))
 
 
+def _edited_copy(directory, out, spec):
+    """A copy of the bundle with another ensemble.json, written as bundles were before their
+    manifests recorded file hashes (an edited file would otherwise be refused as corrupt)."""
+    shutil.copytree(directory, out)
+    for name in ("ensemble.json", "manifest.json"):
+        (out / name).chmod(0o644)  # versions are written read-only
+    (out / "ensemble.json").write_text(json.dumps(spec))
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest.pop("files", None)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
 def test_the_bundle_names_its_ensemble_kind_and_bundles_without_one_load_as_two_step(synthetic_bundle, tagger,
                                                                                   tmp_path):
     from arttag.ensemble import Ensemble
@@ -161,10 +174,8 @@ def test_the_bundle_names_its_ensemble_kind_and_bundles_without_one_load_as_two_
     directory, _ = synthetic_bundle
     spec = json.loads((directory / "ensemble.json").read_text())
     assert spec["kind"] == "two-step" and type(tagger.ensemble) is Ensemble
-    older = tmp_path / "older"
-    shutil.copytree(directory, older)
     del spec["kind"]
-    (older / "ensemble.json").write_text(json.dumps(spec))
+    older = _edited_copy(directory, tmp_path / "older", spec)
     again = load_tagger(older, HashingEncoder())
     assert type(again.ensemble) is Ensemble
     assert again.suggest([HARBOUR, PORTRAIT]) == tagger.suggest([HARBOUR, PORTRAIT])
@@ -174,10 +185,8 @@ def test_an_unknown_ensemble_kind_is_a_clear_error(synthetic_bundle, tmp_path):
     from arttag.errors import ConfigurationError
 
     directory, _ = synthetic_bundle
-    other = tmp_path / "other"
-    shutil.copytree(directory, other)
-    spec = json.loads((other / "ensemble.json").read_text())
-    (other / "ensemble.json").write_text(json.dumps({**spec, "kind": "stacked"}))
+    spec = json.loads((directory / "ensemble.json").read_text())
+    other = _edited_copy(directory, tmp_path / "other", {**spec, "kind": "stacked"})
     with pytest.raises(ConfigurationError, match="unknown ensemble kind 'stacked'; known: two-step"):
         load_tagger(other, HashingEncoder())
 

@@ -83,6 +83,8 @@ def test_dead_letter_keeps_the_original_bytes():
     assert DeadLetter.model_validate_json(encode_event(dl)).original_value() == raw
 
 
-def test_suggestion_id_is_deterministic():
-    assert TagSuggestionsPublished.make_id("3", 2, "m1") == TagSuggestionsPublished.make_id("3", 2, "m1")
-    assert TagSuggestionsPublished.make_id("3", 2, "m1") != TagSuggestionsPublished.make_id("3", 2, "m2")
+def test_suggestion_id_is_deterministic_and_names_revision_content_and_model():
+    make_id = TagSuggestionsPublished.make_id
+    assert make_id("3", 2, "ab" * 32, "m1") == make_id("3", 2, "ab" * 32, "m1") == f"3:2:{'ab' * 8}:m1"
+    assert len({make_id("3", 2, "ab" * 32, "m1"), make_id("3", 2, "ab" * 32, "m2"),
+                make_id("3", 2, "cd" * 32, "m1"), make_id("3", 3, "ab" * 32, "m1")}) == 4

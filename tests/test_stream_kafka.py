@@ -22,9 +22,10 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from arttag.catalogue import iter_catalogue
-from arttag.events import ArtworkCreated, ArtworkUpdated, DeadLetter, encode_event
+from arttag.events import ArtworkCreated, ArtworkUpdated, DeadLetter, TagSuggestionsPublished, encode_event
 from arttag.kafka_admin import create_topics
 from arttag.settings import KafkaSettings
+from arttag.text import content_hash
 from arttag_stream.app import StreamTopics
 from arttag_stream.kafka_io import consumer, producer
 
@@ -194,9 +195,9 @@ def test_event_in_suggestion_out_with_explanations_on_both_topics(shared, artwor
     kafka, topics, worker = shared
     batch = artworks[:5]
     publish(kafka, [(topics.created, aid.encode(), created(aid, meta)) for aid, meta in batch])
-    want = {f"{aid}:1:" for aid, _ in batch}
+    want = {(aid, 1) for aid, _ in batch}
     out = read_until(kafka, topics.suggestions,
-                     lambda rs: {r["suggestion_id"].rsplit(":", 1)[0] + ":" for r in rs} >= want)
+                     lambda rs: {(r["artwork_id"], r["revision"]) for r in rs} >= want)
     for r in out:
         assert r["_key"] == r["artwork_id"].encode()
         assert r["suggestions"], r
@@ -339,7 +340,8 @@ def test_worker_killed_mid_batch_and_restarted_loses_nothing(kafka_settings, bun
                          timeout_s=120)
     finally:
         assert second.stop() == 0
-    assert ids(out) == {f"{a}:1:{out[0]['model_version']}" for a, _ in batch}
+    assert ids(out) == {TagSuggestionsPublished.make_id(a, 1, content_hash(m), out[0]["model_version"])
+                        for a, m in batch}
     duplicates = len(out) - len(ids(out))
     print(f"killed after {killed_at} suggestions; {duplicates} duplicates after restart")
     assert duplicates <= 32  # at most the uncommitted window is redone

@@ -41,7 +41,8 @@ def tagger() -> FakeTagger:
 def test_event_in_suggestion_out_with_explanation_and_deterministic_id(tagger):
     result = BatchProcessor(tagger, StateStore(), consumer="c").process(msgs(created("T1")))
     [(_, event)] = result.suggestions
-    assert event.suggestion_id == "T1:1:fake-1"
+    chash = content_hash(ArtworkMetadata(title="Boat at sea"))
+    assert event.suggestion_id == f"T1:1:{chash[:16]}:fake-1"
     assert event.suggestions[0].explanation.summary == "title word 'boat'"
     assert event.content_hash == content_hash(ArtworkMetadata(title="Boat at sea"))
     assert result.latest == [event] and not result.dead_letters
@@ -68,7 +69,7 @@ def test_unchanged_content_under_a_new_model_version_is_suggested():
     BatchProcessor(FakeTagger(model_version="v1"), store, consumer="c").process(msgs(created("T1")))
     result = BatchProcessor(FakeTagger(model_version="v2"), store, consumer="c").process(msgs(updated("T1", 2)))
     [(_, event)] = result.suggestions
-    assert event.suggestion_id == "T1:2:v2"
+    assert event.suggestion_id == f"T1:2:{event.content_hash[:16]}:v2"
 
 
 def test_older_revision_after_newer_never_reaches_latest(tagger):

@@ -1,4 +1,4 @@
-"""Publishing TagFeedbackGiven events: to Kafka (acks=all, waits for delivery) or in memory."""
+"""Publishing TagFeedbackGiven events: to Kafka (arttag's producer, waits for delivery) or in memory."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import logging
 import threading
 from typing import Protocol
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError
 
 from arttag.errors import ArttagError
 from arttag.events import TagFeedbackGiven, encode_event
+from arttag.kafka import make_producer
 from arttag.settings import KafkaSettings
 from arttag.topics import TAG_FEEDBACK, topic_name
 
@@ -42,19 +43,17 @@ class InMemoryFeedbackPublisher:
 
 
 class KafkaFeedbackPublisher:
-    """An idempotent producer with ``acks=all``; ``publish`` blocks until the broker confirms."""
+    """arttag's producer (:mod:`arttag.kafka.producer`: acks=all, idempotent, murmur2, so feedback
+    shares its artwork's partition number); ``publish`` blocks until the broker confirms."""
 
     def __init__(self, kafka: KafkaSettings, timeout_s: float = 10.0) -> None:
         self.topic = topic_name(TAG_FEEDBACK, kafka.topic_prefix)
         self.timeout_s = timeout_s
-        self._producer = Producer({
-            **kafka.confluent_config(),
-            "acks": "all",
-            "enable.idempotence": True,
+        self._producer = make_producer(
+            kafka,
             # a curator waits on the answer: fail within the request instead of retrying for minutes
-            "delivery.timeout.ms": int(timeout_s * 1000),
-            "linger.ms": 0,
-        })
+            **{"delivery.timeout.ms": int(timeout_s * 1000), "linger.ms": 0},
+        )
         # Producer.poll/flush serve callbacks of every thread; one at a time keeps it simple
         self._lock = threading.Lock()
 

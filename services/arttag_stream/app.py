@@ -23,14 +23,16 @@ import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from arttag.bundle_watch import BundleWatcher
 from arttag.errors import EventDecodeError
 from arttag.events import ArtworkMetadata, TagFeedbackGiven, TagSuggestion, decode_event, encode_event
+from arttag.kafka import aiokafka_producer_options, murmur2_partitioner
 from arttag.settings import KafkaSettings, StreamSettings
 from arttag.tagger import SuggestOptions, Tagger
 from arttag.topics import (
@@ -98,6 +100,19 @@ class StreamTopics:
         )
 
 
+class _ArttagProducer(faust_aiokafka.Producer):
+    """faust's aiokafka producer with arttag's producer guarantees (acks=all, idempotent, murmur2);
+    faust itself turns idempotence on only inside transactions."""
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), **aiokafka_producer_options()}
+
+
+class _ArttagApp(faust.App):
+    def _new_producer(self) -> _ArttagProducer:
+        return _ArttagProducer(self.transport, loop=self.loop, beacon=self.beacon)
+
+
 def faust_broker_options(kafka: KafkaSettings) -> dict[str, Any]:
     """faust's ``broker`` and ``broker_credentials`` from our Kafka settings."""
     options: dict[str, Any] = {
@@ -158,7 +173,7 @@ def create_app(
         watcher.subscribe(processor.use)
     datadir = settings.data_dir / app_id
     datadir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
-    app = faust.App(
+    app = _ArttagApp(
         app_id,
         **faust_broker_options(settings.kafka),
         autodiscover=False,
@@ -170,6 +185,7 @@ def create_app(
         value_serializer="raw",
         consumer_auto_offset_reset=settings.auto_offset_reset,
         producer_acks=-1,
+        producer_partitioner=murmur2_partitioner,  # also what faust assumes when it maps keys
         broker_commit_interval=settings.commit_interval_s,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,

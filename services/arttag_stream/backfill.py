@@ -14,15 +14,22 @@ from tqdm import tqdm
 
 from arttag.catalogue import BadRow, CatalogueReport, iter_catalogue
 from arttag.errors import ArttagError
-from arttag.events import ArtworkCreated, ArtworkUpdated, encode_event
+from arttag.events import ArtworkCreated, ArtworkMetadata, ArtworkUpdated, encode_event
+from arttag.kafka import make_producer
 from arttag.settings import KafkaSettings
+from arttag.text import content_hash
 from arttag.topics import ARTWORKS_CREATED, ARTWORKS_UPDATED, topic_name
 
-from arttag_stream.kafka_io import flush_or_fail, producer
+from arttag_stream.kafka_io import flush_or_fail
 
 log = logging.getLogger(__name__)
 
 _EVENT_NS = uuid.uuid5(uuid.NAMESPACE_URL, "urn:arttag:backfill")
+
+
+def backfill_event_id(artwork_id: str, revision: int, metadata: ArtworkMetadata) -> str:
+    """A UUID named by (artwork id, revision, content hash): the suggestion id's rule."""
+    return str(uuid.uuid5(_EVENT_NS, f"{artwork_id}:{revision}:{content_hash(metadata)}"))
 
 
 @dataclass
@@ -73,8 +80,9 @@ def backfill(
 
     The checkpoint file records the last catalogue line whose event Kafka has
     acknowledged; a rerun with the same checkpoint continues after it. Event ids
-    are derived from (artwork id, revision), so a row published twice (a crash
-    between acknowledgement and checkpoint) carries the same id both times.
+    are derived from the artwork id, revision and content hash (:func:`backfill_event_id`),
+    so a row published twice (a crash between acknowledgement and checkpoint) carries the
+    same id both times, and a changed row under the same revision does not.
     """
     catalogue = Path(catalogue)
     ckpt = Path(checkpoint) if checkpoint else None
@@ -89,7 +97,7 @@ def backfill(
         if err is not None:
             errors.append(str(err))
 
-    p = producer(kafka, **{"linger.ms": 20})
+    p = make_producer(kafka, **{"linger.ms": 20})
     source = f"backfill:{catalogue.name}"
     started = time.monotonic()
     last_line = start_after
@@ -102,7 +110,7 @@ def backfill(
             if limit is not None and report.published >= limit:
                 break
             event = event_cls(
-                event_id=str(uuid.uuid5(_EVENT_NS, f"{record.artwork_id}:{revision}")),
+                event_id=backfill_event_id(record.artwork_id, revision, record.metadata),
                 source=source, artwork_id=record.artwork_id, revision=revision,
                 artwork=record.metadata,
             )

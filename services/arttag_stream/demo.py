@@ -22,11 +22,12 @@ from arttag.catalogue import iter_catalogue
 from arttag.encoders.base import TextEncoder
 from arttag.errors import ArttagError, ModelError
 from arttag.events import ArtworkCreated, ArtworkUpdated, DeadLetter, TagSuggestionsPublished, encode_event
+from arttag.kafka import make_producer
 from arttag.kafka_admin import admin_client, create_topics
 from arttag.settings import StreamSettings, default_cache_dir
 
 from arttag_stream.app import StreamTopics
-from arttag_stream.kafka_io import flush_or_fail, producer
+from arttag_stream.kafka_io import flush_or_fail
 from arttag_stream.tail import follow, format_dead_letter, format_suggestions
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,7 @@ def run_demo(
     try:
         events = demo_events(count)
         *first_wave, unchanged = events
-        p = producer(kafka)
+        p = make_producer(kafka)
         for kind, key, value in first_wave:
             p.produce(topics.created if kind == "created" else topics.updated, key=key, value=value)
         flush_or_fail(p)

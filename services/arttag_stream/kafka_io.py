@@ -1,4 +1,7 @@
-"""confluent-kafka clients for the one-shot jobs (backfill, replay, tail), configured alike."""
+"""confluent-kafka clients for the one-shot jobs (backfill, replay, tail), configured alike.
+
+Their producer is :func:`arttag.kafka.make_producer`, the one every arttag process uses.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +11,8 @@ from typing import Any
 from confluent_kafka import Consumer, Producer
 
 from arttag.errors import ArttagError
+from arttag.kafka import make_producer as producer  # noqa: F401 - the jobs' name for it
 from arttag.settings import KafkaSettings
-
-
-def producer(kafka: KafkaSettings, **extra: Any) -> Producer:
-    """acks=all, idempotent, and murmur2 partitioning like faust's and Java's, so an artwork's
-    created, updated and suggestion records share a partition number."""
-    return Producer({
-        **kafka.confluent_config(),
-        "acks": "all",
-        "enable.idempotence": True,
-        "partitioner": "murmur2_random",
-        "linger.ms": 5,
-        **extra,
-    })
 
 
 def consumer(kafka: KafkaSettings, group: str | None = None, **extra: Any) -> Consumer:

@@ -385,7 +385,7 @@ class BatchProcessor:
             try:
                 event = TagSuggestionsPublished(
                     suggestion_id=TagSuggestionsPublished.make_id(
-                        p.event.artwork_id, p.event.revision, model_version
+                        p.event.artwork_id, p.event.revision, p.chash, model_version
                     ),
                     artwork_id=p.event.artwork_id,
                     revision=p.event.revision,

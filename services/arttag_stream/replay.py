@@ -16,11 +16,12 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaException, TopicP
 from tqdm import tqdm
 
 from arttag.events import DeadLetter, encode_event
+from arttag.kafka import make_producer
 from arttag.settings import StreamSettings
 from arttag.tagger import SuggestOptions, Tagger
 
 from arttag_stream.app import StreamTopics
-from arttag_stream.kafka_io import consumer, flush_or_fail, partitions, producer
+from arttag_stream.kafka_io import consumer, flush_or_fail, partitions
 from arttag_stream.processing import BatchProcessor, RawMessage, StateStore, dead_letter_key
 from arttag_stream.state import LatestFollower, state_headers
 
@@ -103,7 +104,7 @@ def replay_artworks(
                                options=SuggestOptions(limit=settings.suggestion_limit),
                                max_record_bytes=settings.max_record_bytes)
     c = consumer(settings.kafka, group)
-    p = producer(settings.kafka)
+    p = make_producer(settings.kafka)
     started = time.monotonic()
     try:
         tps: list[TopicPartition] = []
@@ -186,7 +187,7 @@ def replay_dead_letters(
     group = group or f"{settings.consumer_group}-deadletter-replay"
     report = DeadLetterReplayReport()
     c = consumer(settings.kafka, group)
-    p = producer(settings.kafka)
+    p = make_producer(settings.kafka)
     try:
         parts = partitions(c, topics.dead_letters)
         committed = c.committed([TopicPartition(topics.dead_letters, q) for q in parts], timeout=30)

@@ -214,8 +214,9 @@ class TagSuggestionsPublished(_Produced):
     """Ranked tag suggestions for one artwork revision. Topics ``tags.suggestions.v1`` and
     ``tags.suggestions.latest.v1`` (compacted), key = artwork id.
 
-    ``suggestion_id`` is deterministic (artwork id, revision, model version), so
-    consumers drop duplicates that at-least-once delivery may bring.
+    ``suggestion_id`` names what was answered (artwork id, revision, content hash, model
+    version; see :meth:`make_id`), so consumers drop by it the duplicates that at-least-once
+    delivery may bring, and two records with one id always carry the same suggestions.
     """
 
     schema_version: Literal[1] = SCHEMA_VERSION
@@ -230,8 +231,13 @@ class TagSuggestionsPublished(_Produced):
     suggestions: list[TagSuggestion]
 
     @staticmethod
-    def make_id(artwork_id: str, revision: int, model_version: str) -> str:
-        return f"{artwork_id}:{revision}:{model_version}"
+    def make_id(artwork_id: str, revision: int, content_hash: str, model_version: str) -> str:
+        """``<artwork id>:<revision>:<first 16 hex digits of the content hash>:<model version>``.
+
+        The content is part of the id because one revision can arrive with two contents (a
+        created and an updated event, or a re-sent export): each answer is its own record.
+        """
+        return f"{artwork_id}:{revision}:{content_hash[:16]}:{model_version}"
 
 
 class FeedbackActor(BaseModel):

@@ -67,7 +67,11 @@ def content_hash(meta: ArtworkMetadata) -> str:
     """Hash of everything in the metadata that can change a suggestion.
 
     The text and the already-assigned tags both matter (the latter flag
-    suggestions as already assigned).
+    suggestions as already assigned), and so does the accession number (the
+    ``accession`` scorer reads it); a suggestion id names this hash, so two
+    records with one id carry the same suggestions. The number is appended only
+    when present, so a record without one hashes as its text and tags alone.
     """
     tags = ",".join(sorted(t.id for t in meta.tags))
-    return text_hash(build_text(meta) + "\x1f" + tags)
+    accession = f"\x1f{meta.accession_number}" if meta.accession_number else ""
+    return text_hash(build_text(meta) + "\x1f" + tags + accession)

@@ -1,0 +1,76 @@
+"""Identity of what arttag publishes: one suggestion id names one content, and backfill's
+event ids follow the same rule (artwork, revision, content)."""
+
+from __future__ import annotations
+
+from arttag.events import (
+    ArtworkCreated,
+    ArtworkMetadata,
+    ArtworkUpdated,
+    Explanation,
+    TagSuggestion,
+    TagSuggestionsPublished,
+    encode_event,
+)
+from arttag.text import content_hash
+from arttag_stream.backfill import backfill_event_id
+from arttag_stream.processing import BatchProcessor, RawMessage, StateStore
+
+
+class TitleTagger:
+    """Suggests the title's words, so different content gives different suggestions."""
+
+    model_version = "m1"
+
+    def suggest(self, artworks, options=None):
+        return [[TagSuggestion(tag_id=w, label=w, score=0.5, confidence=0.5, scorers=["t"],
+                               already_assigned=False,
+                               explanation=Explanation(summary=w, contributions=[]))
+                 for w in a.title.lower().split()] for a in artworks]
+
+
+def _messages(*events) -> list[RawMessage]:
+    return [RawMessage(f"artworks.{e.event_type.split('.')[1]}.v1", 0, i, e.artwork_id.encode(),
+                       encode_event(e)) for i, e in enumerate(events)]
+
+
+def test_one_revision_with_two_contents_gives_two_ids():
+    # The reported case: a created and an updated event for artwork 5, revision 1, with
+    # different content. Each gets its own history record, and its own id.
+    first = ArtworkCreated(artwork_id="5", revision=1, artwork=ArtworkMetadata(title="Harbour"))
+    second = ArtworkUpdated(artwork_id="5", revision=1, artwork=ArtworkMetadata(title="Harbour at dusk"))
+    result = BatchProcessor(TitleTagger(), StateStore(), consumer="c").process(_messages(first, second))
+    records = [s for _, s in result.suggestions]
+    assert len(records) == 2
+    assert len({r.suggestion_id for r in records}) == 2
+    assert len({r.content_hash for r in records}) == 2
+    for r in records:
+        assert r.suggestion_id == TagSuggestionsPublished.make_id("5", 1, r.content_hash, "m1")
+
+
+def test_one_id_means_one_content_across_redeliveries():
+    # At-least-once: the same event processed again (a restarted worker with an empty state)
+    # gives the same id and the same suggestions, so dropping by id loses nothing.
+    event = ArtworkCreated(artwork_id="T1", revision=3, artwork=ArtworkMetadata(title="Boat at sea"))
+    runs = [BatchProcessor(TitleTagger(), StateStore(), consumer="c").process(_messages(event))
+            for _ in range(2)]
+    (_, a), (_, b) = runs[0].suggestions[0], runs[1].suggestions[0]
+    assert a.suggestion_id == b.suggestion_id
+    assert a.model_dump(exclude={"produced_at"}) == b.model_dump(exclude={"produced_at"})
+
+
+def test_backfill_event_id_names_artwork_revision_and_content():
+    harbour, dusk = ArtworkMetadata(title="Harbour"), ArtworkMetadata(title="Harbour at dusk")
+    assert backfill_event_id("5", 1, harbour) == backfill_event_id("5", 1, ArtworkMetadata(title="Harbour"))
+    assert len({backfill_event_id("5", 1, harbour), backfill_event_id("5", 1, dusk),
+                backfill_event_id("5", 2, harbour), backfill_event_id("37", 1, harbour)}) == 4
+    assert content_hash(harbour) != content_hash(dusk)
+
+
+def test_the_content_hash_covers_every_field_a_suggestion_depends_on():
+    # the accession scorer reads the accession number: another number is other content
+    base = ArtworkMetadata(title="Sketchbook page", accession_number="D12345")
+    assert content_hash(base) != content_hash(base.model_copy(update={"accession_number": "D12346"}))
+    # fields no scorer reads do not change it
+    assert content_hash(base) == content_hash(base.model_copy(update={"dimensions": "10 x 20 cm",
+                                                                       "acquisition_year": 1856}))

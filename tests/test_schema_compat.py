@@ -1,0 +1,170 @@
+"""Schema evolution: the current schemas keep the released contracts (schemas/released/),
+and the checker itself, rule by rule, on small synthetic pairs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from arttag.events import SCHEMA_MODELS
+from arttag.schema_compat import Problem, compare
+
+SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
+RELEASED = SCHEMAS / "released"
+
+
+def direction_of(name: str) -> str:
+    """Strict models are what arttag produces; tolerant ones what it consumes (arttag.events)."""
+    return "produced" if SCHEMA_MODELS[name].model_config.get("extra") == "forbid" else "consumed"
+
+
+def test_current_schemas_keep_the_released_contracts():
+    accepted = json.loads((RELEASED / "accepted-changes.json").read_text())
+    for entry in accepted:
+        assert {"schema", "path", "rule", "reason"} <= set(entry) and entry["reason"].strip(), entry
+    used: set[int] = set()
+    broken: list[str] = []
+    released = sorted(RELEASED.glob("*.v*.json"))
+    assert released, "schemas/released/ holds no snapshot"
+    for path in released:
+        name = path.name.removesuffix(".json")
+        current = SCHEMAS / path.name
+        if not current.exists() or name not in SCHEMA_MODELS:
+            broken.append(f"{name}: released schema is gone (retire a version only at a release)")
+            continue
+        problems = compare(json.loads(path.read_text()), json.loads(current.read_text()),
+                           direction_of(name))
+        for problem in problems:
+            match = [i for i, e in enumerate(accepted) if e["schema"] == name
+                     and e["path"] == problem.path and e["rule"] == problem.rule]
+            if match:
+                used.update(match)
+            else:
+                broken.append(f"{name} ({direction_of(name)}) {problem}")
+    assert not broken, (
+        "breaking changes within a schema version:\n  " + "\n  ".join(broken)
+        + "\nKeep the released contract, add a .v2 schema and topic, or record a deliberate "
+          "change in schemas/released/accepted-changes.json (see schemas/released/README.md)."
+    )
+    stale = [e for i, e in enumerate(accepted) if i not in used]
+    assert not stale, f"accepted changes that no longer happen (remove them): {stale}"
+
+
+# -- the checker on synthetic pairs -------------------------------------------------------------------
+
+
+def obj(props: dict, required=(), additional=None, **extra) -> dict:
+    node = {"type": "object", "properties": props, "required": list(required), **extra}
+    if additional is not None:
+        node["additionalProperties"] = additional
+    return node
+
+
+S, I, N, NULL = {"type": "string"}, {"type": "integer"}, {"type": "number"}, {"type": "null"}
+
+
+def rules(old: dict, new: dict, direction: str) -> list[str]:
+    return [p.rule for p in compare(old, new, direction)]
+
+
+@pytest.mark.parametrize("direction", ["consumed", "produced"])
+def test_identical_schemas_pass(direction):
+    schema = obj({"a": S, "b": {"anyOf": [I, NULL]}}, ["a"], additional=False)
+    assert compare(schema, json.loads(json.dumps(schema)), direction) == []
+
+
+@pytest.mark.parametrize("direction", ["consumed", "produced"])
+def test_removing_or_renaming_a_property_is_refused_both_ways(direction):
+    assert rules(obj({"a": S, "b": S}), obj({"a": S}), direction) == ["property removed"]
+    problems = compare(obj({"a": S}), obj({"a2": S}), direction)
+    assert [(p.path, p.rule) for p in problems] == [("$.a", "property removed")]
+
+
+def test_consumed_refuses_a_newly_required_property_and_allows_a_new_optional_one():
+    assert rules(obj({"a": S}), obj({"a": S, "b": S}, ["b"]), "consumed") == ["property made required"]
+    assert rules(obj({"a": S}, ["a"]), obj({"a": S}, ["a"]) | {"required": ["a"]}, "consumed") == []
+    assert rules(obj({"a": S}), obj({"a": S, "b": S}), "consumed") == []
+    assert rules(obj({"a": S}, ["a"]), obj({"a": S}), "consumed") == []  # optional now: fine
+
+
+def test_produced_refuses_dropping_a_requirement_and_allows_new_fields():
+    assert rules(obj({"a": S}, ["a"]), obj({"a": S}), "produced") == ["property made optional"]
+    assert rules(obj({"a": S}, ["a"], False), obj({"a": S, "b": {"anyOf": [S, NULL]}}, ["a"], False),
+                 "produced") == []  # readers ignore unknown fields
+    assert rules(obj({"a": S}), obj({"a": S, "b": S}, ["b"]), "produced") == []
+
+
+def test_types_narrowed_for_consumed_and_widened_for_produced():
+    nullable_int = obj({"x": {"anyOf": [I, NULL]}})
+    plain_int = obj({"x": I})
+    assert rules(nullable_int, plain_int, "consumed") == ["type narrowed"]
+    assert rules(nullable_int, plain_int, "produced") == []
+    assert rules(plain_int, nullable_int, "produced") == ["type widened"]
+    assert rules(plain_int, nullable_int, "consumed") == []
+    # integer is a kind of number
+    assert rules(obj({"x": N}), obj({"x": I}), "consumed") == ["type narrowed"]
+    assert rules(obj({"x": I}), obj({"x": N}), "consumed") == []
+    assert rules(obj({"x": I}), obj({"x": N}), "produced") == ["type widened"]
+    assert rules(obj({"x": S}), obj({"x": I}), "produced") == ["type widened"]
+
+
+def test_enums_shrunk_for_consumed_and_widened_for_produced():
+    ab, abc = {"enum": ["a", "b"], "type": "string"}, {"enum": ["a", "b", "c"], "type": "string"}
+    assert rules(obj({"k": abc}), obj({"k": ab}), "consumed") == ["enum shrunk"]
+    assert rules(obj({"k": ab}), obj({"k": abc}), "consumed") == []
+    assert rules(obj({"k": ab}), obj({"k": abc}), "produced") == ["enum widened"]
+    assert rules(obj({"k": abc}), obj({"k": ab}), "produced") == []
+    assert rules(obj({"k": S}), obj({"k": ab}), "consumed") == ["enum shrunk"]  # free text -> list
+    assert rules(obj({"k": {"const": 1}}), obj({"k": {"const": 2}}), "consumed") == ["enum shrunk"]
+
+
+def test_additional_properties_tightened_for_consumed_and_opened_for_produced():
+    assert rules(obj({"a": S}), obj({"a": S}, additional=False), "consumed") == \
+        ["additionalProperties tightened"]
+    assert rules(obj({"a": S}, additional=False), obj({"a": S}), "consumed") == []
+    assert rules(obj({"a": S}, additional=False), obj({"a": S}), "produced") == \
+        ["additionalProperties opened"]
+    assert rules(obj({"a": S}), obj({"a": S}, additional=False), "produced") == []
+
+
+def test_bounds_tightened_for_consumed_and_loosened_for_produced():
+    # a maxLength added to an input contract: writers of longer values are now refused
+    assert rules(obj({"t": S}), obj({"t": S | {"maxLength": 2000}}), "consumed") == ["maxLength added"]
+    assert rules(obj({"t": S | {"maxLength": 10}}), obj({"t": S | {"maxLength": 5}}), "consumed") == \
+        ["maxLength tightened"]
+    assert rules(obj({"t": S | {"maxLength": 5}}), obj({"t": S | {"maxLength": 10}}), "consumed") == []
+    # the same limit on an output contract only promises more
+    assert rules(obj({"t": S}), obj({"t": S | {"maxLength": 2000}}), "produced") == []
+    assert rules(obj({"t": S | {"maxLength": 5}}), obj({"t": S}), "produced") == ["maxLength dropped"]
+    unit = {"type": "number", "minimum": 0.0, "maximum": 1.0}
+    assert rules(obj({"c": unit}), obj({"c": unit | {"maximum": 2.0}}), "produced") == ["maximum loosened"]
+    assert rules(obj({"c": unit}), obj({"c": unit | {"minimum": 0.5}}), "consumed") == ["minimum tightened"]
+    assert rules(obj({"r": I}), obj({"r": I | {"minimum": 0}}), "consumed") == ["minimum added"]
+    assert rules(obj({"s": S}), obj({"s": S | {"pattern": "^D"}}), "consumed") == ["pattern added"]
+    assert rules(obj({"s": S | {"pattern": "^D"}}), obj({"s": S}), "produced") == ["pattern dropped"]
+
+
+def test_changes_inside_nullable_fields_arrays_and_refs_are_found():
+    old = {"type": "object", "$defs": {"Tag": obj({"id": S, "label": {"anyOf": [S, NULL]}}, ["id"])},
+           "properties": {"tags": {"type": "array", "items": {"$ref": "#/$defs/Tag"}}}}
+    new = json.loads(json.dumps(old))
+    new["$defs"]["Tag"]["properties"]["label"]["anyOf"][0]["maxLength"] = 50
+    [problem] = compare(old, new, "consumed")
+    assert problem == Problem("$.tags[].label", "maxLength added", "None -> 50")
+    del new["$defs"]["Tag"]["properties"]["id"]
+    assert sorted(rules(old, new, "consumed")) == ["maxLength added", "property removed"]
+
+
+def test_a_new_variant_of_a_produced_union_is_refused():
+    kinds = lambda *ks: {"oneOf": [obj({"kind": {"const": k, "type": "string"}}, ["kind"]) for k in ks]}
+    old, new = obj({"e": kinds("a", "b")}), obj({"e": kinds("a", "b", "c")})
+    assert rules(old, new, "produced") == ["enum widened"]
+    assert rules(old, new, "consumed") == []
+    assert rules(new, old, "consumed") == ["enum shrunk"]
+
+
+def test_a_direction_must_be_named():
+    with pytest.raises(ValueError):
+        compare({}, {}, "both")
