@@ -100,6 +100,10 @@ def start_server(bundle_dir: Path, port: int, max_batch: int, threads: int) -> s
         "ARTTAG_ENCODER__INTRA_OP_THREADS": str(threads),
         "ARTTAG_MAX_BATCH": str(max_batch),
         "ARTTAG_LOG_LEVEL": "WARNING",  # no access log: its cost is not the API's
+        # one anonymous client measures capacity: the per-client limit and queue bound would shed it
+        "ARTTAG_RATE_LIMIT_ANONYMOUS_PER_S": "0",
+        "ARTTAG_QUEUE_MAX_ARTWORKS": "100000",
+        "ARTTAG_QUEUE_MAX_WAIT_S": "0",
     }
     return subprocess.Popen(
         [sys.executable, "-m", "arttag_cli", "api", "--host", "127.0.0.1", "--port", str(port)],

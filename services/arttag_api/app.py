@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from arttag.settings import ApiSettings, KafkaSettings
 from arttag.tagger import CatalogueTagger
-from arttag_api.auth import ApiKeyRequired
+from arttag_api.auth import API_KEY_HEADER, ApiKeyRequired
 from arttag_api.batcher import SuggestBatcher
 from arttag_api.deps import Services, get_settings
 from arttag_api.latest_view import LatestSuggestionsView, LatestViewFollower
@@ -21,6 +22,7 @@ from arttag_api.limits import BodyLimitMiddleware
 from arttag_api.metrics import ApiMetrics, MetricsMiddleware
 from arttag_api.problems import install_problem_handlers, problem_response
 from arttag_api.publisher import FeedbackPublisher, KafkaFeedbackPublisher
+from arttag_api.ratelimit import RateLimitMiddleware
 from arttag_api.routers import artworks, feedback, health, suggest, tags
 
 log = logging.getLogger(__name__)
@@ -29,7 +31,12 @@ DESCRIPTION = """Tag suggestions with explanations for artwork metadata, the lat
 the stream published, curator feedback, and the tag vocabulary.
 
 Writes (`POST /v1/feedback`) need an API key in the `X-API-Key` header; reads
-are public unless `ARTTAG_PUBLIC_READS=false`. Errors are `application/problem+json`."""
+are public unless `ARTTAG_PUBLIC_READS=false`. Errors are `application/problem+json`.
+
+The API sheds load instead of queueing it: `/v1` requests are rate limited per API key
+and, without a key, per client address (429 with `Retry-After`); bodies, batches and the
+text of one request are bounded (413, 422); when the tagger's queue is full a suggest
+request is answered 503 with `Retry-After` at once."""
 
 
 class BrokerCheck:
@@ -91,7 +98,8 @@ def _load_in_background(services: Services, loader: Callable[[ApiSettings], Cata
             services.tagger = loader(services.settings)
         except Exception as exc:  # reported by /readyz and 503s; the process stays up for probes
             log.exception("cannot load the model bundle from %s", services.settings.bundle_dir)
-            services.tagger_error = f"cannot load the model bundle from {services.settings.bundle_dir}: {exc}"
+            # clients see this in 503s and /readyz: the path and the cause stay in the log
+            services.tagger_error = f"cannot load the model bundle ({type(exc).__name__}; see the server log)"
             return
         log.info("model %s loaded in %.1fs", services.tagger.model_version, time.perf_counter() - started)
         _watch_bundle(services)
@@ -102,7 +110,7 @@ def _load_in_background(services: Services, loader: Callable[[ApiSettings], Cata
 
 
 def _document_limits(app: FastAPI, settings: ApiSettings) -> None:
-    """Puts this deployment's batch limit into the published OpenAPI (it is a setting, not a constant)."""
+    """Puts this deployment's request bounds into the published OpenAPI (they are settings, not constants)."""
     build = app.openapi
 
     def openapi() -> dict:
@@ -111,6 +119,12 @@ def _document_limits(app: FastAPI, settings: ApiSettings) -> None:
             batch = schema.get("components", {}).get("schemas", {}).get("SuggestBatchCreate")
             if batch:
                 batch["properties"]["artworks"]["maxItems"] = settings.max_batch
+            text = (f" At most {settings.max_request_text_chars} characters of text in all artworks of "
+                    f"one request together, and {settings.max_body_bytes} bytes of body.")
+            for name in ("SuggestCreate", "SuggestBatchCreate"):
+                model = schema.get("components", {}).get("schemas", {}).get(name)
+                if model:
+                    model["description"] = (model.get("description", "") + text).strip()
         return app.openapi_schema  # type: ignore[return-value]
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -152,7 +166,10 @@ def create_app(
     services.batcher = SuggestBatcher(
         lambda: services.tagger, max_batch=settings.max_batch,  # type: ignore[arg-type,return-value]
         on_batch=lambda n: (metrics.tagger_batch_size.observe(n), metrics.artworks_suggested.inc(n)),
+        max_queued=settings.queue_max_artworks, max_wait_s=settings.queue_max_wait_s,
+        on_reject=lambda reason: metrics.tagger_queue_rejections.labels(reason).inc(),
     )
+    metrics.tagger_queue_depth.set_function(lambda: services.batcher.queued if services.batcher else 0)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -165,7 +182,10 @@ def create_app(
         yield
         services.close()
 
-    app = FastAPI(title="arttag API", version="1", description=DESCRIPTION, lifespan=lifespan)
+    docs = settings.docs_enabled
+    app = FastAPI(title="arttag API", version="1", description=DESCRIPTION, lifespan=lifespan,
+                  openapi_url="/openapi.json" if docs else None, docs_url="/docs" if docs else None,
+                  redoc_url="/redoc" if docs else None)
     app.state.services = services
     # routes read settings through the lru_cached dependency; this app answers with its own
     app.dependency_overrides[get_settings] = lambda: settings
@@ -176,6 +196,8 @@ def create_app(
     app.include_router(tags.router, dependencies=read_deps)
     app.include_router(feedback.router)
     app.include_router(health.router)
+    if settings.metrics_enabled:
+        app.include_router(health.metrics_router)
 
     install_problem_handlers(app)
 
@@ -187,7 +209,13 @@ def create_app(
 
     _document_limits(app, settings)
 
-    # the last added runs first: metrics see every request, 413s included
+    # the last added runs first: CORS headers go on every answer (a browser cannot read a 429
+    # without them), metrics see every request, and the rate limit refuses before any body is read
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimitMiddleware, settings=settings, metrics=metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+                           allow_methods=["GET", "POST"], allow_headers=["Content-Type", API_KEY_HEADER],
+                           expose_headers=["Retry-After"], max_age=600)
     return app

@@ -103,15 +103,21 @@ class LatestViewFollower:
             "enable.partition.eof": True,
         })
 
+    def _failed(self, error: str) -> None:
+        # retried every few seconds: logged when it changes, not on every try
+        if error != self.error:
+            log.warning("latest view: %s", error)
+        self.error = error
+
     def _assign(self, consumer: Consumer) -> set[int] | None:
         """Assigns all partitions from the beginning; None while the topic does not exist yet."""
         try:
             meta = consumer.list_topics(self.topic, timeout=5.0).topics.get(self.topic)
         except KafkaException as exc:
-            self.error = f"cannot list {self.topic}: {exc}"
+            self._failed(f"cannot list {self.topic}: {exc}")
             return None
         if meta is None or meta.error is not None or not meta.partitions:
-            self.error = f"topic {self.topic} not found"
+            self._failed(f"topic {self.topic} not found")
             return None
         partitions = set(meta.partitions)
         consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in sorted(partitions)])

@@ -1,13 +1,25 @@
-"""Request body size limit: a declared Content-Length and the streamed body are both checked."""
+"""Request-level bounds: body bytes (a declared Content-Length and the streamed body), batch size,
+and the text of all artworks in one request together.
+
+The bounds of each field (title, description, ...) belong to the contract
+``arttag.events.ArtworkMetadata`` and apply everywhere; the ones here bound what
+one HTTP request may ask of the tagger.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from arttag_api.problems import PROBLEM_MEDIA_TYPE, Problem
+from arttag.settings import ApiSettings
+from arttag_api.problems import send_problem
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +83,9 @@ class BodyLimitMiddleware:
     async def _reject(self, scope: Scope, send: Send) -> None:
         log.info("rejected %s %s: body over %d bytes", scope.get("method"), scope.get("path"),
                  self.max_body_bytes)
-        body = Problem(
-            title="Request body too large", status=413, instance=scope.get("path"),
-            detail=f"request bodies are limited to {self.max_body_bytes} bytes",
-        ).model_dump_json(exclude_none=True).encode()
-        await send({"type": "http.response.start", "status": 413, "headers": [
-            (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-        ]})
-        await send({"type": "http.response.body", "body": body})
+        await send_problem(send, 413, "Request body too large",
+                           f"request bodies are limited to {self.max_body_bytes} bytes",
+                           instance=scope.get("path"), headers={"Connection": "close"})
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -91,3 +96,34 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+def text_chars(value: Any) -> int:
+    """Characters of text in a value: every string in it, keys of mappings excluded."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, BaseModel):
+        return sum(text_chars(getattr(value, name)) for name in type(value).model_fields)
+    if isinstance(value, dict):
+        return sum(text_chars(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(text_chars(v) for v in value)
+    return 0
+
+
+def check_suggest_request(artworks: Sequence[BaseModel], settings: ApiSettings, field: tuple[str, ...]) -> None:
+    """422 naming ``field`` when a request holds more artworks or more text than one request may.
+
+    Refused here, before the tagger queue, so an oversized request costs no tagger
+    time and delays nobody queued behind it.
+    """
+    if len(artworks) > settings.max_batch:
+        _refuse(field, "too_long", f"at most {settings.max_batch} artworks per request, got {len(artworks)}")
+    chars = sum(text_chars(a) for a in artworks)
+    if chars > settings.max_request_text_chars:
+        _refuse(field, "too_long", f"at most {settings.max_request_text_chars} characters of text per request "
+                                   f"(all fields of all artworks together), got {chars}")
+
+
+def _refuse(field: tuple[str, ...], kind: str, message: str) -> None:
+    raise RequestValidationError([{"loc": field, "type": kind, "msg": message}])

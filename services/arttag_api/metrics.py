@@ -1,4 +1,4 @@
-"""Prometheus metrics of the API: requests, latency, suggestions served, the latest view's size."""
+"""Prometheus metrics of the API: requests, latency, suggestions served, load shed, the latest view's size."""
 
 from __future__ import annotations
 
@@ -38,6 +38,23 @@ class ApiMetrics:
             "arttag_api_feedback_published", "TagFeedbackGiven events published", ["action"],
             registry=self.registry,
         )
+        self.tagger_queue_depth = Gauge(
+            "arttag_api_tagger_queue_depth", "Artworks waiting for the tagger (ARTTAG_QUEUE_MAX_ARTWORKS bounds it)",
+            registry=self.registry,
+        )
+        self.tagger_queue_rejections = Counter(
+            "arttag_api_tagger_queue_rejections",
+            "Suggest requests answered 503 by the tagger queue: full on arrival, or waited too long",
+            ["reason"], registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "arttag_api_rate_limited", "Requests answered 429, by client kind", ["client"],
+            registry=self.registry,
+        )
+        for reason in ("full", "expired"):
+            self.tagger_queue_rejections.labels(reason)
+        for client in ("anonymous", "keyed"):
+            self.rate_limited.labels(client)
         self.latest_view_artworks = Gauge(
             "arttag_api_latest_view_artworks", "Artworks in the latest-suggestions view",
             registry=self.registry,

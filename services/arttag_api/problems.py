@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 from arttag.errors import ArttagError
 
@@ -45,12 +46,26 @@ def problem_response(
     )
 
 
+async def send_problem(send: Send, status: int, title: str, detail: str, *, instance: str | None = None,
+                       headers: dict[str, str] | None = None) -> None:
+    """The same problem document, sent from ASGI middleware that answers before the app runs."""
+    body = Problem(title=title, status=status, detail=detail, instance=instance).model_dump_json(
+        exclude_none=True).encode()
+    raw = [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` entries declaring problem JSON for these status codes."""
     descriptions = {
         400: "Malformed request", 401: "API key missing", 403: "API key not accepted",
         404: "Not found", 413: "Request body too large", 422: "Invalid input",
-        502: "Kafka refused the event", 503: "Not ready (model loading or Kafka unreachable)",
+        429: "Rate limit reached; `Retry-After` says when to retry",
+        502: "Kafka refused the event",
+        503: "Not ready (model loading, Kafka unreachable) or busy (tagger queue full); "
+             "`Retry-After` says when to retry",
     }
     return {
         s: {"model": Problem, "description": descriptions.get(s, "Problem"),
@@ -72,16 +87,19 @@ async def _validation_handler(request: Request, exc: RequestValidationError) -> 
 
 async def _http_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     title = {401: "API key missing", 403: "API key not accepted", 404: "Not found",
-             405: "Method not allowed", 413: "Request body too large"}.get(exc.status_code, "Error")
+             405: "Method not allowed", 413: "Request body too large", 429: "Too many requests",
+             503: "Service unavailable"}.get(exc.status_code, "Error")
     detail = exc.detail if isinstance(exc.detail, str) else None
     return problem_response(exc.status_code, title, detail, instance=request.url.path,
                             headers=getattr(exc, "headers", None))
 
 
 async def _arttag_handler(request: Request, exc: ArttagError) -> JSONResponse:
-    # An ArttagError reaching the edge is ours (model or broker), not the client's.
-    log.error("%s %s failed: %s", request.method, request.url.path, exc)
-    return problem_response(503, "Service unavailable", str(exc), instance=request.url.path)
+    # An ArttagError reaching the edge is ours (model or broker), not the client's; its message
+    # may name topics, paths or broker codes, so it goes to the log and the client gets the kind.
+    log.error("%s %s failed: %s (%s)", request.method, request.url.path, exc, exc.context)
+    return problem_response(503, "Service unavailable", "the service could not complete the request; "
+                            "the error was logged", instance=request.url.path)
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -7,11 +7,13 @@ and passed down; nothing reads the environment at import time.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from arttag import limits
@@ -152,8 +154,56 @@ class ApiSettings(CommonSettings):
     public_reads: bool = True
     max_batch: int = Field(64, ge=1)
     max_body_bytes: int = Field(1_000_000, ge=1)
+    max_request_text_chars: int = Field(
+        100_000, ge=1, description="Characters of text in all artworks of one suggest request together"
+    )
     suggestion_limit: int = Field(10, ge=1)
     latest_view: bool = Field(True, description="Follow the latest-suggestions topic")
+    # Load shedding (docs/api-safety.md): refuse early with 429/503 instead of queueing.
+    rate_limit_anonymous_per_s: float = Field(
+        5.0, ge=0, description="Sustained /v1 requests per second per client address without a key; 0: no limit"
+    )
+    rate_limit_anonymous_burst: int = Field(10, ge=1, description="Requests an anonymous address may send at once")
+    rate_limit_keyed_per_s: float = Field(
+        20.0, ge=0, description="Sustained /v1 requests per second per API key; 0: no limit"
+    )
+    rate_limit_keyed_burst: int = Field(40, ge=1, description="Requests one API key may send at once")
+    rate_limit_max_clients: int = Field(
+        100_000, ge=1, description="Buckets kept; the least recently seen client is forgotten beyond it"
+    )
+    queue_max_artworks: int = Field(
+        128, ge=1, description="Artworks waiting for the tagger; more is answered 503 at once"
+    )
+    queue_max_wait_s: float = Field(
+        10.0, ge=0, description="A request that waited longer for the tagger is answered 503; 0: no limit"
+    )
+    metrics_enabled: bool = Field(True, description="Serve GET /metrics")
+    metrics_networks: list[str] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12",
+                                 "192.168.0.0/16", "fc00::/7"],
+        description="Client networks /metrics answers; others get 404",
+    )
+    docs_enabled: bool = Field(True, description="Serve /docs, /redoc and /openapi.json")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Browser origins allowed to call the API; empty: CORS off"
+    )
+
+    @field_validator("metrics_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            # an explicit list: a wildcard would let any page use a key a browser holds
+            if not re.fullmatch(r"https?://[^/\s*]+", origin):
+                raise ValueError(f"{origin!r} is not an origin like https://collection.example.org "
+                                 "(scheme and host, optional port, no path, no wildcard)")
+        return value
 
 
 class CliSettings(CommonSettings):

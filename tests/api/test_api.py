@@ -28,10 +28,11 @@ def parts(tagger):
     return {"tagger": tagger, "publisher": InMemoryFeedbackPublisher(), "view": LatestSuggestionsView()}
 
 
-def make_client(settings: ApiSettings, parts: dict, **kw) -> TestClient:
+def make_client(settings: ApiSettings, parts: dict, client: tuple[str, int] = ("127.0.0.1", 50000),
+                **kw) -> TestClient:
     app = create_app(settings, parts["tagger"], publisher=parts["publisher"], view=parts["view"],
                      broker_check=kw.pop("broker_check", lambda: True), **kw)
-    return TestClient(app)
+    return TestClient(app, client=client)
 
 
 @pytest.fixture

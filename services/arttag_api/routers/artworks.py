@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1/artworks", tags=["artworks"])
 
 @router.get("/{artwork_id}/suggestions", response_model=LatestSuggestionsPublic,
             summary="Latest suggestions the stream published for an artwork",
-            responses=problem_responses(401, 403, 404, 422, 503))
+            responses=problem_responses(401, 403, 404, 422, 429, 503))
 async def latest_suggestions(
     view: ViewDep, artwork_id: str = Path(min_length=1, max_length=200),
 ) -> LatestSuggestionsPublic:

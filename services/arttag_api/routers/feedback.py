@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
 
 @router.post("", status_code=202, response_model=FeedbackPublic, dependencies=[ApiKeyRequired],
              summary="Give feedback on a tag of an artwork",
-             responses=problem_responses(400, 401, 403, 413, 422, 503))
+             responses=problem_responses(400, 401, 403, 413, 422, 429, 503))
 async def give_feedback(body: FeedbackCreate, services: ServicesDep, publisher: PublisherDep,
                         metrics: MetricsDep) -> FeedbackPublic:
     label = body.tag_label
@@ -37,7 +37,9 @@ async def give_feedback(body: FeedbackCreate, services: ServicesDep, publisher: 
         # blocks until the broker confirms (acks=all), so off the event loop
         await run_in_threadpool(publisher.publish, event)
     except PublishError as exc:
-        log.error("feedback for artwork %s not published: %s", body.artwork_id, exc)
-        raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from exc
+        # the broker's words (topic, error code) are for the log; the client learns what to do
+        log.error("feedback %s for artwork %s not published: %s", event.event_id, body.artwork_id, exc)
+        raise HTTPException(503, "the feedback could not be confirmed as stored; send it again later",
+                            headers={"Retry-After": "5"}) from exc
     metrics.feedback_published.labels(body.action).inc()
     return FeedbackPublic(event_id=event.event_id, topic=getattr(publisher, "topic", "tags.feedback.v1"))

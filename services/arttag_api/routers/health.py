@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from arttag_api.deps import ServicesDep
 from arttag_api.models import HealthPublic, ReadinessPublic
+from arttag_api.problems import problem_responses
+from arttag_api.ratelimit import client_address
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +38,14 @@ async def readyz(services: ServicesDep) -> JSONResponse:
         detail.append(f"new model bundle refused, {tagger.model_version} keeps serving: {watcher.last_error}")
     broker = await run_in_threadpool(services.broker_check)
     if not broker:
-        detail.append(f"Kafka not reachable at {services.settings.kafka.bootstrap_servers}")
+        detail.append("Kafka not reachable (the server log names the address)")
     view = services.view
     if view is None:
         view_state = "disabled"
     elif services.follower is not None and services.follower.error:
         view_state = "error"
-        detail.append(f"latest view: {services.follower.error}")
+        # the follower's error names topics and broker codes: logged by it, summarised here
+        detail.append("latest view: cannot read the latest-suggestions topic (see the server log)")
     else:
         view_state = "caught_up" if view.caught_up.is_set() else "catching_up"
     body = ReadinessPublic(
@@ -56,9 +60,27 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if body.ready else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}})
-async def metrics(services: ServicesDep) -> Response:
+metrics_router = APIRouter(tags=["health"])
+
+
+def _allowed(address: str | None, networks: list[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(n, strict=False) for n in networks)
+
+
+@metrics_router.get(
+    "/metrics", summary="Prometheus metrics (only to clients in ARTTAG_METRICS_NETWORKS)", response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"},
+               **problem_responses(404)})
+async def metrics(request: Request, services: ServicesDep) -> Response:
+    address = client_address(request.scope)
+    if not _allowed(address, services.settings.metrics_networks):
+        # 404, as for any path that is not there: nothing tells an outsider what it missed
+        log.info("/metrics refused to %s (not in ARTTAG_METRICS_NETWORKS)", address)
+        raise HTTPException(404, "Not Found")
     if services.view is not None:
         services.metrics.latest_view_artworks.set(len(services.view))
     return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

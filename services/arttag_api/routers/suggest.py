@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+from typing import NoReturn
 
-from fastapi import APIRouter
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, HTTPException
 
+from arttag.events import ArtworkMetadata, TagSuggestion
 from arttag.tagger import SuggestOptions
+from arttag_api.batcher import ModelFuture, SuggestBatcher, TaggerBusy
 from arttag_api.deps import BatcherDep, MetricsDep, SettingsDep, TaggerDep
+from arttag_api.limits import check_suggest_request
 from arttag_api.models import (
     BatchItemPublic,
     SuggestBatchCreate,
@@ -31,31 +35,50 @@ def _effective(options: SuggestOptions, default_limit: int) -> SuggestOptions:
     return options.model_copy(update={"limit": default_limit})
 
 
+def _submit(batcher: SuggestBatcher, artworks: Sequence[ArtworkMetadata],
+            options: SuggestOptions) -> ModelFuture:
+    """The batcher's future, or 503 with ``Retry-After`` when its queue is full."""
+    try:
+        return batcher.submit(artworks, options)
+    except TaggerBusy as exc:
+        _shed(exc)
+
+
+async def _result(future: ModelFuture) -> list[list[TagSuggestion]]:
+    """The suggestions, or 503 with ``Retry-After`` when the request waited too long in the queue."""
+    try:
+        return await asyncio.wrap_future(future)
+    except TaggerBusy as exc:
+        _shed(exc)
+
+
+def _shed(exc: TaggerBusy) -> NoReturn:
+    log.info("suggest request shed: %s", exc)
+    raise HTTPException(503, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from exc
+
+
 @router.post("", response_model=SuggestionsPublic, summary="Suggest tags for one artwork",
-             responses=problem_responses(400, 401, 403, 413, 422, 503))
+             responses=problem_responses(400, 401, 403, 413, 422, 429, 503))
 async def suggest(body: SuggestCreate, settings: SettingsDep, tagger: TaggerDep,
                   batcher: BatcherDep, metrics: MetricsDep) -> SuggestionsPublic:
+    check_suggest_request([body.artwork], settings, ("body", "artwork"))
     options = _effective(body.options, settings.suggestion_limit)
-    future = batcher.submit([body.artwork], options)
-    [suggestions] = await asyncio.wrap_future(future)
+    future = _submit(batcher, [body.artwork], options)
+    [suggestions] = await _result(future)
     metrics.suggestions_served.inc(len(suggestions))
     # the model that answered, which a hot reload may have swapped in since the request came
     return SuggestionsPublic(model_version=future.model_version or tagger.model_version, suggestions=suggestions)
 
 
 @router.post("/batch", response_model=SuggestBatchPublic, summary="Suggest tags for several artworks",
-             responses=problem_responses(400, 401, 403, 413, 422, 503))
+             responses=problem_responses(400, 401, 403, 413, 422, 429, 503))
 async def suggest_batch(body: SuggestBatchCreate, settings: SettingsDep, tagger: TaggerDep,
                         batcher: BatcherDep, metrics: MetricsDep) -> SuggestBatchPublic:
-    if len(body.artworks) > settings.max_batch:
-        raise RequestValidationError([{
-            "loc": ("body", "artworks"), "type": "too_long",
-            "msg": f"at most {settings.max_batch} artworks per request, got {len(body.artworks)}",
-        }])
+    check_suggest_request([item.artwork for item in body.artworks], settings, ("body", "artworks"))
     options = _effective(body.options, settings.suggestion_limit)
     # one job, hence one tagger call: the encoder embeds the whole batch at once
-    future = batcher.submit([item.artwork for item in body.artworks], options)
-    results = await asyncio.wrap_future(future)
+    future = _submit(batcher, [item.artwork for item in body.artworks], options)
+    results = await _result(future)
     metrics.suggestions_served.inc(sum(len(r) for r in results))
     return SuggestBatchPublic(
         model_version=future.model_version or tagger.model_version,

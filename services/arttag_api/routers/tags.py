@@ -23,7 +23,7 @@ def _public(tag: Tag) -> dict[str, Any]:
 
 
 @router.get("", response_model=TagSearchPublic, summary="Search the vocabulary by label",
-            responses=problem_responses(401, 403, 422, 503))
+            responses=problem_responses(401, 403, 422, 429, 503))
 async def search_tags(
     vocabulary: VocabularyDep,
     tagger: TaggerDep,
@@ -49,7 +49,7 @@ async def search_tags(
 
 
 @router.get("/{tag_id:path}", response_model=TagPublic, summary="One tag with its group, area and usage",
-            responses=problem_responses(401, 403, 404, 422, 503))
+            responses=problem_responses(401, 403, 404, 422, 429, 503))
 async def get_tag(vocabulary: VocabularyDep, tag_id: str = Path(min_length=1, max_length=500)) -> TagPublic:
     tag = vocabulary.get(tag_id)
     if tag is None:
