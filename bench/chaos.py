@@ -221,7 +221,7 @@ class Watcher(threading.Thread):
         super().__init__(daemon=True, name="chaos-watcher")
         from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-        from arttag_stream.kafka_io import consumer, partitions
+        from arttag.kafka.clients import consumer, partitions
 
         self.topics = topics
         self.c = consumer(kafka, log_level=0)  # the broker restart is expected: no connection noise
@@ -312,7 +312,7 @@ class Watcher(threading.Thread):
 def high_watermarks(kafka, topic_names: list[str]) -> dict[tuple[str, int], int]:
     from confluent_kafka import TopicPartition
 
-    from arttag_stream.kafka_io import consumer, partitions
+    from arttag.kafka.clients import consumer, partitions
 
     c = consumer(kafka)
     try:
@@ -344,10 +344,10 @@ class Publisher(threading.Thread):
         self.errors: list[str] = []
 
     def run(self) -> None:
-        from arttag_stream.kafka_io import producer
+        from arttag.kafka import make_producer
 
         # Up to 1 MiB records (the poison corpus goes near it); retry through the broker restart.
-        p = producer(self.kafka, **{"linger.ms": 20, "message.max.bytes": 1_048_576,
+        p = make_producer(self.kafka, **{"linger.ms": 20, "message.max.bytes": 1_048_576,
                                     "message.timeout.ms": 900_000, "log_level": 0})
         try:
             for what, i in self.plan:
@@ -1054,10 +1054,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"catalogue {args.catalogue} not found; pass --catalogue "
                          "(e.g. shared/arttag/data/tate_sample.jsonl.gz)")
     from arttag.bundle import read_manifest
-    from arttag.kafka_admin import admin_client, create_topics
+    from arttag.kafka.admin import admin_client, create_topics
     from arttag.settings import KafkaSettings, StreamSettings
 
-    from arttag_stream.app import StreamTopics
+    from arttag.kafka.topics import StreamTopics
 
     manifest = read_manifest(args.bundle)
     rng = random.Random(args.seed)

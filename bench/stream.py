@@ -78,7 +78,7 @@ class SuggestionWatcher(threading.Thread):
         super().__init__(daemon=True)
         from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-        from arttag_stream.kafka_io import consumer, partitions
+        from arttag.kafka.clients import consumer, partitions
 
         self.c = consumer(kafka)
         self.c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions(self.c, topic)])
@@ -159,12 +159,13 @@ def main() -> int:
     from arttag.bundle import load_tagger
     from arttag.catalogue import CatalogueReport, iter_catalogue
     from arttag.events import ArtworkCreated, encode_event
-    from arttag.kafka_admin import admin_client, create_topics
+    from arttag.kafka.admin import admin_client, create_topics
     from arttag.settings import StreamSettings
     from arttag.tagger import SuggestOptions
-    from arttag_stream.app import StreamTopics
+    from arttag.kafka.topics import StreamTopics
     from arttag_stream.backfill import backfill
-    from arttag_stream.kafka_io import flush_or_fail, producer
+    from arttag.kafka import make_producer
+    from arttag.kafka.clients import flush_or_fail
 
     base = StreamSettings()
     bundle_dir = args.bundle_dir or base.bundle_dir
@@ -297,7 +298,7 @@ def main() -> int:
     rate = stream_eps / 2
     pool = records[20000:]
     n = min(len(pool), int(rate * args.latency_s))
-    p = producer(lkafka, **{"linger.ms": 0})
+    p = make_producer(lkafka, **{"linger.ms": 0})
     sent: dict[str, float] = {}
     start = time.time()
     for i, record in enumerate(pool[:n]):

@@ -345,9 +345,10 @@ def test_running_worker_switches_version_between_batches_and_keeps_serving_on_a_
     import subprocess
     import sys
 
-    from arttag.kafka_admin import create_topics
-    from arttag_stream.app import StreamTopics
-    from arttag_stream.kafka_io import consumer, producer
+    from arttag.kafka.admin import create_topics
+    from arttag.kafka.topics import StreamTopics
+    from arttag.kafka import make_producer
+    from arttag.kafka.clients import consumer
     from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
     out = tmp_path / "bundles" / "current"
@@ -379,7 +380,7 @@ def test_running_worker_switches_version_between_batches_and_keeps_serving_on_a_
 
     def tag(start: int, n: int) -> set[str]:
         """Publish artworks start..start+n; the model versions that answered them."""
-        p = producer(kafka_settings)
+        p = make_producer(kafka_settings)
         for m in _messages(events, start, n):
             p.produce(topics.created, key=m.key, value=m.value)
         assert p.flush(30) == 0

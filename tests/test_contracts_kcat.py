@@ -27,10 +27,10 @@ import pytest
 
 from arttag.events import FeedbackActor, TagFeedbackGiven
 from arttag.kafka import make_producer, partition_for
-from arttag.kafka_admin import create_topics
+from arttag.kafka.admin import create_topics
 from arttag.settings import KafkaSettings
-from arttag_stream.app import StreamTopics
-from arttag_stream.kafka_io import flush_or_fail
+from arttag.kafka.topics import StreamTopics
+from arttag.kafka.clients import flush_or_fail
 
 pytestmark = pytest.mark.kafka
 

@@ -8,8 +8,8 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from arttag.events import ArtworkCreated, ArtworkMetadata, decode_artwork_event, encode_event
-from arttag.kafka_admin import admin_client, create_topics
-from arttag.topics import ARTWORKS_CREATED, TAG_SUGGESTIONS_LATEST, topic_name
+from arttag.kafka.admin import admin_client, create_topics
+from arttag.kafka.topics import ARTWORKS_CREATED, TAG_SUGGESTIONS_LATEST, topic_name
 
 pytestmark = pytest.mark.kafka
 

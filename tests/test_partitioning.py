@@ -13,10 +13,10 @@ from confluent_kafka import TopicPartition
 
 from arttag.events import FeedbackActor, TagFeedbackGiven
 from arttag.kafka import murmur2, murmur2_partitioner, partition_for, producer_config
-from arttag.kafka_admin import create_topics
+from arttag.kafka.admin import create_topics
 from arttag.settings import KafkaSettings
-from arttag_stream.app import StreamTopics
-from arttag_stream.kafka_io import consumer
+from arttag.kafka.topics import StreamTopics
+from arttag.kafka.clients import consumer
 
 # Kafka's Java client (org.apache.kafka.clients.producer.internals.DefaultPartitioner) puts
 # these keys on these partitions of a 1000-partition topic.
@@ -127,7 +127,7 @@ def test_backfill_and_replay_partition_by_murmur2(kafka5, sample_catalogue, hash
     from arttag.bundle import load_tagger
     from arttag.settings import StreamSettings
     from arttag_stream.backfill import backfill
-    from arttag_stream.kafka_io import flush_or_fail
+    from arttag.kafka.clients import flush_or_fail
     from arttag.kafka import make_producer
     from arttag_stream.replay import replay_artworks, replay_dead_letters
 

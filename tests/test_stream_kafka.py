@@ -23,11 +23,12 @@ from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from arttag.catalogue import iter_catalogue
 from arttag.events import ArtworkCreated, ArtworkUpdated, DeadLetter, TagSuggestionsPublished, encode_event
-from arttag.kafka_admin import create_topics
+from arttag.kafka.admin import create_topics
 from arttag.settings import KafkaSettings
 from arttag.text import content_hash
-from arttag_stream.app import StreamTopics
-from arttag_stream.kafka_io import consumer, producer
+from arttag.kafka.topics import StreamTopics
+from arttag.kafka import make_producer
+from arttag.kafka.clients import consumer
 
 pytestmark = pytest.mark.kafka
 
@@ -113,7 +114,7 @@ class Worker:
 
 def publish(kafka: KafkaSettings, items: list[tuple[str, bytes | None, bytes | None]]) -> list[tuple[str, int, int]]:
     """Produce (topic, key, value) in order; returns each message's (topic, partition, offset)."""
-    p = producer(kafka)
+    p = make_producer(kafka)
     where: list[tuple[str, int, int] | None] = [None] * len(items)
 
     def report(i):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
@@ -29,8 +28,11 @@ from arttag.events import (
     encode_event,
 )
 from arttag.errors import EventDecodeError
+from arttag.kafka.sink import InMemorySuggestionSink, PublishFailed
 from arttag.settings import StreamSettings
-from arttag_stream.attempts import AttemptJournal, CrashGuard, InFlight, process_guarded
+
+from arttag_stream.attempts import AttemptJournal, CrashGuard, InFlight
+from arttag_stream.pipeline import tag_and_publish
 from arttag_stream.processing import (
     BatchProcessor,
     BatchResult,
@@ -387,18 +389,17 @@ def run_until_done(data_dir: Path, messages: list[RawMessage], published: list[B
     guard = CrashGuard(AttemptJournal(data_dir), max_attempts,
                        BatchProcessor(FakeTagger(), StateStore(), consumer="c"))
 
-    async def run(step):
-        return guard.run(step)
-
-    async def publish(result):
-        if fail_publish:
-            raise ConnectionError("broker unavailable")
-        published.append(result)
+    class Sink(InMemorySuggestionSink):
+        def publish(self, result):
+            if fail_publish:
+                raise PublishFailed("broker unavailable")
+            super().publish(result)
+            published.append(result)
 
     try:
-        asyncio.run(process_guarded(guard, messages, run, publish))
+        tag_and_publish(guard, messages, Sink())
         return True
-    except (Crash, ConnectionError):
+    except (Crash, PublishFailed):
         return False
 
 
@@ -449,7 +450,9 @@ _CRASHING_WORKER = textwrap.dedent('''
     import asyncio, json, os, sys
     from pathlib import Path
     from arttag.events import ArtworkCreated, ArtworkMetadata, encode_event
-    from arttag_stream.attempts import AttemptJournal, CrashGuard, process_guarded
+    from arttag.kafka.sink import InMemorySuggestionSink
+    from arttag_stream.attempts import AttemptJournal, CrashGuard
+    from arttag_stream.pipeline import tag_and_publish
     from arttag_stream.processing import BatchProcessor, RawMessage, StateStore
 
     class Tagger:
@@ -465,17 +468,15 @@ _CRASHING_WORKER = textwrap.dedent('''
         for i in range(3)]
     guard = CrashGuard(AttemptJournal(data_dir), 3, BatchProcessor(Tagger(), StateStore(), consumer="c"))
 
-    async def run(step):
-        return guard.run(step)
+    class Sink(InMemorySuggestionSink):
+        def publish(self, result):
+            with open(out, "a") as fh:
+                for m, s in result.suggestions:
+                    fh.write(json.dumps(["suggestion", m.offset]) + "\\n")
+                for m, d in result.dead_letters:
+                    fh.write(json.dumps(["dead", m.offset, d.error_type, d.attempts]) + "\\n")
 
-    async def publish(result):
-        with open(out, "a") as fh:
-            for m, s in result.suggestions:
-                fh.write(json.dumps(["suggestion", m.offset]) + "\\n")
-            for m, d in result.dead_letters:
-                fh.write(json.dumps(["dead", m.offset, d.error_type, d.attempts]) + "\\n")
-
-    asyncio.run(process_guarded(guard, messages, run, publish))
+    tag_and_publish(guard, messages, Sink())
 ''')
 
 

@@ -21,9 +21,9 @@ import pytest
 from arttag import limits
 from arttag.catalogue import iter_catalogue
 from arttag.events import DeadLetter
-from arttag.kafka_admin import create_topics
+from arttag.kafka.admin import create_topics
 from arttag.settings import KafkaSettings
-from arttag_stream.app import StreamTopics
+from arttag.kafka.topics import StreamTopics
 
 pytestmark = pytest.mark.kafka
 

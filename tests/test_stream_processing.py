@@ -136,12 +136,11 @@ def test_state_store_keeps_the_highest_revision():
 
 
 def test_state_is_read_from_headers_or_from_the_json():
-    from arttag_stream.state import _apply, state_headers
+    from arttag.kafka.sink import latest_headers
+    from arttag_stream.state import decode_state
 
-    store = StateStore()
-    assert _apply(store, b"{}", state_headers("T1", 4, "h", "m"))  # headers win, body not parsed
-    assert store.get("T1") == ArtworkState(4, "h", "m")
+    assert decode_state(b"{}", latest_headers("T1", 4, "h", "m")) == ("T1", ArtworkState(4, "h", "m"))  # headers win
     body = b'{"artwork_id": "T2", "revision": 2, "content_hash": "g", "model_version": "m"}'
-    assert _apply(store, body, None)
-    assert store.get("T2") == ArtworkState(2, "g", "m")
-    assert not _apply(store, b"not json", None) and not _apply(store, None, None)
+    assert decode_state(body, None) == ("T2", ArtworkState(2, "g", "m"))
+    with pytest.raises(ValueError):
+        decode_state(b"not json", None)

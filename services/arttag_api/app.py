@@ -54,7 +54,7 @@ class BrokerCheck:
         with self._lock:
             if time.monotonic() - self._checked_at < self.ttl_s:
                 return self._ok
-            from arttag.kafka_admin import admin_client
+            from arttag.kafka.admin import admin_client
 
             try:
                 admin_client(self.kafka).list_topics(timeout=self.timeout_s)

@@ -12,7 +12,7 @@ from arttag.errors import ArttagError
 from arttag.events import TagFeedbackGiven, encode_event
 from arttag.kafka import make_producer
 from arttag.settings import KafkaSettings
-from arttag.topics import TAG_FEEDBACK, topic_name
+from arttag.kafka.topics import TAG_FEEDBACK, topic_name
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,10 @@
 """The faust app factory and its one agent; the work itself is in :mod:`arttag_stream.processing`.
 
-Delivery: the agent takes a micro-batch, runs the tagger on it in a worker
-thread, publishes the history suggestions and dead letters and waits for Kafka
-to acknowledge them (acks=all), then publishes the latest-suggestions records
-and waits again. Only then does the batch's iteration end, which is when
+Delivery: the agent takes a micro-batch and hands it to
+:func:`arttag_stream.pipeline.tag_and_publish` in the tagger's thread, which runs the
+tagger and publishes through a :class:`FaustSuggestionSink` in the one order of
+:class:`arttag.kafka.sink.SuggestionSink` (history suggestions and dead letters, wait for
+Kafka's acknowledgements (acks=all), then the latest-suggestions records, wait again). Only then does the batch's iteration end, which is when
 faust acks its events; faust commits acked offsets every ``commit_interval_s``.
 A crash anywhere before that leaves the offsets uncommitted, so a restarted
 worker reprocesses the batch (at-least-once; outputs carry deterministic ids).
@@ -22,8 +23,8 @@ import os
 import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 import faust
@@ -33,21 +34,15 @@ from arttag.bundle_watch import BundleWatcher
 from arttag.errors import EventDecodeError
 from arttag.events import ArtworkMetadata, TagFeedbackGiven, TagSuggestion, decode_event, encode_event
 from arttag.kafka import aiokafka_producer_options, murmur2_partitioner
+from arttag.kafka.sink import OutRecord, PublishFailed, SuggestionSink
+from arttag.kafka.topics import StreamTopics
 from arttag.settings import KafkaSettings, StreamSettings
 from arttag.tagger import SuggestOptions, Tagger
-from arttag.topics import (
-    ARTWORKS_CREATED,
-    ARTWORKS_UPDATED,
-    DEAD_LETTERS,
-    TAG_FEEDBACK,
-    TAG_SUGGESTIONS,
-    TAG_SUGGESTIONS_LATEST,
-    topic_name,
-)
 
-from arttag_stream.attempts import AttemptJournal, CrashGuard, process_guarded
+from arttag_stream.attempts import AttemptJournal, CrashGuard
 from arttag_stream.batching import take_batches
 from arttag_stream.metrics import StreamMetrics
+from arttag_stream.pipeline import log_outputs, tag_and_publish
 from arttag_stream.processing import (
     BatchProcessor,
     BatchResult,
@@ -55,15 +50,9 @@ from arttag_stream.processing import (
     StateStore,
     dead_letter_key,
     make_dead_letter,
-    suggestion_headers,
-    suggestion_key,
 )
 
 log = logging.getLogger(__name__)
-
-
-class PublishFailed(Exception):
-    """Kafka did not acknowledge the batch's outputs."""
 
 
 DEFAULT_AGENT_NAME = "arttag-stream.tag-artworks"
@@ -79,27 +68,6 @@ class DataQualityObserver(Protocol):
     def observe_feedback(self, feedback: TagFeedbackGiven) -> None: ...
 
 
-@dataclass(frozen=True)
-class StreamTopics:
-    created: str
-    updated: str
-    suggestions: str
-    latest: str
-    dead_letters: str
-    feedback: str
-
-    @classmethod
-    def for_prefix(cls, prefix: str) -> StreamTopics:
-        return cls(
-            created=topic_name(ARTWORKS_CREATED, prefix),
-            updated=topic_name(ARTWORKS_UPDATED, prefix),
-            suggestions=topic_name(TAG_SUGGESTIONS, prefix),
-            latest=topic_name(TAG_SUGGESTIONS_LATEST, prefix),
-            dead_letters=topic_name(DEAD_LETTERS, prefix),
-            feedback=topic_name(TAG_FEEDBACK, prefix),
-        )
-
-
 class _ArttagProducer(faust_aiokafka.Producer):
     """faust's aiokafka producer with arttag's producer guarantees (acks=all, idempotent, murmur2);
     faust itself turns idempotence on only inside transactions."""
@@ -111,6 +79,30 @@ class _ArttagProducer(faust_aiokafka.Producer):
 class _ArttagApp(faust.App):
     def _new_producer(self) -> _ArttagProducer:
         return _ArttagProducer(self.transport, loop=self.loop, beacon=self.beacon)
+
+
+class FaustSuggestionSink(SuggestionSink):
+    """Publishes through the faust app's producer (aiokafka, arttag's guarantees).
+
+    :meth:`publish` blocks: it is called from the tagger's thread and hands each wave to
+    the event loop, which sends the records and waits for their acknowledgements.
+    """
+
+    def __init__(self, topics: StreamTopics, channels: Mapping[str, Any]) -> None:
+        super().__init__(topics)
+        self.channels = channels
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def _write(self, records: Sequence[OutRecord]) -> None:
+        if self.loop is None:
+            raise RuntimeError("the faust sink has no event loop yet")
+        asyncio.run_coroutine_threadsafe(self._send(records), self.loop).result()
+
+    async def _send(self, records: Sequence[OutRecord]) -> None:
+        pending = [await self.channels[r.topic].send(key=r.key, value=r.value, headers=r.headers or None,
+                                                     force=True)
+                   for r in records]
+        await asyncio.gather(*pending)
 
 
 def faust_broker_options(kafka: KafkaSettings) -> dict[str, Any]:
@@ -210,27 +202,9 @@ def create_app(
 
     guard = CrashGuard(AttemptJournal(datadir / "inflight"), settings.max_attempts, processor)
 
-    async def publish(result: BatchResult) -> None:
-        try:
-            pending = [
-                await suggestions_t.send(key=suggestion_key(s), value=result.value(s), force=True)
-                for _, s in result.suggestions
-            ]
-            pending += [
-                await dead_t.send(key=dead_letter_key(m.key), value=result.value(d), force=True)
-                for m, d in result.dead_letters
-            ]
-            await asyncio.gather(*pending)
-            # The history record first: a crash between the two waves replays the batch,
-            # and the state (rebuilt from latest) does not yet claim it.
-            pending = [
-                await latest_t.send(key=suggestion_key(s), value=result.value(s), force=True,
-                                    headers=suggestion_headers(s))
-                for s in result.latest
-            ]
-            await asyncio.gather(*pending)
-        except Exception as exc:  # noqa: BLE001 - any failure to publish is the same to us
-            raise PublishFailed(str(exc)) from exc
+    sink = FaustSuggestionSink(topics, {
+        topics.suggestions: suggestions_t, topics.latest: latest_t, topics.dead_letters: dead_t})
+    handle = partial(tag_and_publish, guard, sink=sink)
 
     async def handle_batch(events: list[Any]) -> None:
         started = time.perf_counter()
@@ -246,35 +220,28 @@ def create_app(
             except Exception:  # noqa: BLE001 - lag is best effort; it must not stop the stream
                 pass
         metrics.batch_size.observe(len(messages))
-        loop = asyncio.get_running_loop()
+        loop = sink.loop = asyncio.get_running_loop()
         try:
-            # The tagger (and the journal's fsync) run in the tagger's thread; outputs are
-            # encoded there too, so the event loop only moves bytes.
-            result = await process_guarded(
-                guard, messages, lambda step: loop.run_in_executor(executor, guard.run, step), publish
-            )
+            # The tagger, the journal's fsync and the encoding run in the tagger's thread;
+            # the sink hands each wave of records to the event loop, which only moves bytes.
+            result: BatchResult = await loop.run_in_executor(executor, partial(handle, messages=messages))
         except PublishFailed as exc:
             # Leave without acking: the uncommitted batch is reprocessed after a restart.
             log.critical("publishing failed, exiting so the batch is reprocessed: %s", exc)
             os._exit(70)
         metrics.encode_score_seconds.observe(result.encode_score_s)
         now = time.time()
-        for message, s in result.suggestions:
+        for message, _ in result.suggestions:
             metrics.suggestions_out.labels(topics.suggestions).inc()
             if message.timestamp_ms:
                 metrics.event_latency_seconds.observe(max(now - message.timestamp_ms / 1000, 0))
-            log.info("artwork %s rev %d from %s: published %s (%d tags)", s.artwork_id,
-                     s.revision, message.where, s.suggestion_id, len(s.suggestions))
         if result.latest:
             metrics.suggestions_out.labels(topics.latest).inc(len(result.latest))
-        for message, d in result.dead_letters:
+        for _, d in result.dead_letters:
             metrics.dead_letters.labels(d.error_type).inc()
-            log.warning("dead letter from %s (key %r): %s: %s", message.where,
-                        message.key[:64] if message.key else None, d.error_type, d.error[:500])
         for skipped in result.skipped:
             metrics.skipped.labels(skipped.reason).inc()
-            log.info("artwork %s rev %d from %s: %s, no new suggestion", skipped.artwork_id,
-                     skipped.revision, skipped.message.where, skipped.reason)
+        log_outputs(result)
         if monitor is not None:
             try:
                 monitor.observe_artworks(result.artworks)

@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,8 +110,10 @@ class CrashGuard:
         guard = CrashGuard(AttemptJournal(data_dir / "inflight"), 3, processor)
         for step in guard.plan(messages):
             result = guard.run(step)       # writes the journal, then processes
-            publish(result)                # on failure: guard.abandon(step), exit
+            sink.publish(result)           # on failure: guard.abandon(step), exit
             guard.done(step)
+
+    (:func:`arttag_stream.pipeline.tag_and_publish` is that loop.)
     """
 
     def __init__(self, journal: AttemptJournal | None, max_attempts: int,
@@ -173,28 +175,3 @@ class CrashGuard:
         if self.journal is not None:
             for tp in step.records:
                 self.journal.write(tp, step.previous.get(tp))
-
-
-async def process_guarded(
-    guard: CrashGuard,
-    messages: Sequence[RawMessage],
-    run: Callable[[Step], Awaitable[BatchResult]],
-    publish: Callable[[BatchResult], Awaitable[None]],
-) -> BatchResult:
-    """Plan, run and publish a batch step by step; what all steps produced.
-
-    ``run`` executes ``guard.run`` (in the worker: in the tagger's thread);
-    ``publish`` waits until Kafka acknowledged the result's records. When it
-    raises, the journal is put back and the error propagates (the worker exits).
-    """
-    total = BatchResult()
-    for step in guard.plan(messages):
-        result = await run(step)
-        try:
-            await publish(result)
-        except BaseException:
-            guard.abandon(step)
-            raise
-        guard.done(step)
-        total.extend(result)
-    return total

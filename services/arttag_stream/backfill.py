@@ -18,9 +18,9 @@ from arttag.events import ArtworkCreated, ArtworkMetadata, ArtworkUpdated, encod
 from arttag.kafka import make_producer
 from arttag.settings import KafkaSettings
 from arttag.text import content_hash
-from arttag.topics import ARTWORKS_CREATED, ARTWORKS_UPDATED, topic_name
+from arttag.kafka.topics import ARTWORKS_CREATED, ARTWORKS_UPDATED, topic_name
 
-from arttag_stream.kafka_io import flush_or_fail
+from arttag.kafka.clients import flush_or_fail
 
 log = logging.getLogger(__name__)
 

@@ -23,11 +23,11 @@ from arttag.encoders.base import TextEncoder
 from arttag.errors import ArttagError, ModelError
 from arttag.events import ArtworkCreated, ArtworkUpdated, DeadLetter, TagSuggestionsPublished, encode_event
 from arttag.kafka import make_producer
-from arttag.kafka_admin import admin_client, create_topics
+from arttag.kafka.admin import admin_client, create_topics
 from arttag.settings import StreamSettings, default_cache_dir
 
-from arttag_stream.app import StreamTopics
-from arttag_stream.kafka_io import flush_or_fail
+from arttag.kafka.topics import StreamTopics
+from arttag.kafka.clients import flush_or_fail
 from arttag_stream.tail import follow, format_dead_letter, format_suggestions
 
 log = logging.getLogger(__name__)

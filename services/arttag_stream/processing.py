@@ -7,10 +7,10 @@ and the tests hand it :class:`RawMessage` batches and publish what it returns.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from arttag import limits
@@ -24,6 +24,8 @@ from arttag.events import (
     decode_artwork_event,
     encode_event,
 )
+from arttag.kafka.follower import LatestTable
+from arttag.kafka.sink import dead_letter_key, suggestion_headers, suggestion_key
 from arttag.tagger import SuggestOptions, Tagger
 from arttag.text import content_hash
 
@@ -48,55 +50,31 @@ class RawMessage:
 
 @dataclass(frozen=True)
 class ArtworkState:
-    """What the worker last answered for an artwork (the latest-suggestions topic holds it)."""
+    """What the worker last answered for an artwork (the latest-suggestions topic holds it).
+
+    ``produced_at`` is None for states read from record headers and for the worker's own
+    claims: the merge rule then compares revisions only (:func:`arttag.kafka.follower.supersedes`).
+    """
 
     revision: int
     content_hash: str
     model_version: str
+    produced_at: datetime | None = None
 
 
-class StateStore:
+class StateStore(LatestTable[ArtworkState]):
     """Per-artwork state: the last revision answered, its content hash and model version.
 
     Rebuilt at start-up from the compacted latest-suggestions topic and kept up to
     date by the worker's own writes (and, in a group of workers, by following the
-    topic). Merging keeps the highest revision, so an older one never wins.
+    topic), under the topic's one merge rule: an older revision never wins.
     Thread-safe: the follower thread and the event loop both write.
     """
-
-    def __init__(self) -> None:
-        self._states: dict[str, ArtworkState] = {}
-        self._lock = threading.Lock()
-
-    def get(self, artwork_id: str) -> ArtworkState | None:
-        with self._lock:
-            return self._states.get(artwork_id)
-
-    def merge(self, artwork_id: str, state: ArtworkState) -> bool:
-        """Keep ``state`` unless a higher revision is known; True when it was kept."""
-        with self._lock:
-            current = self._states.get(artwork_id)
-            if current is not None and current.revision > state.revision:
-                return False
-            self._states[artwork_id] = state
-            return True
-
-    def restore(self, artwork_id: str, previous: ArtworkState | None) -> None:
-        """Undo a claim whose suggestion never came (the model failed on it)."""
-        with self._lock:
-            if previous is None:
-                self._states.pop(artwork_id, None)
-            else:
-                self._states[artwork_id] = previous
 
     def merge_published(self, event: TagSuggestionsPublished) -> bool:
         return self.merge(
             event.artwork_id, ArtworkState(event.revision, event.content_hash, event.model_version)
         )
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._states)
 
 
 Decision = Literal["new", "stale", "unchanged"]
@@ -167,22 +145,6 @@ def record_size(key: bytes | None, value: bytes | None, headers: Sequence[tuple[
     """What a record adds up to against a size limit: key, value and headers."""
     return (len(key or b"") + len(value or b"")
             + sum(len(name.encode()) + len(v or b"") for name, v in headers))
-
-
-def suggestion_key(event: TagSuggestionsPublished) -> bytes:
-    return event.artwork_id.encode()
-
-
-def suggestion_headers(event: TagSuggestionsPublished) -> list[tuple[str, bytes]]:
-    """The headers of the latest-suggestions record (see :func:`arttag_stream.state.state_headers`)."""
-    from arttag_stream.state import state_headers  # state imports this module
-
-    return state_headers(event.artwork_id, event.revision, event.content_hash, event.model_version)
-
-
-def dead_letter_key(key: bytes | None) -> bytes | None:
-    """The dead-letter record's key: the original key, or its first bytes when it is long."""
-    return key if key is None else key[:limits.DEAD_LETTER_PREFIX_BYTES]
 
 
 def bounded_text(text: str, max_chars: int = limits.MAX_ERROR_CHARS) -> str:

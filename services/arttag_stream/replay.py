@@ -12,18 +12,21 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 from tqdm import tqdm
 
-from arttag.events import DeadLetter, encode_event
+from arttag.events import DeadLetter
 from arttag.kafka import make_producer
+from arttag.kafka.clients import consumer, flush_or_fail, partitions, read_to_end
+from arttag.kafka.sink import ConfluentSuggestionSink, InMemorySuggestionSink, SuggestionSink
+from arttag.kafka.topics import StreamTopics
 from arttag.settings import StreamSettings
 from arttag.tagger import SuggestOptions, Tagger
 
-from arttag_stream.app import StreamTopics
-from arttag_stream.kafka_io import consumer, flush_or_fail, partitions
-from arttag_stream.processing import BatchProcessor, RawMessage, StateStore, dead_letter_key
-from arttag_stream.state import LatestFollower, state_headers
+from arttag_stream.attempts import CrashGuard
+from arttag_stream.pipeline import tag_and_publish
+from arttag_stream.processing import BatchProcessor, RawMessage, StateStore
+from arttag_stream.state import LatestFollower
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,12 @@ class ReplayReport:
     elapsed_s: float = 0.0
     group: str = ""
     errors: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+
+REPLAYED_DEAD_LETTERS = frozenset({"model", "output_too_large", "internal"})
+"""What a replay dead-letters: failures of this model version. Undecodable messages were
+dead-lettered when the worker first met them; only these are news."""
 
 
 def _start_offsets(c, topic: str, parts: list[int], since: datetime | None) -> list[TopicPartition]:
@@ -48,22 +57,6 @@ def _start_offsets(c, topic: str, parts: list[int], since: datetime | None) -> l
     found = c.offsets_for_times([TopicPartition(topic, p, ms) for p in parts], timeout=30)
     # -1: no message at or after the time: start at the end (nothing to replay there).
     return [TopicPartition(topic, tp.partition, tp.offset) for tp in found]
-
-
-def _ends(c, tps: list[TopicPartition]) -> dict[tuple[str, int], int]:
-    """Where each partition ends now, for the partitions with something to read from the start."""
-    ends = {}
-    for tp in tps:
-        low, high = c.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=30)
-        if tp.offset == OFFSET_BEGINNING:
-            start = low
-        elif tp.offset == OFFSET_END:
-            start = high
-        else:
-            start = max(tp.offset, low)
-        if high > start:
-            ends[(tp.topic, tp.partition)] = high
-    return ends
 
 
 def _commit(c) -> None:
@@ -81,6 +74,8 @@ def replay_artworks(
     since: datetime | None = None,
     group: str | None = None,
     progress: bool = True,
+    sink: SuggestionSink | None = None,
+    dry_run: bool = False,
 ) -> ReplayReport:
     """Suggestions for every artwork event (or those since ``since``) under ``model_version``.
 
@@ -88,12 +83,14 @@ def replay_artworks(
     this model version already answered are skipped: a replay that stops half
     way can simply be run again. Messages that cannot be decoded are counted
     (the worker dead-lettered them already); artworks this model fails on are
-    dead-lettered.
+    dead-lettered. Each batch goes through :func:`arttag_stream.pipeline.tag_and_publish`,
+    as in the worker; ``dry_run`` publishes to an :class:`InMemorySuggestionSink` (or
+    ``sink``) and commits nothing.
     """
     model_version = model_version or tagger.model_version
     topics = StreamTopics.for_prefix(settings.kafka.topic_prefix)
     group = group or f"{settings.consumer_group}-replay-{model_version}"
-    report = ReplayReport(group=group)
+    report = ReplayReport(group=group, dry_run=dry_run)
     store = StateStore()
     follower = LatestFollower(settings.kafka, topics.latest, store)
     try:
@@ -103,62 +100,43 @@ def replay_artworks(
     processor = BatchProcessor(tagger, store, consumer=group, model_version=model_version,
                                options=SuggestOptions(limit=settings.suggestion_limit),
                                max_record_bytes=settings.max_record_bytes)
+    guard = CrashGuard(None, 0, processor)  # a finite job: a crash is rerun by hand
+    keep = REPLAYED_DEAD_LETTERS.__contains__
+    if sink is None:
+        sink = (InMemorySuggestionSink(topics, publish_dead_letter=lambda d: keep(d.error_type)) if dry_run
+                else ConfluentSuggestionSink(make_producer(settings.kafka), topics,
+                                             publish_dead_letter=lambda d: keep(d.error_type)))
     c = consumer(settings.kafka, group)
-    p = make_producer(settings.kafka)
     started = time.monotonic()
     try:
         tps: list[TopicPartition] = []
         for topic in (topics.created, topics.updated):
             tps += _start_offsets(c, topic, partitions(c, topic), since)
-        ends = _ends(c, tps)
-        c.assign(tps)
         bar = tqdm(desc=f"replay as {model_version}", unit=" events", disable=not progress)
-        while ends:
-            batch: list[RawMessage] = []
-            for msg in c.consume(settings.batch_max_events, settings.batch_max_ms / 1000):
-                if msg.error():
-                    continue
-                key = (msg.topic(), msg.partition())
-                if key not in ends:
-                    continue
-                if msg.offset() >= ends[key]:
-                    continue
-                if msg.offset() + 1 >= ends[key]:
-                    del ends[key]
+        for records in read_to_end(c, tps, max_messages=settings.batch_max_events,
+                                   poll_s=settings.batch_max_ms / 1000):
+            batch = []
+            for msg in records:
                 ts = msg.timestamp()[1]
                 batch.append(RawMessage(msg.topic(), msg.partition(), msg.offset(), msg.key(),
                                         msg.value(), ts if ts > 0 else None))
-            if not batch:
-                continue
-            result = processor.process(batch)
-            for _, s in result.suggestions:
-                p.produce(topics.suggestions, key=s.artwork_id.encode(), value=encode_event(s))
-            for m, d in result.dead_letters:
-                # Undecodable messages were dead-lettered when the worker first met them;
-                # only what this model version fails on is news.
-                if d.error_type in ("model", "output_too_large", "internal"):
-                    p.produce(topics.dead_letters, key=dead_letter_key(m.key), value=result.value(d))
-                    report.dead_letters += 1
-                else:
-                    report.invalid += 1
-            flush_or_fail(p)
-            for s in result.latest:
-                p.produce(topics.latest, key=s.artwork_id.encode(), value=encode_event(s),
-                          headers=state_headers(s.artwork_id, s.revision, s.content_hash,
-                                                s.model_version))
-            flush_or_fail(p)
-            _commit(c)  # the group's offsets show the replay's progress
+            result = tag_and_publish(guard, batch, sink)
+            if not dry_run:
+                _commit(c)  # the group's offsets show the replay's progress
             report.read += len(batch)
             report.suggestions += len(result.suggestions)
             report.latest += len(result.latest)
             report.skipped += len(result.skipped)
+            replayed = sum(keep(d.error_type) for _, d in result.dead_letters)
+            report.dead_letters += replayed
+            report.invalid += len(result.dead_letters) - replayed
             bar.update(len(batch))
         bar.close()
     finally:
         c.close()
-        p.flush(10)
+        sink.close()
     report.elapsed_s = time.monotonic() - started
-    log.info("replay read %d events as %s", report.read, model_version)
+    log.info("replay read %d events as %s%s", report.read, model_version, " (dry run)" if dry_run else "")
     return report
 
 
@@ -193,17 +171,8 @@ def replay_dead_letters(
         committed = c.committed([TopicPartition(topics.dead_letters, q) for q in parts], timeout=30)
         tps = [TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
                for tp in committed]
-        ends = _ends(c, tps)
-        c.assign(tps)
-        while ends:
-            for msg in c.consume(500, 1.0):
-                if msg.error():
-                    continue
-                key = (msg.topic(), msg.partition())
-                if key not in ends or msg.offset() >= ends[key]:
-                    continue
-                if msg.offset() + 1 >= ends[key]:
-                    del ends[key]
+        for records in read_to_end(c, tps, poll_s=1.0):
+            for msg in records:
                 try:
                     dead = DeadLetter.model_validate_json(msg.value())
                 except Exception as exc:  # noqa: BLE001 - a foreign record in the topic

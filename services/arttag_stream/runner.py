@@ -7,10 +7,11 @@ import logging
 import faust
 
 from arttag.bundle_watch import BundleWatcher, bundle_loader, serves_pointer
+from arttag.kafka.topics import StreamTopics
 from arttag.settings import StreamSettings
 from arttag.tagger import Tagger
 
-from arttag_stream.app import StreamTopics, create_app
+from arttag_stream.app import create_app
 from arttag_stream.metrics import StreamMetrics
 from arttag_stream.processing import StateStore
 from arttag_stream.state import LatestFollower

@@ -11,8 +11,8 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 from arttag.events import DeadLetter, TagSuggestion, TagSuggestionsPublished
 from arttag.settings import KafkaSettings
 
-from arttag_stream.app import StreamTopics
-from arttag_stream.kafka_io import consumer, partitions
+from arttag.kafka.topics import StreamTopics
+from arttag.kafka.clients import consumer, partitions
 
 Which = Literal["suggestions", "latest", "dead-letters"]
 

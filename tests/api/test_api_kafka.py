@@ -18,9 +18,9 @@ from arttag.events import (
     decode_event,
     encode_event,
 )
-from arttag.kafka_admin import create_topics
+from arttag.kafka.admin import create_topics
 from arttag.settings import ApiSettings
-from arttag.topics import TAG_FEEDBACK, TAG_SUGGESTIONS_LATEST, topic_name
+from arttag.kafka.topics import TAG_FEEDBACK, TAG_SUGGESTIONS_LATEST, topic_name
 from arttag_api.app import create_app
 from arttag_api.auth import hash_api_key
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from arttag.settings import CliSettings
-from arttag.topics import TOPICS, topic_name
+from arttag.kafka.topics import TOPICS, topic_name
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _create(args: argparse.Namespace) -> int:
-    from arttag.kafka_admin import create_topics
+    from arttag.kafka.admin import create_topics
 
     settings = CliSettings()
     for name, outcome in create_topics(settings.kafka).items():

@@ -9,7 +9,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from arttag.errors import ArttagError
 from arttag.settings import KafkaSettings
-from arttag.topics import TOPICS, TopicSpec, topic_name
+from arttag.kafka.topics import TOPICS, TopicSpec, topic_name
 
 log = logging.getLogger(__name__)
 

@@ -48,3 +48,26 @@ TOPICS: tuple[TopicSpec, ...] = (
 
 def topic_name(base: str, prefix: str = "") -> str:
     return f"{prefix}{base}"
+
+
+@dataclass(frozen=True)
+class StreamTopics:
+    """The full names of the topics the stream reads and writes, under one prefix."""
+
+    created: str
+    updated: str
+    suggestions: str
+    latest: str
+    dead_letters: str
+    feedback: str
+
+    @classmethod
+    def for_prefix(cls, prefix: str) -> StreamTopics:
+        return cls(
+            created=topic_name(ARTWORKS_CREATED, prefix),
+            updated=topic_name(ARTWORKS_UPDATED, prefix),
+            suggestions=topic_name(TAG_SUGGESTIONS, prefix),
+            latest=topic_name(TAG_SUGGESTIONS_LATEST, prefix),
+            dead_letters=topic_name(DEAD_LETTERS, prefix),
+            feedback=topic_name(TAG_FEEDBACK, prefix),
+        )
