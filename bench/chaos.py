@@ -536,7 +536,7 @@ def swap_loader(pointer: Path, expect: dict[str, int], min_loads: int, min_s: fl
     """Load the tagger through ``pointer`` until ``min_loads`` and ``min_s`` (at most ``max_s``);
     each load must be one version throughout: its manifest's version and embedding size, the
     arrays its scorers loaded and its encoder agree, and ``suggest()`` answers."""
-    from arttag.bundle import load_tagger
+    from arttag.bundle import open_tagger
     from arttag.events import ArtworkMetadata
 
     probe = ArtworkMetadata(title="Harbour at night with fishing boats", artists=["Turner, Joseph Mallord William"],
@@ -551,7 +551,7 @@ def swap_loader(pointer: Path, expect: dict[str, int], min_loads: int, min_s: fl
             break
         loads += 1
         try:
-            tagger = load_tagger(pointer)
+            tagger = open_tagger(pointer)
             version = tagger.model_version
             dim = int(tagger.manifest["encoder"]["dim"])
             problems = []
@@ -589,7 +589,7 @@ def swap_loader(pointer: Path, expect: dict[str, int], min_loads: int, min_s: fl
 def prepare_swap_variants(root: Path) -> list[dict]:
     """Three small bundles (hashing encoders of 64, 96 and 128 dims; knn and semantic scorers)
     trained on the first 600 rows of the bundled sample: quick to write, easy to tell apart."""
-    from arttag.bundle import load_tagger
+    from arttag.bundle import open_tagger
     from arttag.encoders import HashingEncoder
     from arttag.training import train_bundle
 
@@ -605,7 +605,7 @@ def prepare_swap_variants(root: Path) -> list[dict]:
         manifest = train_bundle(subset, stage, HashingEncoder(dim),
                                 {"evaluate": False, "model_version": f"chaos-swap-d{dim}",
                                  "scorers": {"knn": {}, "semantic": {}}})
-        tagger = load_tagger(stage)
+        tagger = open_tagger(stage)
         variants.append({"dim": dim, "version": manifest["model_version"], "ensemble": tagger.ensemble,
                          "encoder": tagger.encoder, "manifest": manifest})
     return variants

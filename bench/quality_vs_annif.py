@@ -312,12 +312,10 @@ def score(rankings: Sequence[Sequence[int]], gold: Sequence[set[int]], rare: set
 
 def load_arttag(bundle: Path) -> Any:
     """The bundle's tagger with the encoder it was trained with (the ONNX one unless it was the hashing fake)."""
-    from arttag.bundle import load_tagger, read_manifest
+    from arttag.bundle import open_tagger
     from arttag.settings import CliSettings
 
-    trained_with = str(read_manifest(bundle)["encoder"]["name"])
-    encoder = None if trained_with.startswith("hashing-") else CliSettings().encoder
-    return load_tagger(bundle, encoder)
+    return open_tagger(bundle, CliSettings().encoder)
 
 
 def run_arttag(bundle: Path, dev: Sequence[CatalogueRecord], batch_size: int, vocab: Vocabulary,

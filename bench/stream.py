@@ -156,7 +156,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("arttag").setLevel(logging.WARNING)
 
-    from arttag.bundle import load_tagger
+    from arttag.bundle import open_tagger
     from arttag.catalogue import CatalogueReport, iter_catalogue
     from arttag.events import ArtworkCreated, encode_event
     from arttag.kafka.admin import admin_client, create_topics
@@ -185,7 +185,7 @@ def main() -> int:
         if len(records) >= 20000 + 2000:
             break
     encoder_settings = base.encoder.model_copy(update={"cache_size": 0})
-    tagger = load_tagger(bundle_dir, encoder_settings)
+    tagger = open_tagger(bundle_dir, encoder_settings)
     options = SuggestOptions(limit=base.suggestion_limit)
     seg = args.segment_events
     # Pipeline segments use the first artworks of the catalogue: the region the stream works on.

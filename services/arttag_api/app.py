@@ -72,10 +72,9 @@ def load_bundle_tagger(settings: ApiSettings) -> CatalogueTagger:
     A bundle trained with the hashing fake encoder (demo, tests) gets that encoder back
     from its manifest instead of the ONNX model.
     """
-    from arttag.bundle import resolve_bundle
-    from arttag.bundle_watch import bundle_loader
+    from arttag.bundle import open_tagger
 
-    return bundle_loader(settings.encoder)(resolve_bundle(settings.bundle_dir), None)
+    return open_tagger(settings.bundle_dir, settings.encoder)
 
 
 def _watch_bundle(services: Services) -> None:

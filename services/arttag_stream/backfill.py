@@ -16,11 +16,10 @@ from arttag.catalogue import BadRow, CatalogueReport, iter_catalogue
 from arttag.errors import ArttagError
 from arttag.events import ArtworkCreated, ArtworkMetadata, ArtworkUpdated, encode_event
 from arttag.kafka import make_producer
+from arttag.kafka.clients import flush_or_fail
+from arttag.kafka.topics import ARTWORKS_CREATED, ARTWORKS_UPDATED, topic_name
 from arttag.settings import KafkaSettings
 from arttag.text import content_hash
-from arttag.kafka.topics import ARTWORKS_CREATED, ARTWORKS_UPDATED, topic_name
-
-from arttag.kafka.clients import flush_or_fail
 
 log = logging.getLogger(__name__)
 

@@ -16,23 +16,21 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 from arttag.catalogue import iter_catalogue
 from arttag.encoders.base import TextEncoder
+from arttag.encoders.loader import EncoderKind
 from arttag.errors import ArttagError, ModelError
 from arttag.events import ArtworkCreated, ArtworkUpdated, DeadLetter, TagSuggestionsPublished, encode_event
 from arttag.kafka import make_producer
 from arttag.kafka.admin import admin_client, create_topics
+from arttag.kafka.clients import flush_or_fail
+from arttag.kafka.topics import StreamTopics
 from arttag.settings import StreamSettings, default_cache_dir
 
-from arttag.kafka.topics import StreamTopics
-from arttag.kafka.clients import flush_or_fail
 from arttag_stream.tail import follow, format_dead_letter, format_suggestions
 
 log = logging.getLogger(__name__)
-
-EncoderKind = Literal["onnx", "hashing"]
 
 
 def stop_worker(proc: subprocess.Popen, timeout_s: float = 30) -> int:
@@ -55,14 +53,10 @@ def sample_path() -> Path:
 
 def ensure_encoder(settings: StreamSettings, kind: EncoderKind, say: Callable[[str], None]) -> TextEncoder:
     """The encoder; for ``onnx``, fetch and export the real model first when it is missing."""
-    if kind == "hashing":
-        from arttag.encoders import HashingEncoder
-
-        return HashingEncoder()
-    from arttag.encoders import load_encoder
+    from arttag.encoders import open_encoder
 
     try:
-        return load_encoder(settings.encoder)
+        return open_encoder(kind, settings.encoder)
     except ModelError as exc:
         say(f"model not ready ({exc}); preparing it")
     enc = settings.encoder
@@ -75,7 +69,7 @@ def ensure_encoder(settings: StreamSettings, kind: EncoderKind, say: Callable[[s
 
     say(f"exporting it to ONNX in {enc.resolved_onnx_dir} (a few minutes, once)")
     export_onnx(enc.model_dir, enc.resolved_onnx_dir)
-    return load_encoder(settings.encoder)
+    return open_encoder("onnx", settings.encoder)
 
 
 def ensure_bundle(bundle_dir: Path, encoder: TextEncoder, say: Callable[[str], None]) -> Path:

@@ -21,19 +21,16 @@ log = logging.getLogger(__name__)
 
 def load_stream_tagger(settings: StreamSettings) -> Tagger:
     """The trained bundle at ``settings.bundle_dir`` with the configured encoder."""
-    from arttag.bundle import load_tagger
+    from arttag.bundle import open_tagger
 
-    if settings.encoder_kind == "hashing":
-        return load_tagger(settings.bundle_dir, None)  # the bundle names its hashing encoder
-    return load_tagger(settings.bundle_dir, settings.encoder)
+    return open_tagger(settings.bundle_dir, settings.encoder, kind=settings.encoder_kind)
 
 
 def bundle_watcher(settings: StreamSettings, tagger: Tagger) -> BundleWatcher | None:
     """Hot reload of ``settings.bundle_dir`` when ``tagger`` was loaded from it and reloading is on."""
     if settings.bundle_reload_interval_s <= 0 or not serves_pointer(tagger, settings.bundle_dir):
         return None
-    encoder = None if settings.encoder_kind == "hashing" else settings.encoder
-    return BundleWatcher(settings.bundle_dir, bundle_loader(encoder), tagger,
+    return BundleWatcher(settings.bundle_dir, bundle_loader(settings.encoder, settings.encoder_kind), tagger,
                          interval_s=settings.bundle_reload_interval_s)
 
 

@@ -9,10 +9,9 @@ from typing import Literal
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
 from arttag.events import DeadLetter, TagSuggestion, TagSuggestionsPublished
-from arttag.settings import KafkaSettings
-
-from arttag.kafka.topics import StreamTopics
 from arttag.kafka.clients import consumer, partitions
+from arttag.kafka.topics import StreamTopics
+from arttag.settings import KafkaSettings
 
 Which = Literal["suggestions", "latest", "dead-letters"]
 

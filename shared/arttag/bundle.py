@@ -40,6 +40,7 @@ import numpy as np
 
 from arttag.checksums import file_sha256
 from arttag.encoders.base import TextEncoder
+from arttag.encoders.loader import EncoderKind, open_encoder
 from arttag.ensemble import BaseEnsemble, Ranked, load_ensemble
 from arttag.errors import ModelError
 from arttag.events import ArtworkMetadata, TagSuggestion
@@ -444,8 +445,46 @@ class BundleTagger:
         return [(self.vocabulary.tags[i], s) for i, s in semantic.search(vector, limit)]
 
 
-def load_tagger(bundle_dir: str | Path, encoder: TextEncoder | EncoderSettings | None = None, *,
+def open_tagger(bundle_ref: str | Path, settings: EncoderSettings | None = None, *,
+                kind: EncoderKind = "onnx", reuse: TextEncoder | None = None,
                 verify: bool = True) -> BundleTagger:
+    """The one way a process opens the tagger of a bundle (worker, API, CLI, benchmarks).
+
+    ``bundle_ref`` is a pointer or a bundle directory. The encoder is chosen by
+    :func:`bundle_encoder`: ``reuse`` (a hot reload's previous encoder) when the bundle names
+    it, the hashing fake when the bundle was trained with it, else the ONNX encoder from
+    ``settings``; ``kind="hashing"`` never opens ONNX (a bundle that needs it is refused).
+
+    Example::
+
+        tagger = open_tagger(settings.bundle_dir, settings.encoder, kind=settings.encoder_kind)
+    """
+    return load_tagger(bundle_ref, settings if kind == "onnx" else None, reuse=reuse, verify=verify)
+
+
+def bundle_encoder(manifest: dict[str, Any], encoder: TextEncoder | EncoderSettings | None,
+                   reuse: TextEncoder | None = None) -> TextEncoder | None:
+    """The encoder a bundle is loaded with, chosen here and nowhere else.
+
+    ``reuse`` when its name is the bundle's encoder's; an encoder instance as given (its name is
+    checked by the loader); a fresh hashing fake of the bundle's size when the bundle names the
+    fake; the ONNX encoder for :class:`EncoderSettings`; None otherwise (the bundle must not need
+    embeddings).
+    """
+    trained_with = str(manifest["encoder"]["name"])
+    if reuse is not None and reuse.name == trained_with:
+        return reuse
+    if encoder is not None and not isinstance(encoder, EncoderSettings):
+        return encoder
+    if trained_with.startswith("hashing-"):
+        return open_encoder("hashing", dim=int(manifest["encoder"]["dim"]))
+    if encoder is None:
+        return None
+    return open_encoder("onnx", encoder)
+
+
+def load_tagger(bundle_dir: str | Path, encoder: TextEncoder | EncoderSettings | None = None, *,
+                reuse: TextEncoder | None = None, verify: bool = True) -> BundleTagger:
     """Load a bundle written by ``arttag train`` / :func:`arttag.training.train_bundle`.
 
     ``bundle_dir`` is a pointer or a bundle directory; it is resolved once and everything is
@@ -454,14 +493,14 @@ def load_tagger(bundle_dir: str | Path, encoder: TextEncoder | EncoderSettings |
     is being read, the pointer is resolved again.
 
     ``encoder`` is an encoder instance, or :class:`EncoderSettings` to load the ONNX
-    encoder, or None: then a bundle trained with the hashing fake gets a fresh one,
-    and any other bundle must not need embeddings. The encoder's name must match
-    the one the bundle was trained with (mixing embedding spaces breaks every similarity).
+    encoder, or None; :func:`bundle_encoder` decides (processes call :func:`open_tagger`).
+    The encoder's name must match the one the bundle was trained with (mixing embedding
+    spaces breaks every similarity).
     """
     for attempt in range(3):
         directory = resolve_bundle(bundle_dir)
         try:
-            return _load_directory(directory, encoder, verify)
+            return _load_directory(directory, encoder, verify, reuse)
         except Exception:
             if directory.exists() or attempt == 2:
                 raise
@@ -469,19 +508,13 @@ def load_tagger(bundle_dir: str | Path, encoder: TextEncoder | EncoderSettings |
     raise AssertionError("unreachable")
 
 
-def _load_directory(directory: Path, encoder: TextEncoder | EncoderSettings | None, verify: bool) -> BundleTagger:
+def _load_directory(directory: Path, wanted: TextEncoder | EncoderSettings | None, verify: bool,
+                    reuse: TextEncoder | None = None) -> BundleTagger:
     manifest = read_manifest(directory)
     if verify:
         verify_bundle(directory, manifest)
     trained_with = manifest["encoder"]["name"]
-    if isinstance(encoder, EncoderSettings):
-        from arttag.encoders import load_encoder
-
-        encoder = load_encoder(encoder)
-    if encoder is None and str(trained_with).startswith("hashing-"):
-        from arttag.encoders.hashing import HashingEncoder
-
-        encoder = HashingEncoder(int(manifest["encoder"]["dim"]))
+    encoder = bundle_encoder(manifest, wanted, reuse)
     if encoder is not None and encoder.name != trained_with:
         raise ModelError(
             f"bundle {directory} was trained with encoder {trained_with!r}, not {encoder.name!r}",

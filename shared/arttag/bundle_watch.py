@@ -22,7 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from arttag.bundle import load_tagger, read_manifest, resolve_bundle
+from arttag.bundle import open_tagger, resolve_bundle
+from arttag.encoders.loader import EncoderKind
 from arttag.errors import ModelError
 from arttag.settings import EncoderSettings
 from arttag.tagger import Tagger
@@ -33,19 +34,12 @@ Loader = Callable[[Path, Any], Tagger]
 """``loader(version_dir, previous_tagger_or_None)`` loads one bundle directory."""
 
 
-def bundle_loader(encoder: EncoderSettings | None) -> Loader:
-    """Loads a version with ``encoder`` (None: only bundles that name the hashing fake load),
-    reusing the previous tagger's encoder when the new bundle names the same one, so a swap
-    opens no second ONNX session."""
+def bundle_loader(encoder: EncoderSettings | None, kind: EncoderKind = "onnx") -> Loader:
+    """Loads a version with :func:`arttag.bundle.open_tagger`, reusing the previous tagger's
+    encoder when the new bundle names the same one, so a swap opens no second ONNX session."""
 
     def load(directory: Path, previous: Any) -> Tagger:
-        trained_with = str(read_manifest(directory)["encoder"]["name"])
-        same = getattr(previous, "encoder", None)
-        if same is not None and getattr(same, "name", None) == trained_with:
-            return load_tagger(directory, same)
-        if trained_with.startswith("hashing-"):
-            return load_tagger(directory, None)
-        return load_tagger(directory, encoder)
+        return open_tagger(directory, encoder, kind=kind, reuse=getattr(previous, "encoder", None))
 
     return load
 

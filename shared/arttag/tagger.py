@@ -45,7 +45,7 @@ class Tagger(Protocol):
 
     Example::
 
-        tagger = load_tagger(settings.bundle_dir, settings.encoder)
+        tagger = open_tagger(settings.bundle_dir, settings.encoder)
         [suggestions] = tagger.suggest([ArtworkMetadata(title="Town on Hill")])
     """
 

@@ -48,19 +48,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _encoder(kind: str):
-    if kind == "hashing":
-        from arttag.encoders import HashingEncoder
+    from arttag.encoders import open_encoder
+    from arttag.settings import CliSettings
 
-        return HashingEncoder()
     try:
-        from arttag.encoders import load_encoder
+        return open_encoder(kind, CliSettings().encoder)
     except ImportError as exc:
         raise ConfigurationError(
             "the ONNX encoder is not available in this installation; use --encoder hashing"
         ) from exc
-    from arttag.settings import CliSettings
-
-    return load_encoder(CliSettings().encoder)
 
 
 def _cache_files(encoder, folder: Path) -> tuple[Path, Path]:
@@ -97,9 +93,10 @@ def _audit(args: argparse.Namespace) -> int:
     _warm_cache(encoder, args.embedding_cache)
     tagger = None
     if args.bundle is not None:
-        from arttag.bundle import load_tagger
+        from arttag.bundle import open_tagger
+        from arttag.settings import CliSettings
 
-        tagger = load_tagger(args.bundle, encoder)
+        tagger = open_tagger(args.bundle, CliSettings().encoder, kind=args.encoder, reuse=encoder)
     options = AuditOptions(
         tag_similarity=args.tag_similarity or 0.85,
         artwork_similarity=args.artwork_similarity,

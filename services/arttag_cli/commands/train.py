@@ -48,13 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _encoder(kind: str, settings: CliSettings) -> Any:
-    if kind == "hashing":
-        from arttag.encoders import HashingEncoder
+    from arttag.encoders import open_encoder
 
-        return HashingEncoder()
-    from arttag.encoders import load_encoder
-
-    return load_encoder(settings.encoder)
+    return open_encoder(kind, settings.encoder)  # type: ignore[arg-type] - argparse restricts the choices
 
 
 def _cache_dir(arg: Path | None) -> Path:
@@ -94,12 +90,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _load(bundle: Path | None, settings: CliSettings) -> Any:
-    from arttag.bundle import load_tagger, read_manifest, resolve_bundle
+    from arttag.bundle import open_tagger
 
-    directory = resolve_bundle(bundle or settings.bundle_dir)  # once: a swap meanwhile changes nothing here
-    trained_with = read_manifest(directory)["encoder"]["name"]
-    encoder = None if str(trained_with).startswith("hashing-") else settings.encoder
-    return load_tagger(directory, encoder)
+    return open_tagger(bundle or settings.bundle_dir, settings.encoder)
 
 
 def _evaluate(args: argparse.Namespace) -> int:

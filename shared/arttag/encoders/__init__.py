@@ -2,6 +2,6 @@
 
 from arttag.encoders.base import TextEncoder
 from arttag.encoders.hashing import HashingEncoder
-from arttag.encoders.loader import load_encoder
+from arttag.encoders.loader import EncoderKind, load_encoder, open_encoder
 
-__all__ = ["TextEncoder", "HashingEncoder", "load_encoder"]
+__all__ = ["EncoderKind", "TextEncoder", "HashingEncoder", "load_encoder", "open_encoder"]

@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from arttag.encoders.base import TextEncoder
 from arttag.settings import EncoderSettings
+
+EncoderKind = Literal["onnx", "hashing"]
+"""``onnx``: the exported sentence model (:func:`load_encoder`); ``hashing``: the fake for tests and dry runs."""
+
+
+def open_encoder(kind: EncoderKind, settings: EncoderSettings | None = None, *,
+                 dim: int | None = None) -> TextEncoder:
+    """The encoder of ``kind``: the ONNX one from ``settings`` (default settings when None), or the
+    hashing fake of ``dim`` dimensions (its default when None). The one place a kind becomes an encoder."""
+    if kind == "hashing":
+        from arttag.encoders.hashing import HashingEncoder
+
+        return HashingEncoder(dim) if dim else HashingEncoder()
+    return load_encoder(settings if settings is not None else EncoderSettings())
 
 
 def load_encoder(settings: EncoderSettings) -> TextEncoder:

@@ -8,8 +8,8 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from arttag.errors import ArttagError
-from arttag.settings import KafkaSettings
 from arttag.kafka.topics import TOPICS, TopicSpec, topic_name
+from arttag.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
