@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="label of the outputs and of the replay's consumer group (default: the bundle's)")
     r.add_argument("--group", default=None, help="consumer group of the replay")
     r.add_argument("--only-topic", default=None, help="with --dead-letters: only those from this topic")
-    r.add_argument("--dry-run", action="store_true", help="with --dead-letters: count, re-submit nothing")
+    r.add_argument("--dry-run", action="store_true", help="publish nothing and commit nothing: count what a replay (or --dead-letters) would do")
     _model_args(r)
     r.set_defaults(func=_replay)
 
@@ -97,8 +97,8 @@ def _replay(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     report = replay_artworks(settings, load_stream_tagger(settings), model_version=args.model_version,
-                             since=args.since, group=args.group)
-    print(f"replayed {report.read} events in {report.elapsed_s:.1f}s (group {report.group}): "
+                             since=args.since, group=args.group, dry_run=args.dry_run)
+    print(f"{'would replay' if args.dry_run else 'replayed'} {report.read} events in {report.elapsed_s:.1f}s (group {report.group}): "
           f"{report.suggestions} suggestions, {report.latest} latest updates, "
           f"{report.skipped} already answered, {report.dead_letters} dead letters, "
           f"{report.invalid} undecodable (dead-lettered before)")
