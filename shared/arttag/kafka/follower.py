@@ -199,7 +199,7 @@ class CompactedFollower(Generic[V]):
                 try:
                     self.load(timeout_s=None)
                 except (ArttagError, KafkaException) as exc:  # the topic is not there (yet)
-                    self.error = str(exc)
+                    self._failed(str(exc))
                     self._stop.wait(self.retry_s)
             c = self._open()
             while not self._stop.is_set():
@@ -215,6 +215,12 @@ class CompactedFollower(Generic[V]):
             self.error = "follower stopped; see logs"
         finally:
             self._close_consumer()
+
+    def _failed(self, error: str) -> None:
+        # retried every few seconds: logged when it changes, not on every try
+        if error != self.error:
+            log.warning("%s: %s", self.name, error)
+        self.error = error
 
     def _close_consumer(self) -> None:
         c, self._consumer = self._consumer, None
