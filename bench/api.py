@@ -35,7 +35,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
-
 from machine_info import machine_details
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,8 +48,8 @@ log = logging.getLogger("bench.api")
 
 def load_payloads(limit: int = 4000) -> list[dict]:
     """Sample artworks as request bodies, held-out splits first, without their tags."""
-    from arttag.catalogue import iter_catalogue
-    from arttag.split import split_of
+    from arttag.catalogue.records import iter_catalogue
+    from arttag.catalogue.split import split_of
 
     records = list(iter_catalogue(SAMPLE))
     records.sort(key=lambda r: {"dev": 0, "rerank": 1}.get(split_of(r.artwork_id), 2))
@@ -305,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
-    from arttag.bundle import read_manifest
+    from arttag.model.bundle import read_manifest
 
     manifest = read_manifest(args.bundle_dir)
     payloads = load_payloads()

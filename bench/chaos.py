@@ -15,7 +15,7 @@ while worker processes (``python -m arttag_stream``) consume them:
    it is restarted with a growing back-off and counted (as caused by poison, or by the broker
    when it happened while the broker was down);
 5. **bundle swaps** (separate phase, no broker): the bundle behind a pointer path is rewritten
-   with :func:`arttag.bundle.write_bundle` in a loop (three versions, told apart by their
+   with :func:`arttag.model.bundle.write_bundle` in a loop (three versions, told apart by their
    embedding size), while another process loads the tagger through that path again and again
    and checks each load (manifest, arrays and encoder agree; ``suggest()`` works).
 
@@ -107,7 +107,7 @@ class ValidEvent:
 def build_valid_events(catalogue: Path, n: int) -> tuple[list[ValidEvent], int]:
     """``n`` events: each catalogue artwork created (revision 1), then updated (revision 2, 3...)
     with its title and description changed, round after round, until there are ``n``."""
-    from arttag.catalogue import iter_catalogue
+    from arttag.catalogue.records import iter_catalogue
     from arttag.events import ArtworkCreated, ArtworkUpdated, encode_event
 
     records, seen = [], set()
@@ -219,9 +219,8 @@ class Watcher(threading.Thread):
 
     def __init__(self, kafka, topics, expected: dict[tuple[str, int], int]) -> None:
         super().__init__(daemon=True, name="chaos-watcher")
-        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-
         from arttag.kafka.clients import consumer, partitions
+        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
         self.topics = topics
         self.c = consumer(kafka, log_level=0)  # the broker restart is expected: no connection noise
@@ -310,9 +309,8 @@ class Watcher(threading.Thread):
 
 
 def high_watermarks(kafka, topic_names: list[str]) -> dict[tuple[str, int], int]:
-    from confluent_kafka import TopicPartition
-
     from arttag.kafka.clients import consumer, partitions
+    from confluent_kafka import TopicPartition
 
     c = consumer(kafka)
     try:
@@ -536,8 +534,8 @@ def swap_loader(pointer: Path, expect: dict[str, int], min_loads: int, min_s: fl
     """Load the tagger through ``pointer`` until ``min_loads`` and ``min_s`` (at most ``max_s``);
     each load must be one version throughout: its manifest's version and embedding size, the
     arrays its scorers loaded and its encoder agree, and ``suggest()`` answers."""
-    from arttag.bundle import open_tagger
     from arttag.events import ArtworkMetadata
+    from arttag.model.bundle import open_tagger
 
     probe = ArtworkMetadata(title="Harbour at night with fishing boats", artists=["Turner, Joseph Mallord William"],
                             medium="Oil paint on canvas")
@@ -589,10 +587,9 @@ def swap_loader(pointer: Path, expect: dict[str, int], min_loads: int, min_s: fl
 def prepare_swap_variants(root: Path) -> list[dict]:
     """Three small bundles (hashing encoders of 64, 96 and 128 dims; knn and semantic scorers)
     trained on the first 600 rows of the bundled sample: quick to write, easy to tell apart."""
-    from arttag.bundle import open_tagger
     from arttag.encoders import HashingEncoder
-    from arttag.training import train_bundle
-
+    from arttag.model.bundle import open_tagger
+    from arttag.model.training import train_bundle
     from arttag_stream.demo import sample_path
 
     root.mkdir(parents=True, exist_ok=True)
@@ -613,8 +610,8 @@ def prepare_swap_variants(root: Path) -> list[dict]:
 
 def swap_in(pointer: Path, variant: dict) -> None:
     """Publish ``variant`` at ``pointer`` the way ``arttag train --out`` does."""
-    from arttag.bundle import write_bundle
-    from arttag.training import TrainParams
+    from arttag.model.bundle import write_bundle
+    from arttag.model.training import TrainParams
 
     m = variant["manifest"]
     write_bundle(pointer, variant["ensemble"], variant["encoder"], TrainParams.model_validate(m["params"]),
@@ -1053,11 +1050,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.catalogue.exists():
         raise SystemExit(f"catalogue {args.catalogue} not found; pass --catalogue "
                          "(e.g. shared/arttag/data/tate_sample.jsonl.gz)")
-    from arttag.bundle import read_manifest
     from arttag.kafka.admin import admin_client, create_topics
-    from arttag.settings import KafkaSettings, StreamSettings
-
     from arttag.kafka.topics import StreamTopics
+    from arttag.model.bundle import read_manifest
+    from arttag.settings import KafkaSettings, StreamSettings
 
     manifest = read_manifest(args.bundle)
     rng = random.Random(args.seed)

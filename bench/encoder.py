@@ -35,7 +35,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-
 from machine_info import machine_details
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,8 +86,8 @@ def gemm_graph(path: Path, hidden: int, intermediate: int) -> int:
 
 
 def load_texts(catalogue: Path, n: int, seed: int) -> list[str]:
-    from arttag.catalogue import load_catalogue
-    from arttag.text import build_text
+    from arttag.catalogue.records import load_catalogue
+    from arttag.catalogue.text import build_text
 
     records, _ = load_catalogue(catalogue)
     texts = sorted({build_text(r.metadata) for r in records})
@@ -122,9 +121,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import onnxruntime as ort
     import torch
-    from sentence_transformers import SentenceTransformer
-
     from arttag.encoders.onnx import OnnxEncoder
+    from sentence_transformers import SentenceTransformer
 
     onnx_dir = args.onnx_dir or args.model_dir.with_name(args.model_dir.name + "-onnx")
     docs_per_bs = {int(b): int(n) for b, n in (part.split(":") for part in args.docs.split(","))}

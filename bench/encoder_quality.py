@@ -2,13 +2,13 @@
 
 1. reads the catalogue and keeps the first ``--limit`` tagged artworks in the order of
    ``sha256("arttag-split-v1:" + id)[8:16]``: the project's split hash, but digits that
-   :func:`arttag.split.split_of` does not use (it reads ``[:8]``), so the subset is a
+   :func:`arttag.catalogue.split.split_of` does not use (it reads ``[:8]``), so the subset is a
    uniform sample and dev / rerank / train keep their 10 / 15 / 75 % proportions;
 2. for each variant (``fp32``, ``int8`` of the exported all-mpnet-base-v2, through
    :class:`arttag.encoders.onnx.OnnxEncoder`, the production encoder), trains the ensemble
-   with :func:`arttag.training.train_ensemble` (default :class:`~arttag.training.TrainParams`)
+   with :func:`arttag.model.training.train_ensemble` (default :class:`~arttag.model.training.TrainParams`)
    and ranks the tagged dev artworks with it;
-3. scores every dev artwork with :func:`arttag.metrics.ranking_metrics` (P@1, F1@5, nDCG@10
+3. scores every dev artwork with :func:`arttag.quality.ranking.ranking_metrics` (P@1, F1@5, nDCG@10
    of the top 10), reports each variant's mean and the int8-minus-fp32 difference with a
    paired bootstrap 95 % interval over dev artworks (the same resampled artworks for both
    variants, ``--bootstrap`` resamples).
@@ -35,7 +35,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-
 from machine_info import machine_details
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,8 +57,8 @@ def select_subset(records: list, limit: int) -> list:
 
 
 def per_artwork(rankings: list[list[int]], gold: list[set[int]]) -> dict[str, np.ndarray]:
-    """Each metric of :func:`arttag.metrics.ranking_metrics` for each artwork on its own."""
-    from arttag.metrics import ranking_metrics
+    """Each metric of :func:`arttag.quality.ranking.ranking_metrics` for each artwork on its own."""
+    from arttag.quality.ranking import ranking_metrics
 
     rows = [ranking_metrics([r], [g]) for r, g in zip(rankings, gold)]
     return {m: np.array([row[m] for row in rows]) for m in METRICS}
@@ -72,8 +71,8 @@ def paired_bootstrap(diff: np.ndarray, resamples: int, seed: int) -> list[float]
 
 
 def rank_dev(ensemble, encoder, dev: list, cache_dir: Path, batch_size: int = 512) -> list[list[int]]:
-    from arttag.text import build_text
-    from arttag.training import embed_texts, make_batch
+    from arttag.catalogue.text import build_text
+    from arttag.model.training import embed_texts, make_batch
 
     embeddings = embed_texts(encoder, [build_text(r.metadata) for r in dev], cache_dir)
     out: list[list[int]] = []
@@ -100,10 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from arttag.catalogue import load_catalogue
+    from arttag.catalogue.records import load_catalogue
     from arttag.encoders.manifest import read_manifest
     from arttag.encoders.onnx import OnnxEncoder
-    from arttag.training import TrainParams, gold_sets, split_records, train_ensemble
+    from arttag.model.training import (
+        TrainParams,
+        gold_sets,
+        split_records,
+        train_ensemble,
+    )
 
     started = datetime.now(UTC).isoformat(timespec="seconds")
     records, _ = load_catalogue(args.catalogue)
@@ -166,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             "splits": {k: len(v) for k, v in splits.items()},
         },
         "method": {
-            "metrics": "arttag.metrics.ranking_metrics per dev artwork (top 10 of the ensemble), then averaged",
+            "metrics": "arttag.quality.ranking.ranking_metrics per dev artwork (top 10 of the ensemble), then averaged",
             "bootstrap": f"{args.bootstrap} paired resamples of dev artworks, seed {args.seed}, percentile interval",
             "train_params": json.loads(params.model_dump_json()),
         },

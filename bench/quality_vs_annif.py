@@ -4,18 +4,18 @@ What it does, in order (each step prints what it is doing; long ones print progr
 
 1. makes sure Annif (PyPI ``annif`` with the ``omikuji`` and ``fasttext`` extras) is installed in
    its own virtual environment under the cache folder (``<cache>/annif-venv``), creating it if missing;
-2. reads the catalogue and splits it with :func:`arttag.split.split_of`. Annif learns from every
+2. reads the catalogue and splits it with :func:`arttag.catalogue.split.split_of`. Annif learns from every
    tagged artwork outside ``dev`` (``train`` + ``rerank``: what arttag's scorers and re-ranker saw
    together); both systems are evaluated on the tagged ``dev`` artworks;
 3. writes Annif's subject vocabulary (TSV, ``<uri>\\tlabel``, loaded with ``annif load-vocab``), its
    short-text training corpus (TSV, ``text\\t<uri> <uri>...``) and the dev documents, all with the
-   text of :func:`arttag.text.build_text` (the text arttag's models see);
+   text of :func:`arttag.catalogue.text.build_text` (the text arttag's models see);
 4. trains Annif's ``tfidf``, ``omikuji`` (Parabel settings), ``fasttext`` and ``mllm`` projects
    (``annif train``), and a plain ``ensemble`` of omikuji, fasttext and mllm (nothing to train);
 5. runs ``annif index`` over the dev documents for each project, reads the JSONL results back as
    ranked tag lists, and times it (a one-document run gives the start-up and model-loading cost);
 6. ranks the dev artworks with the arttag bundle (``--bundle``), encoding every text afresh, timed;
-7. scores every system with :mod:`arttag.metrics` (P@1, P@3, P@5, R@5, F1@5, nDCG@10, recall@10 on
+7. scores every system with :mod:`arttag.quality.ranking` (P@1, P@3, P@5, R@5, F1@5, nDCG@10, recall@10 on
    rare and on never-trained tags), prints one table side by side with the difference, and writes
    ``bench/results/quality_vs_annif.json``.
 
@@ -46,14 +46,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from arttag.catalogue import CatalogueRecord, load_catalogue
+from arttag.catalogue.records import CatalogueRecord, load_catalogue
+from arttag.catalogue.split import SPLIT_RULE, split_of
+from arttag.catalogue.text import build_text
+from arttag.catalogue.vocabulary import Vocabulary
 from arttag.checksums import file_sha256
-from arttag.metrics import ranking_metrics, subset_recall
-from arttag.split import SPLIT_RULE, split_of
-from arttag.text import build_text
-from arttag.vocabulary import Vocabulary
-
+from arttag.quality.ranking import ranking_metrics, subset_recall
 from machine_info import machine_details
 
 REPO = Path(__file__).resolve().parents[1]
@@ -312,7 +310,7 @@ def score(rankings: Sequence[Sequence[int]], gold: Sequence[set[int]], rare: set
 
 def load_arttag(bundle: Path) -> Any:
     """The bundle's tagger with the encoder it was trained with (the ONNX one unless it was the hashing fake)."""
-    from arttag.bundle import open_tagger
+    from arttag.model.bundle import open_tagger
     from arttag.settings import CliSettings
 
     return open_tagger(bundle, CliSettings().encoder)
@@ -327,9 +325,8 @@ def run_arttag(bundle: Path, dev: Sequence[CatalogueRecord], batch_size: int, vo
     ``arttag evaluate --embedding-cache`` does) and the throughput comes from a separate, fresh
     pass over the first ``throughput_sample`` dev artworks.
     """
+    from arttag.model.training import embed_texts, make_batch
     from tqdm import tqdm
-
-    from arttag.training import embed_texts, make_batch
 
     t0 = time.perf_counter()
     tagger = load_arttag(bundle)
@@ -469,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The catalogue's vocabulary, with usage counted on the train split, exactly as `arttag train`
     # builds it: it fixes the tag indices both systems are scored in, and which tags count as rare
     # or never trained on. Annif's subject vocabulary is the same tag set.
-    from arttag.training import build_vocabulary, split_records
+    from arttag.model.training import build_vocabulary, split_records
 
     vocab = build_vocabulary(records, split_records(records)["train"])
     gold = [{vocab.index(t.id) for t in r.metadata.tags if t.id in vocab} for r in dev]
@@ -554,8 +551,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         annif_results[s] = res
     check = "omikuji" if "omikuji" in annif_results else next(iter(annif_results))
     if not reused_from:
-        # Annif's own evaluation of one project, as a check that arttag.metrics counts the same way.
-        say(f"cross-check: annif eval of {check} against arttag.metrics")
+        # Annif's own evaluation of one project, as a check that arttag.quality.ranking counts the same way.
+        say(f"cross-check: annif eval of {check} against arttag.quality.ranking")
         annif.run("eval", "--limit", "10", "-m", "F1@5", "-m", "NDCG@10", "-m", "Precision@1", "-m", "Precision@5",
                   f"tate-{check}", "dev-gold.tsv", log=annif.work / "logs" / f"eval-{check}.log")
         found = {}
@@ -568,7 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "annif_eval": found,
             "arttag_metrics": {"F1@5": ours["f1_at_5"], "NDCG@10": ours["ndcg_at_10"],
                                "Precision@1": ours["p_at_1"], "Precision@5": ours["p_at_5"]}}
-        say("  annif eval " + ", ".join(f"{k} {v:.4f}" for k, v in found.items()) + " | arttag.metrics "
+        say("  annif eval " + ", ".join(f"{k} {v:.4f}" for k, v in found.items()) + " | arttag.quality.ranking "
             + ", ".join(f"{k} {v:.4f}" for k, v in annif_results[check]["annif_eval_cross_check"]["arttag_metrics"].items()))
     if "ensemble" in annif_results:
         annif_results["ensemble"]["train_s"] = sum(annif_results[s]["train_s"] for s in ENSEMBLE_SOURCES)
@@ -688,14 +685,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "tagged_artworks": len(tagged), "annif_train_artworks": len(train), "dev_artworks": len(dev),
             "split_rule": SPLIT_RULE,
             "annif_trains_on": "tagged artworks of the train and rerank splits (everything arttag's scorers and re-ranker saw)",
-            "text": "arttag.text.build_text for both systems",
+            "text": "arttag.catalogue.text.build_text for both systems",
             "vocabulary": {"source": "every tag of the catalogue, usage counted on the train split (as arttag train)", "tags": len(vocab), "rare_tags": len(rare),
                            "never_trained_tags": len(unseen)},
             "rare_definition": f"tags used by 1-{RARE_MAX_USES} tagged artworks of train + rerank (what Annif and arttag's refitted scorers learn from, as `arttag evaluate` counts)",
             "unseen_definition": "tags no tagged train or rerank artwork uses",
             "train_limit": args.train_limit, "dev_limit": args.dev_limit, "input_sha256": hashes,
         },
-        "metric_code": "arttag.metrics.ranking_metrics and subset_recall, on top-10 ranked tag lists",
+        "metric_code": "arttag.quality.ranking.ranking_metrics and subset_recall, on top-10 ranked tag lists",
         "arttag": arttag_result,
         "annif": {
             "version": annif_version, "venv": str(annif.venv), "pip_spec": args.annif_spec,

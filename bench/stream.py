@@ -76,9 +76,8 @@ class SuggestionWatcher(threading.Thread):
 
     def __init__(self, kafka, topic: str) -> None:
         super().__init__(daemon=True)
-        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-
         from arttag.kafka.clients import consumer, partitions
+        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
         self.c = consumer(kafka)
         self.c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions(self.c, topic)])
@@ -156,16 +155,16 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("arttag").setLevel(logging.WARNING)
 
-    from arttag.bundle import open_tagger
-    from arttag.catalogue import CatalogueReport, iter_catalogue
+    from arttag.catalogue.records import CatalogueReport, iter_catalogue
     from arttag.events import ArtworkCreated, encode_event
-    from arttag.kafka.admin import admin_client, create_topics
-    from arttag.settings import StreamSettings
-    from arttag.tagger import SuggestOptions
-    from arttag.kafka.topics import StreamTopics
-    from arttag_stream.backfill import backfill
     from arttag.kafka import make_producer
+    from arttag.kafka.admin import admin_client, create_topics
     from arttag.kafka.clients import flush_or_fail
+    from arttag.kafka.topics import StreamTopics
+    from arttag.model.bundle import open_tagger
+    from arttag.model.tagger import SuggestOptions
+    from arttag.settings import StreamSettings
+    from arttag_stream.backfill import backfill
 
     base = StreamSettings()
     bundle_dir = args.bundle_dir or base.bundle_dir

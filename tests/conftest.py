@@ -9,7 +9,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from arttag.settings import KafkaSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,7 +56,7 @@ def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
 def hashing_bundle_dir(tmp_path_factory, sample_catalogue) -> Path:
     """A real bundle trained once per session on the sample with the hashing encoder (no download)."""
     from arttag.encoders import HashingEncoder
-    from arttag.training import train_bundle
+    from arttag.model.training import train_bundle
 
     out = tmp_path_factory.mktemp("hashing-bundle") / "bundle"
     train_bundle(sample_catalogue, out, HashingEncoder(), {"evaluate": False})
@@ -68,8 +67,8 @@ def hashing_bundle_dir(tmp_path_factory, sample_catalogue) -> Path:
 def tiny_mpnet_dir(tmp_path_factory) -> Path:
     """A tiny random MPNet saved as a sentence-transformers folder (stands in for the fetched model)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from arttag.encoders.export import calibration_texts
     from arttag.encoders.tiny import build_tiny_mpnet
-    from arttag.model_export import calibration_texts
 
     out = tmp_path_factory.mktemp("tiny-model") / "tiny-mpnet"
     return build_tiny_mpnet(out, calibration_texts(300))
@@ -81,7 +80,7 @@ def tiny_onnx_dir(tiny_mpnet_dir: Path) -> Path:
 
     Use it with ``EncoderSettings(model_dir=tiny_mpnet_dir)`` (its ``resolved_onnx_dir`` is this folder).
     """
-    from arttag.model_export import calibration_texts, export_onnx
+    from arttag.encoders.export import calibration_texts, export_onnx
 
     out = tiny_mpnet_dir.with_name(tiny_mpnet_dir.name + "-onnx")
     export_onnx(tiny_mpnet_dir, out, texts=calibration_texts(64), progress=False)

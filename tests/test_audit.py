@@ -8,17 +8,19 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
-from arttag.audit import AuditOptions, run_audit
-from arttag.audit.duplicates import difference_kind, lexical_key, near_duplicate_tags
-from arttag.audit.report import write_report
-from arttag.catalogue import load_catalogue
+from arttag.catalogue.records import load_catalogue
+from arttag.catalogue.split import split_of
+from arttag.catalogue.vocabulary import Tag
 from arttag.encoders import HashingEncoder
 from arttag.events import ArtworkMetadata
-from arttag.fake_tagger import FakeTagger, TitleRule
-from arttag.split import split_of
-from arttag.vocabulary import Tag
-
+from arttag.model.fake_tagger import FakeTagger, TitleRule
+from arttag.quality.audit import AuditOptions, run_audit
+from arttag.quality.audit.duplicates import (
+    difference_kind,
+    lexical_key,
+    near_duplicate_tags,
+)
+from arttag.quality.audit.report import write_report
 
 TAGS = {
     "horse": (1, "horse", "animals: mammals"),
@@ -195,7 +197,7 @@ def test_difference_kinds():
 
 
 def test_structured_siblings_are_not_duplicates():
-    from arttag.audit.duplicates import structured_siblings
+    from arttag.quality.audit.duplicates import structured_siblings
 
     assert structured_siblings("Luke, chapter 10", "Luke, chapter 22")
     assert structured_siblings("George I, King", "George II, King")
@@ -305,7 +307,7 @@ def test_cli_writes_report_and_reference_profile(catalogue, tmp_path, capsys):
 
 
 def test_consistency_prefilter_keeps_the_findings(catalogue):
-    from arttag.audit.consistency import labelling_consistency
+    from arttag.quality.audit.consistency import labelling_consistency
 
     records, _ = load_catalogue(catalogue)
     result = labelling_consistency(records, HashingEncoder(dim=4096), progress=False,
@@ -316,7 +318,7 @@ def test_consistency_prefilter_keeps_the_findings(catalogue):
 
 
 def test_leader_groups_do_not_chain():
-    from arttag.audit.neighbours import leader_groups
+    from arttag.quality.audit.neighbours import leader_groups
 
     # 0~1, 1~2, 2~3: components would be {0,1,2,3}; leaders give {0,1} and {2,3}.
     pairs = [(0, 1, 0.97), (1, 2, 0.96), (2, 3, 0.99)]
@@ -341,7 +343,7 @@ def test_a_catalogue_of_only_bad_rows_still_gets_a_report(tmp_path):
 
 
 def test_qualified_variants_in_the_same_group_are_reported_for_definition():
-    from arttag.catalogue import CatalogueRecord
+    from arttag.catalogue.records import CatalogueRecord
     from arttag.events import AssignedTag
 
     def record(artwork_id: str, *tags: tuple[str, str, str]) -> CatalogueRecord:

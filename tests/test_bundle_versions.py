@@ -8,8 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
-
-from arttag.bundle import (
+from arttag.catalogue.records import iter_catalogue, load_catalogue
+from arttag.encoders import HashingEncoder
+from arttag.errors import ModelError
+from arttag.events import ArtworkCreated, ArtworkMetadata, encode_event
+from arttag.model.bundle import (
     MANIFEST,
     copy_version,
     list_versions,
@@ -21,12 +24,8 @@ from arttag.bundle import (
     verify_bundle,
     write_bundle,
 )
-from arttag.bundle_watch import BundleWatcher, bundle_loader
-from arttag.catalogue import iter_catalogue, load_catalogue
-from arttag.encoders import HashingEncoder
-from arttag.errors import ModelError
-from arttag.events import ArtworkCreated, ArtworkMetadata, encode_event
-from arttag.training import TrainParams, train_ensemble
+from arttag.model.bundle_watch import BundleWatcher, bundle_loader
+from arttag.model.training import TrainParams, train_ensemble
 from arttag_stream.processing import BatchProcessor, RawMessage, StateStore
 
 # Three cheap scorers keep a training at a second or two; knn and semantic hold arrays
@@ -255,7 +254,7 @@ def test_processor_switches_model_between_batches_and_refuses_a_corrupt_version(
 
     copy_version(out, "b-broken")
     _corrupt(resolve_bundle(out))
-    with caplog.at_level("ERROR", logger="arttag.bundle_watch"):
+    with caplog.at_level("ERROR", logger="arttag.model.bundle_watch"):
         assert not watcher.check()
         assert not watcher.check()  # refused once, said once
     refusals = [r for r in caplog.records if "refused" in r.getMessage()]
@@ -301,10 +300,9 @@ def test_a_swap_during_a_batch_takes_effect_with_the_next_batch(tmp_path, two_mo
 
 def test_api_serves_the_new_version_and_keeps_the_old_one_when_the_next_is_broken(
         tmp_path, two_models, events):
-    from fastapi.testclient import TestClient
-
     from arttag.settings import ApiSettings
     from arttag_api.app import create_app
+    from fastapi.testclient import TestClient
 
     out = tmp_path / "current"
     _write(out, two_models["a"], "a", 1)
@@ -345,10 +343,10 @@ def test_running_worker_switches_version_between_batches_and_keeps_serving_on_a_
     import subprocess
     import sys
 
-    from arttag.kafka.admin import create_topics
-    from arttag.kafka.topics import StreamTopics
     from arttag.kafka import make_producer
+    from arttag.kafka.admin import create_topics
     from arttag.kafka.clients import consumer
+    from arttag.kafka.topics import StreamTopics
     from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
     out = tmp_path / "bundles" / "current"

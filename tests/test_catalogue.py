@@ -3,7 +3,7 @@ from __future__ import annotations
 import gzip
 import json
 
-from arttag.catalogue import load_catalogue
+from arttag.catalogue.records import load_catalogue
 
 
 def test_sample_catalogue_loads(sample_catalogue):

@@ -24,13 +24,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-
 from arttag.events import FeedbackActor, TagFeedbackGiven
 from arttag.kafka import make_producer, partition_for
 from arttag.kafka.admin import create_topics
-from arttag.settings import KafkaSettings
-from arttag.kafka.topics import StreamTopics
 from arttag.kafka.clients import flush_or_fail
+from arttag.kafka.topics import StreamTopics
+from arttag.settings import KafkaSettings
 
 pytestmark = pytest.mark.kafka
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from arttag.encoders import HashingEncoder
 from arttag.encoders.cache import CachedEncoder
 from arttag.errors import ModelError

@@ -6,11 +6,10 @@ import sys
 
 import numpy as np
 import pytest
-
+from arttag.encoders.export import DEFAULT_RECIPE, export_onnx, read_sentence_config
 from arttag.encoders.manifest import read_manifest
 from arttag.encoders.onnx import OnnxEncoder
 from arttag.errors import ModelError
-from arttag.model_export import DEFAULT_RECIPE, export_onnx, read_sentence_config
 
 
 def test_int8_recipe_is_recorded(tiny_onnx_dir):

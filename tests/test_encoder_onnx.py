@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from arttag.encoders import TextEncoder, load_encoder
 from arttag.encoders.cache import CachedEncoder
+from arttag.encoders.export import calibration_texts
 from arttag.encoders.manifest import read_manifest
 from arttag.encoders.onnx import OnnxEncoder, mean_pool_normalize
 from arttag.errors import ModelError
-from arttag.model_export import calibration_texts
 from arttag.settings import EncoderSettings
 
 EDGE_TEXTS = [

@@ -9,14 +9,23 @@ import shutil
 
 import numpy as np
 import pytest
-
-from arttag.bundle import load_tagger
+from arttag.catalogue.synthetic import write_synthetic_catalogue
 from arttag.encoders import HashingEncoder
-from arttag.events import ArtworkMetadata, AssignedTag, NeighbourEvidence, TagSuggestion, TermEvidence
-from arttag.metrics import expected_calibration_error, ranking_metrics, subset_recall
-from arttag.synthetic import write_synthetic_catalogue
-from arttag.tagger import CatalogueTagger, SuggestOptions, TagCatalogue, Tagger
-from arttag.training import train_bundle
+from arttag.events import (
+    ArtworkMetadata,
+    AssignedTag,
+    NeighbourEvidence,
+    TagSuggestion,
+    TermEvidence,
+)
+from arttag.model.bundle import load_tagger
+from arttag.model.tagger import CatalogueTagger, SuggestOptions, TagCatalogue, Tagger
+from arttag.model.training import train_bundle
+from arttag.quality.ranking import (
+    expected_calibration_error,
+    ranking_metrics,
+    subset_recall,
+)
 
 FAST = {"reranker": {"max_iter": 60}}
 
@@ -127,9 +136,9 @@ def test_metrics_by_hand():
 
 
 def test_summary_says_how_each_scorers_artworks_relate_to_this_one():
-    from arttag.explain import summarise
+    from arttag.catalogue.vocabulary import Vocabulary
+    from arttag.model.explain import summarise
     from arttag.scorers import get_scorer_class
-    from arttag.vocabulary import Vocabulary
 
     def phrases(name: str, evidence: list) -> list[str]:
         return get_scorer_class(name)(Vocabulary([])).summarise_evidence(evidence)
@@ -169,7 +178,7 @@ def _edited_copy(directory, out, spec):
 
 def test_the_bundle_names_its_ensemble_kind_and_bundles_without_one_load_as_two_step(synthetic_bundle, tagger,
                                                                                   tmp_path):
-    from arttag.ensemble import Ensemble
+    from arttag.model.ensemble import Ensemble
 
     directory, _ = synthetic_bundle
     spec = json.loads((directory / "ensemble.json").read_text())
@@ -193,13 +202,18 @@ def test_an_unknown_ensemble_kind_is_a_clear_error(synthetic_bundle, tmp_path):
 
 def test_a_new_ensemble_kind_plugs_in_by_name_and_is_explained(tagger, tmp_path, monkeypatch):
     """The kind in :class:`BaseEnsemble`'s docstring, registered, saved, loaded by name, explained."""
-    from arttag.ensemble import ENSEMBLES, BaseEnsemble, get_ensemble_class, load_ensemble
-    from arttag.explain import build_suggestions
+    from arttag.model.ensemble import (
+        ENSEMBLES,
+        BaseEnsemble,
+        get_ensemble_class,
+        load_ensemble,
+    )
+    from arttag.model.explain import build_suggestions
     from arttag.scorers import Batch
 
     module = tmp_path / "plugins" / "arttag_mean_ensemble.py"
     module.parent.mkdir()
-    module.write_text("import numpy as np\n\nfrom arttag.ensemble import BaseEnsemble, Ranked\n\n\n"
+    module.write_text("import numpy as np\n\nfrom arttag.model.ensemble import BaseEnsemble, Ranked\n\n\n"
                       + _example(BaseEnsemble.__doc__) + "\n")
     monkeypatch.syspath_prepend(str(module.parent))
     monkeypatch.setitem(ENSEMBLES, "mean", "arttag_mean_ensemble:MeanEnsemble")

@@ -3,6 +3,7 @@ event ids follow the same rule (artwork, revision, content)."""
 
 from __future__ import annotations
 
+from arttag.catalogue.text import content_hash
 from arttag.events import (
     ArtworkCreated,
     ArtworkMetadata,
@@ -12,7 +13,6 @@ from arttag.events import (
     TagSuggestionsPublished,
     encode_event,
 )
-from arttag.text import content_hash
 from arttag_stream.backfill import backfill_event_id
 from arttag_stream.processing import BatchProcessor, RawMessage, StateStore
 

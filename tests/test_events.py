@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from arttag.errors import EventDecodeError
 from arttag.events import (
     ArtworkCreated,

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
+from arttag.catalogue.vocabulary import Tag
 from arttag.errors import ModelError
 from arttag.events import ArtworkMetadata, AssignedTag
-from arttag.fake_tagger import FakeTagger, TitleRule
-from arttag.tagger import CatalogueTagger, SuggestOptions
-from arttag.vocabulary import Tag
+from arttag.model.fake_tagger import FakeTagger, TitleRule
+from arttag.model.tagger import CatalogueTagger, SuggestOptions
 
 HORSE = Tag("1", "horse", "animals: mammals")
 RIVER = Tag("9", "river", "rivers")

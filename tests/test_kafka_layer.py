@@ -9,22 +9,30 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from confluent_kafka import TopicPartition
-
-from arttag.events import ArtworkCreated, ArtworkMetadata, TagSuggestionsPublished, encode_event
-from arttag.fake_tagger import FakeTagger
+from arttag.events import (
+    ArtworkCreated,
+    ArtworkMetadata,
+    TagSuggestionsPublished,
+    encode_event,
+)
 from arttag.kafka import make_producer
 from arttag.kafka.admin import create_topics
 from arttag.kafka.clients import consumer, flush_or_fail, from_beginning, read_to_end
-from arttag.kafka.follower import CompactedFollower, LatestTable, supersedes
+from arttag.kafka.follower import LatestTable, supersedes
 from arttag.kafka.sink import InMemorySuggestionSink, latest_headers
 from arttag.kafka.topics import StreamTopics
+from arttag.model.fake_tagger import FakeTagger
 from arttag.settings import StreamSettings
-
 from arttag_stream.attempts import CrashGuard
 from arttag_stream.pipeline import tag_and_publish
-from arttag_stream.processing import ArtworkState, BatchProcessor, RawMessage, StateStore
+from arttag_stream.processing import (
+    ArtworkState,
+    BatchProcessor,
+    RawMessage,
+    StateStore,
+)
 from arttag_stream.state import LatestFollower
+from confluent_kafka import TopicPartition
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, Producer
-
-from arttag.events import ArtworkCreated, ArtworkMetadata, decode_artwork_event, encode_event
+from arttag.events import (
+    ArtworkCreated,
+    ArtworkMetadata,
+    decode_artwork_event,
+    encode_event,
+)
 from arttag.kafka.admin import admin_client, create_topics
 from arttag.kafka.topics import ARTWORKS_CREATED, TAG_SUGGESTIONS_LATEST, topic_name
+from confluent_kafka import Consumer, Producer
 
 pytestmark = pytest.mark.kafka
 

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
-
 from arttag.errors import ModelError
-from arttag.events import ArtworkMetadata, Explanation, FeedbackActor, TagFeedbackGiven, TagSuggestion
-from arttag.monitoring import (
+from arttag.events import (
+    ArtworkMetadata,
+    Explanation,
+    FeedbackActor,
+    TagFeedbackGiven,
+    TagSuggestion,
+)
+from arttag.quality.monitoring import (
     DataQualityMonitor,
     build_reference_profile,
     load_reference_profile,
     population_stability_index,
     save_reference_profile,
 )
+from prometheus_client import CollectorRegistry, generate_latest
 
 
 def _artwork(i: int, medium: str | None = "Oil paint on canvas", description: str | None = None) -> ArtworkMetadata:

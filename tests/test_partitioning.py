@@ -9,14 +9,13 @@ import zlib
 
 import pytest
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
-from confluent_kafka import TopicPartition
-
 from arttag.events import FeedbackActor, TagFeedbackGiven
 from arttag.kafka import murmur2, murmur2_partitioner, partition_for, producer_config
 from arttag.kafka.admin import create_topics
-from arttag.settings import KafkaSettings
-from arttag.kafka.topics import StreamTopics
 from arttag.kafka.clients import consumer
+from arttag.kafka.topics import StreamTopics
+from arttag.settings import KafkaSettings
+from confluent_kafka import TopicPartition
 
 # Kafka's Java client (org.apache.kafka.clients.producer.internals.DefaultPartitioner) puts
 # these keys on these partitions of a 1000-partition topic.
@@ -124,11 +123,11 @@ def test_the_api_feedback_publisher_partitions_by_murmur2(kafka5):
 
 @pytest.mark.kafka
 def test_backfill_and_replay_partition_by_murmur2(kafka5, sample_catalogue, hashing_bundle_dir):
-    from arttag.bundle import load_tagger
+    from arttag.kafka import make_producer
+    from arttag.kafka.clients import flush_or_fail
+    from arttag.model.bundle import load_tagger
     from arttag.settings import StreamSettings
     from arttag_stream.backfill import backfill
-    from arttag.kafka.clients import flush_or_fail
-    from arttag.kafka import make_producer
     from arttag_stream.replay import replay_artworks, replay_dead_letters
 
     topics = StreamTopics.for_prefix(kafka5.topic_prefix)

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from arttag.events import SCHEMA_MODELS
 from arttag.schema_compat import Problem, compare
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from arttag.catalogue import load_catalogue
+from arttag.catalogue.records import load_catalogue
+from arttag.catalogue.synthetic import write_synthetic_catalogue
 from arttag.encoders import HashingEncoder
 from arttag.errors import ConfigurationError, ModelError
-from arttag.events import ArtworkMetadata, NeighbourEvidence, TagTextEvidence, TermEvidence
+from arttag.events import (
+    ArtworkMetadata,
+    NeighbourEvidence,
+    TagTextEvidence,
+    TermEvidence,
+)
+from arttag.model.training import build_vocabulary, make_corpus, split_records
 from arttag.scorers import Batch, get_scorer_class
 from arttag.scorers.knn import EmbeddingKnnScorer
 from arttag.scorers.semantic import SemanticScorer
 from arttag.scorers.tfidf import TfidfKnnScorer
-from arttag.synthetic import write_synthetic_catalogue
-from arttag.training import build_vocabulary, make_corpus, split_records
 
 ENCODER = HashingEncoder()
 
@@ -179,10 +183,10 @@ def test_scorers_save_and_load(data, tmp_path):
 
 
 def test_group_scorer_votes_with_the_artworks_of_the_same_group():
-    from arttag.catalogue import CatalogueRecord
-    from arttag.scorers.group import GroupScorer
+    from arttag.catalogue.records import CatalogueRecord
+    from arttag.catalogue.vocabulary import Vocabulary
     from arttag.events import AssignedTag
-    from arttag.vocabulary import Vocabulary
+    from arttag.scorers.group import GroupScorer
 
     def rec(i, title, group, tags):
         meta = ArtworkMetadata(title=title, group_title=group, tags=[AssignedTag(id=t, label=t) for t in tags])
@@ -203,10 +207,10 @@ def test_group_scorer_votes_with_the_artworks_of_the_same_group():
 
 
 def test_accession_scorer_votes_with_neighbouring_numbers_of_the_same_series(tmp_path):
-    from arttag.catalogue import CatalogueRecord
+    from arttag.catalogue.records import CatalogueRecord
+    from arttag.catalogue.vocabulary import Vocabulary
     from arttag.events import AssignedTag
     from arttag.scorers.accession import AccessionScorer, parse_accession
-    from arttag.vocabulary import Vocabulary
 
     def rec(i, acno, tags):
         meta = ArtworkMetadata(title=f"Page {i}", accession_number=acno,
@@ -237,10 +241,10 @@ def test_accession_scorer_votes_with_neighbouring_numbers_of_the_same_series(tmp
 
 
 def test_mention_scorer_learns_how_often_a_mentioned_label_is_assigned():
-    from arttag.catalogue import CatalogueRecord
+    from arttag.catalogue.records import CatalogueRecord
+    from arttag.catalogue.vocabulary import Vocabulary
     from arttag.events import AssignedTag
     from arttag.scorers.mention import MentionScorer, label_variants
-    from arttag.vocabulary import Vocabulary
 
     def rec(i, title, tags):
         meta = ArtworkMetadata(title=title, tags=[AssignedTag(id=t, label=t) for t in tags])
@@ -294,10 +298,10 @@ def test_linear_contributions_sum_to_the_score_and_removing_the_top_word_lowers_
 
 
 def test_same_artist_tfidf_lets_only_the_same_artists_works_vote():
-    from arttag.catalogue import CatalogueRecord
+    from arttag.catalogue.records import CatalogueRecord
+    from arttag.catalogue.vocabulary import Vocabulary
     from arttag.events import AssignedTag
     from arttag.scorers.tfidf import SameArtistTfidfScorer
-    from arttag.vocabulary import Vocabulary
 
     def rec(i, title, artist, tags):
         meta = ArtworkMetadata(title=title, artists=[artist], tags=[AssignedTag(id=t, label=t) for t in tags])
@@ -383,9 +387,8 @@ def test_each_scorer_words_its_own_evidence_and_decides_what_it_cites(data):
 
 def test_fitted_objects_are_plain_pickles_and_older_joblib_files_still_load(tmp_path):
     import joblib
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
     from arttag.scorers.base import load_fitted, save_fitted
+    from sklearn.feature_extraction.text import TfidfVectorizer
 
     fitted = TfidfVectorizer().fit(["harbour at dawn", "boats in a harbour"])
     save_fitted(fitted, tmp_path, "vectorizer")

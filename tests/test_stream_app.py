@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from arttag.fake_tagger import FakeTagger
+from arttag.model.fake_tagger import FakeTagger
 from arttag.settings import KafkaSettings, StreamSettings
 from arttag_stream.app import create_app
 

@@ -19,16 +19,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-
-from arttag.catalogue import iter_catalogue
-from arttag.events import ArtworkCreated, ArtworkUpdated, DeadLetter, TagSuggestionsPublished, encode_event
-from arttag.kafka.admin import create_topics
-from arttag.settings import KafkaSettings
-from arttag.text import content_hash
-from arttag.kafka.topics import StreamTopics
+from arttag.catalogue.records import iter_catalogue
+from arttag.catalogue.text import content_hash
+from arttag.events import (
+    ArtworkCreated,
+    ArtworkUpdated,
+    DeadLetter,
+    TagSuggestionsPublished,
+    encode_event,
+)
 from arttag.kafka import make_producer
+from arttag.kafka.admin import create_topics
 from arttag.kafka.clients import consumer
+from arttag.kafka.topics import StreamTopics
+from arttag.settings import KafkaSettings
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 pytestmark = pytest.mark.kafka
 
@@ -282,7 +287,7 @@ def test_feedback_reaches_the_data_quality_monitor(shared):
 
 
 def test_replay_under_a_new_model_version_and_dead_letter_resubmission(shared, artworks, bundle_dir):
-    from arttag.bundle import load_tagger
+    from arttag.model.bundle import load_tagger
     from arttag.settings import StreamSettings
     from arttag_stream.replay import replay_artworks, replay_dead_letters
 

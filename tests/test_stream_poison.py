@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -12,12 +11,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
-from hypothesis import strategies as st
-from pydantic import ValidationError
-
 from arttag import limits
-from arttag.catalogue import iter_catalogue
+from arttag.catalogue.records import iter_catalogue
+from arttag.errors import EventDecodeError
 from arttag.events import (
     ArtworkCreated,
     ArtworkMetadata,
@@ -27,10 +23,8 @@ from arttag.events import (
     decode_artwork_event,
     encode_event,
 )
-from arttag.errors import EventDecodeError
 from arttag.kafka.sink import InMemorySuggestionSink, PublishFailed
 from arttag.settings import StreamSettings
-
 from arttag_stream.attempts import AttemptJournal, CrashGuard, InFlight
 from arttag_stream.pipeline import tag_and_publish
 from arttag_stream.processing import (
@@ -43,6 +37,9 @@ from arttag_stream.processing import (
     suggestion_headers,
     suggestion_key,
 )
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 TOPIC = "artworks.created.v1"
 REPO = Path(__file__).resolve().parents[1]
@@ -249,7 +246,7 @@ def test_the_record_size_setting_cannot_be_too_small_for_a_shortened_dead_letter
 
 @pytest.fixture(scope="module")
 def real_tagger(hashing_bundle_dir):
-    from arttag.bundle import load_tagger
+    from arttag.model.bundle import load_tagger
 
     return load_tagger(hashing_bundle_dir, None)
 

@@ -17,13 +17,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from arttag import limits
-from arttag.catalogue import iter_catalogue
+from arttag.catalogue.records import iter_catalogue
 from arttag.events import DeadLetter
 from arttag.kafka.admin import create_topics
-from arttag.settings import KafkaSettings
 from arttag.kafka.topics import StreamTopics
+from arttag.settings import KafkaSettings
 
 pytestmark = pytest.mark.kafka
 

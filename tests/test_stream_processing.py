@@ -5,10 +5,9 @@ from __future__ import annotations
 import base64
 
 import pytest
-
+from arttag.catalogue.text import content_hash
 from arttag.events import ArtworkCreated, ArtworkMetadata, ArtworkUpdated, encode_event
-from arttag.fake_tagger import FakeTagger
-from arttag.text import content_hash
+from arttag.model.fake_tagger import FakeTagger
 from arttag_stream.processing import (
     ArtworkState,
     BatchProcessor,

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
+from arttag.catalogue.split import bucket, split_of
+from arttag.catalogue.text import build_text, content_hash
 from arttag.events import ArtworkMetadata, AssignedTag
-from arttag.split import bucket, split_of
-from arttag.text import build_text, content_hash
 
 
 def test_build_text_orders_fields_and_drops_empty_ones():

@@ -8,13 +8,12 @@ import subprocess
 import sys
 
 import pytest
-
-from arttag.bundle import load_tagger, read_manifest
+from arttag.catalogue.synthetic import write_synthetic_catalogue
 from arttag.encoders import HashingEncoder
 from arttag.errors import ModelError
 from arttag.events import ArtworkMetadata
-from arttag.synthetic import write_synthetic_catalogue
-from arttag.tagger import SuggestOptions
+from arttag.model.bundle import load_tagger, read_manifest
+from arttag.model.tagger import SuggestOptions
 from arttag_cli.main import main
 
 ART = ArtworkMetadata(title="The Thames at Richmond", artists=["Joseph Mallord William Turner"],
@@ -46,7 +45,7 @@ def test_bundle_refuses_another_encoder_and_a_missing_folder(hashing_bundle_dir,
 def test_bundle_loads_and_suggests_without_torch(hashing_bundle_dir):
     code = (
         "import sys\n"
-        "from arttag.bundle import load_tagger\n"
+        "from arttag.model.bundle import load_tagger\n"
         "from arttag.events import ArtworkMetadata\n"
         f"t = load_tagger({str(hashing_bundle_dir)!r})\n"
         "assert t.suggest([ArtworkMetadata(title='Hill')])[0]\n"
@@ -112,8 +111,8 @@ def test_cli_train_rejects_bad_params(cli_bundle, capsys):
 
 def test_train_and_load_with_the_tiny_onnx_encoder(tiny_mpnet_dir, tiny_onnx_dir, tmp_path):
     from arttag.encoders.onnx import OnnxEncoder
+    from arttag.model.training import train_bundle
     from arttag.settings import EncoderSettings
-    from arttag.training import train_bundle
 
     catalogue = write_synthetic_catalogue(tmp_path / "cat.jsonl.gz", per_theme=25)
     encoder = OnnxEncoder(tiny_onnx_dir, "int8")
@@ -128,8 +127,7 @@ def test_train_and_load_with_the_tiny_onnx_encoder(tiny_mpnet_dir, tiny_onnx_dir
 
 def test_embedding_cache_is_reused_and_never_truncated(tmp_path):
     import numpy as np
-
-    from arttag.training import embed_texts
+    from arttag.model.training import embed_texts
 
     class Counting(HashingEncoder):
         calls = 0
@@ -152,8 +150,7 @@ def test_embedding_cache_of_another_model_export_is_not_used(tmp_path):
     from types import SimpleNamespace
 
     import numpy as np
-
-    from arttag.training import embed_texts
+    from arttag.model.training import embed_texts
 
     class Exported(HashingEncoder):
         def __init__(self, sha):

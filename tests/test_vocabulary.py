@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from arttag.catalogue import load_catalogue
-from arttag.vocabulary import Tag, Vocabulary
+from arttag.catalogue.records import load_catalogue
+from arttag.catalogue.vocabulary import Tag, Vocabulary
 
 
 def test_from_sample_catalogue(sample_catalogue):

@@ -8,12 +8,12 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+from arttag.model.tagger import CatalogueTagger
+from arttag.settings import ApiSettings, KafkaSettings
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from arttag.settings import ApiSettings, KafkaSettings
-from arttag.tagger import CatalogueTagger
 from arttag_api.auth import API_KEY_HEADER, ApiKeyRequired
 from arttag_api.batcher import SuggestBatcher
 from arttag_api.deps import Services, get_settings
@@ -72,14 +72,14 @@ def load_bundle_tagger(settings: ApiSettings) -> CatalogueTagger:
     A bundle trained with the hashing fake encoder (demo, tests) gets that encoder back
     from its manifest instead of the ONNX model.
     """
-    from arttag.bundle import open_tagger
+    from arttag.model.bundle import open_tagger
 
     return open_tagger(settings.bundle_dir, settings.encoder)
 
 
 def _watch_bundle(services: Services) -> None:
     """Hot reload: follow ``bundle_dir`` when the serving tagger came from it and reloading is on."""
-    from arttag.bundle_watch import BundleWatcher, bundle_loader, serves_pointer
+    from arttag.model.bundle_watch import BundleWatcher, bundle_loader, serves_pointer
 
     settings = services.settings
     if settings.bundle_reload_interval_s <= 0 or not serves_pointer(services.tagger, settings.bundle_dir):

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from arttag.errors import ArttagError
 from arttag.events import ArtworkMetadata
-from arttag.tagger import SuggestOptions, Tagger
+from arttag.model.tagger import SuggestOptions, Tagger
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Annotated
 
+from arttag.catalogue.vocabulary import Vocabulary
+from arttag.model.bundle_watch import BundleWatcher
+from arttag.model.tagger import CatalogueTagger, Tagger
+from arttag.settings import ApiSettings
 from fastapi import Depends, HTTPException, Request
 
-from arttag.bundle_watch import BundleWatcher
-from arttag.settings import ApiSettings
-from arttag.tagger import CatalogueTagger
-from arttag.vocabulary import Vocabulary
 from arttag_api.batcher import SuggestBatcher
 from arttag_api.latest_view import LatestSuggestionsView, LatestViewFollower
 from arttag_api.metrics import ApiMetrics

@@ -12,13 +12,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from arttag.settings import ApiSettings
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
-
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from arttag.settings import ApiSettings
 from arttag_api.problems import send_problem
 
 log = logging.getLogger(__name__)

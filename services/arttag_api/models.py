@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
-
 from arttag.events import ArtworkMetadata, AssignedTag, FeedbackActor, TagSuggestion
-from arttag.tagger import SuggestOptions
+from arttag.model.tagger import SuggestOptions
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 
 def normalise_json(value: Any) -> Any:

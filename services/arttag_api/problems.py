@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from arttag.errors import ArttagError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Send
-
-from arttag.errors import ArttagError
 
 log = logging.getLogger(__name__)
 

@@ -6,13 +6,12 @@ import logging
 import threading
 from typing import Protocol
 
-from confluent_kafka import KafkaError
-
 from arttag.errors import ArttagError
 from arttag.events import TagFeedbackGiven, encode_event
 from arttag.kafka import make_producer
-from arttag.settings import KafkaSettings
 from arttag.kafka.topics import TAG_FEEDBACK, topic_name
+from arttag.settings import KafkaSettings
+from confluent_kafka import KafkaError
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from arttag.settings import ApiSettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from arttag.settings import ApiSettings
 from arttag_api.auth import API_KEY_HEADER, hash_api_key, key_matches
 from arttag_api.metrics import ApiMetrics
 from arttag_api.problems import send_problem

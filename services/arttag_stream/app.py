@@ -22,22 +22,27 @@ import logging
 import os
 import ssl
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, Protocol
 
 import faust
-from faust.transport.drivers import aiokafka as faust_aiokafka
-
-from arttag.bundle_watch import BundleWatcher
 from arttag.errors import EventDecodeError
-from arttag.events import ArtworkMetadata, TagFeedbackGiven, TagSuggestion, decode_event, encode_event
+from arttag.events import (
+    ArtworkMetadata,
+    TagFeedbackGiven,
+    TagSuggestion,
+    decode_event,
+    encode_event,
+)
 from arttag.kafka import aiokafka_producer_options, murmur2_partitioner
 from arttag.kafka.sink import OutRecord, PublishFailed, SuggestionSink
 from arttag.kafka.topics import StreamTopics
+from arttag.model.bundle_watch import BundleWatcher
+from arttag.model.tagger import SuggestOptions, Tagger
 from arttag.settings import KafkaSettings, StreamSettings
-from arttag.tagger import SuggestOptions, Tagger
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from arttag_stream.attempts import AttemptJournal, CrashGuard
 from arttag_stream.batching import take_batches
@@ -147,7 +152,7 @@ def create_app(
 
     ``app_id`` is also the consumer group (default ``settings.consumer_group``);
     ``model_version`` labels the outputs (default: the tagger's); ``monitor``
-    (e.g. :class:`arttag.monitoring.DataQualityMonitor`) sees every batch's
+    (e.g. :class:`arttag.quality.monitoring.DataQualityMonitor`) sees every batch's
     artworks and suggestions, and a second agent (``<agent_name>.feedback``) hands it
     each feedback event from ``tags.feedback.v1``. With a ``watcher``, each new model version
     it loads serves from the next batch on (labelled with its own version).

@@ -10,16 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from tqdm import tqdm
-
-from arttag.catalogue import BadRow, CatalogueReport, iter_catalogue
+from arttag.catalogue.records import BadRow, CatalogueReport, iter_catalogue
+from arttag.catalogue.text import content_hash
 from arttag.errors import ArttagError
 from arttag.events import ArtworkCreated, ArtworkMetadata, ArtworkUpdated, encode_event
 from arttag.kafka import make_producer
 from arttag.kafka.clients import flush_or_fail
 from arttag.kafka.topics import ARTWORKS_CREATED, ARTWORKS_UPDATED, topic_name
 from arttag.settings import KafkaSettings
-from arttag.text import content_hash
+from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from arttag.catalogue import iter_catalogue
+from arttag.catalogue.records import iter_catalogue
 from arttag.encoders.base import TextEncoder
 from arttag.encoders.loader import EncoderKind
 from arttag.errors import ArttagError, ModelError
-from arttag.events import ArtworkCreated, ArtworkUpdated, DeadLetter, TagSuggestionsPublished, encode_event
+from arttag.events import (
+    ArtworkCreated,
+    ArtworkUpdated,
+    DeadLetter,
+    TagSuggestionsPublished,
+    encode_event,
+)
 from arttag.kafka import make_producer
 from arttag.kafka.admin import admin_client, create_topics
 from arttag.kafka.clients import flush_or_fail
@@ -61,11 +67,11 @@ def ensure_encoder(settings: StreamSettings, kind: EncoderKind, say: Callable[[s
         say(f"model not ready ({exc}); preparing it")
     enc = settings.encoder
     if not (enc.model_dir / "config.json").is_file():
-        from arttag.model_fetch import fetch_model
+        from arttag.encoders.fetch import fetch_model
 
         say(f"fetching the model into {enc.model_dir}")
         fetch_model(enc.model_dir)
-    from arttag.model_export import export_onnx
+    from arttag.encoders.export import export_onnx
 
     say(f"exporting it to ONNX in {enc.resolved_onnx_dir} (a few minutes, once)")
     export_onnx(enc.model_dir, enc.resolved_onnx_dir)
@@ -73,10 +79,10 @@ def ensure_encoder(settings: StreamSettings, kind: EncoderKind, say: Callable[[s
 
 
 def ensure_bundle(bundle_dir: Path, encoder: TextEncoder, say: Callable[[str], None]) -> Path:
-    from arttag.training import train_bundle
+    from arttag.model.training import train_bundle
 
     if bundle_dir.exists() and any(bundle_dir.iterdir()):
-        from arttag.bundle import load_tagger
+        from arttag.model.bundle import load_tagger
 
         try:
             load_tagger(bundle_dir, encoder)
@@ -96,7 +102,7 @@ def demo_events(count: int) -> list[tuple[str, bytes, bytes]]:
     The artworks come from the dev split, which no bundle trains on, so the
     suggestions are predictions, not recall of the training data.
     """
-    from arttag.split import split_of
+    from arttag.catalogue.split import split_of
 
     out: list[tuple[str, bytes, bytes]] = []
     first = None

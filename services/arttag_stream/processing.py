@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Literal
 
 from arttag import limits
+from arttag.catalogue.text import content_hash
 from arttag.errors import ArttagError, EventDecodeError
 from arttag.events import (
     ArtworkCreated,
@@ -26,8 +27,7 @@ from arttag.events import (
 )
 from arttag.kafka.follower import LatestTable
 from arttag.kafka.sink import dead_letter_key, suggestion_headers, suggestion_key
-from arttag.tagger import SuggestOptions, Tagger
-from arttag.text import content_hash
+from arttag.model.tagger import SuggestOptions, Tagger
 
 log = logging.getLogger(__name__)
 

@@ -12,16 +12,19 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
-from tqdm import tqdm
-
 from arttag.events import DeadLetter
 from arttag.kafka import make_producer
 from arttag.kafka.clients import consumer, flush_or_fail, partitions, read_to_end
-from arttag.kafka.sink import ConfluentSuggestionSink, InMemorySuggestionSink, SuggestionSink
+from arttag.kafka.sink import (
+    ConfluentSuggestionSink,
+    InMemorySuggestionSink,
+    SuggestionSink,
+)
 from arttag.kafka.topics import StreamTopics
+from arttag.model.tagger import SuggestOptions, Tagger
 from arttag.settings import StreamSettings
-from arttag.tagger import SuggestOptions, Tagger
+from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
+from tqdm import tqdm
 
 from arttag_stream.attempts import CrashGuard
 from arttag_stream.pipeline import tag_and_publish

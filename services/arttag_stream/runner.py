@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 
 import faust
-
-from arttag.bundle_watch import BundleWatcher, bundle_loader, serves_pointer
 from arttag.kafka.topics import StreamTopics
+from arttag.model.bundle_watch import BundleWatcher, bundle_loader, serves_pointer
+from arttag.model.tagger import Tagger
 from arttag.settings import StreamSettings
-from arttag.tagger import Tagger
 
 from arttag_stream.app import create_app
 from arttag_stream.metrics import StreamMetrics
@@ -21,7 +20,7 @@ log = logging.getLogger(__name__)
 
 def load_stream_tagger(settings: StreamSettings) -> Tagger:
     """The trained bundle at ``settings.bundle_dir`` with the configured encoder."""
-    from arttag.bundle import open_tagger
+    from arttag.model.bundle import open_tagger
 
     return open_tagger(settings.bundle_dir, settings.encoder, kind=settings.encoder_kind)
 
@@ -37,7 +36,7 @@ def bundle_watcher(settings: StreamSettings, tagger: Tagger) -> BundleWatcher | 
 def build_monitor(settings: StreamSettings, metrics: StreamMetrics):
     """The data-quality monitor on the worker's registry, with the bundle's reference profile if any."""
     from arttag.errors import ModelError
-    from arttag.monitoring import DataQualityMonitor, load_reference_profile
+    from arttag.quality.monitoring import DataQualityMonitor, load_reference_profile
 
     try:
         profile = load_reference_profile(settings.bundle_dir)

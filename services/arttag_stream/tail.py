@@ -6,12 +6,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Literal
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
-
 from arttag.events import DeadLetter, TagSuggestion, TagSuggestionsPublished
 from arttag.kafka.clients import consumer, partitions
 from arttag.kafka.topics import StreamTopics
 from arttag.settings import KafkaSettings
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
 Which = Literal["suggestions", "latest", "dead-letters"]
 

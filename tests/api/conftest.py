@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
-
 from arttag.events import ArtworkMetadata
-from arttag.fake_tagger import FakeTagger
+from arttag.model.fake_tagger import FakeTagger
 
 
 @pytest.fixture(scope="session")
 def bundle_tagger(hashing_bundle_dir):
-    from arttag.bundle import load_tagger
+    from arttag.model.bundle import load_tagger
 
     tagger = load_tagger(hashing_bundle_dir)
     tagger.suggest([ArtworkMetadata(title="warm-up")])  # the first call loads lazily; keep it out of tests

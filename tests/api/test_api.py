@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from fastapi.testclient import TestClient
-
 from arttag.events import Explanation, TagSuggestion, TagSuggestionsPublished
 from arttag.settings import ApiSettings
 from arttag_api.app import create_app
 from arttag_api.auth import hash_api_key, key_matches
 from arttag_api.latest_view import LatestSuggestionsView
 from arttag_api.publisher import InMemoryFeedbackPublisher
+from fastapi.testclient import TestClient
 
 KEY = "s3cret-curator-key"
 
@@ -261,7 +260,7 @@ def test_not_ready_while_the_model_is_missing(settings, parts, tmp_path):
 
 def test_waiting_requests_share_one_tagger_call(fake_tagger):
     from arttag.events import ArtworkMetadata
-    from arttag.tagger import SuggestOptions
+    from arttag.model.tagger import SuggestOptions
     from arttag_api.batcher import SuggestBatcher
 
     batcher = SuggestBatcher(lambda: fake_tagger, max_batch=64)

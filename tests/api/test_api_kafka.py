@@ -7,9 +7,6 @@ import uuid
 from datetime import datetime, timezone
 
 import pytest
-from confluent_kafka import Consumer, Producer
-from fastapi.testclient import TestClient
-
 from arttag.events import (
     Explanation,
     TagFeedbackGiven,
@@ -19,10 +16,12 @@ from arttag.events import (
     encode_event,
 )
 from arttag.kafka.admin import create_topics
-from arttag.settings import ApiSettings
 from arttag.kafka.topics import TAG_FEEDBACK, TAG_SUGGESTIONS_LATEST, topic_name
+from arttag.settings import ApiSettings
 from arttag_api.app import create_app
 from arttag_api.auth import hash_api_key
+from confluent_kafka import Consumer, Producer
+from fastapi.testclient import TestClient
 
 pytestmark = pytest.mark.kafka
 

@@ -10,20 +10,19 @@ from collections.abc import Sequence
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
-from pydantic import ValidationError
-
 from arttag.errors import ModelError
 from arttag.events import ArtworkMetadata, TagFeedbackGiven, TagSuggestion
-from arttag.fake_tagger import FakeTagger
+from arttag.model.fake_tagger import FakeTagger
+from arttag.model.tagger import SuggestOptions
 from arttag.settings import ApiSettings
-from arttag.tagger import SuggestOptions
 from arttag_api.app import create_app
 from arttag_api.auth import hash_api_key
 from arttag_api.batcher import QueueWaitExpired, SuggestBatcher
 from arttag_api.latest_view import LatestSuggestionsView
 from arttag_api.publisher import InMemoryFeedbackPublisher, PublishError
 from arttag_api.ratelimit import TokenBuckets
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
 KEY = "limits-test-key"
 LOCAL = ("127.0.0.1", 50000)

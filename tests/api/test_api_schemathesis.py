@@ -6,13 +6,12 @@ import threading
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
-
 from arttag.settings import ApiSettings
 from arttag_api.app import create_app
 from arttag_api.auth import hash_api_key
 from arttag_api.latest_view import LatestSuggestionsView
 from arttag_api.publisher import InMemoryFeedbackPublisher
+from hypothesis import HealthCheck, settings
 
 KEY = "fuzz-key"
 # the body limit is not in the spec: kept at its default so a large schema-valid batch is not a 413;

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from arttag.events import TagFeedbackGiven
 from fastapi import APIRouter, HTTPException
 from starlette.concurrency import run_in_threadpool
 
-from arttag.events import TagFeedbackGiven
 from arttag_api.auth import ApiKeyRequired
 from arttag_api.deps import MetricsDep, PublisherDep, ServicesDep
 from arttag_api.models import FeedbackCreate, FeedbackPublic

@@ -7,10 +7,10 @@ import logging
 from collections.abc import Sequence
 from typing import NoReturn
 
+from arttag.events import ArtworkMetadata, TagSuggestion
+from arttag.model.tagger import SuggestOptions
 from fastapi import APIRouter, HTTPException
 
-from arttag.events import ArtworkMetadata, TagSuggestion
-from arttag.tagger import SuggestOptions
 from arttag_api.batcher import ModelFuture, SuggestBatcher, TaggerBusy
 from arttag_api.deps import BatcherDep, MetricsDep, SettingsDep, TaggerDep
 from arttag_api.limits import check_suggest_request

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
+from arttag.catalogue.vocabulary import Tag
 from fastapi import APIRouter, HTTPException, Path, Query
 from starlette.concurrency import run_in_threadpool
 
-from arttag.vocabulary import Tag
 from arttag_api.deps import TaggerDep, VocabularyDep
 from arttag_api.models import TagHitPublic, TagPublic, TagSearchPublic
 from arttag_api.problems import problem_responses

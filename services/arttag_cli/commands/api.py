@@ -23,7 +23,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
-
     from arttag.settings import ApiSettings
 
     settings = ApiSettings()

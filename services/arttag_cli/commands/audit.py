@@ -85,15 +85,15 @@ def _warm_cache(encoder, folder: Path) -> None:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from arttag.audit import AuditOptions, run_audit
-    from arttag.audit.report import write_report
+    from arttag.quality.audit import AuditOptions, run_audit
+    from arttag.quality.audit.report import write_report
 
     started = time.perf_counter()
     encoder = _encoder(args.encoder)
     _warm_cache(encoder, args.embedding_cache)
     tagger = None
     if args.bundle is not None:
-        from arttag.bundle import open_tagger
+        from arttag.model.bundle import open_tagger
         from arttag.settings import CliSettings
 
         tagger = open_tagger(args.bundle, CliSettings().encoder, kind=args.encoder, reuse=encoder)
@@ -110,7 +110,7 @@ def _audit(args: argparse.Namespace) -> int:
     audit = run_audit(args.catalogue, encoder, tagger, options)
     json_path, html_path = write_report(audit, args.out)
     # The live monitor compares traffic with this; copy it into the bundle folder to use it there.
-    from arttag.monitoring import ReferenceProfile, save_reference_profile
+    from arttag.quality.profile import ReferenceProfile, save_reference_profile
 
     print(f"{html_path}\n{json_path}")
     if "reference_profile" in audit:

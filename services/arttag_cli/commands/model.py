@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from arttag.model_fetch import fetch_model
+    from arttag.encoders.fetch import fetch_model
 
     settings = CliSettings()
     model_dir = args.model_dir or settings.encoder.model_dir
@@ -63,7 +63,7 @@ def _fetch(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from arttag.model_export import DEFAULT_OPSET, DEFAULT_RECIPE, export_onnx
+    from arttag.encoders.export import DEFAULT_OPSET, DEFAULT_RECIPE, export_onnx
 
     settings = CliSettings()
     model_dir = args.model_dir or settings.encoder.model_dir

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from arttag.settings import CliSettings
 from arttag.kafka.topics import TOPICS, topic_name
+from arttag.settings import CliSettings
 
 
 def register(sub: argparse._SubParsersAction) -> None:

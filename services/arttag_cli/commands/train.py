@@ -58,7 +58,7 @@ def _cache_dir(arg: Path | None) -> Path:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from arttag.training import TrainParams, train_bundle
+    from arttag.model.training import TrainParams, train_bundle
 
     settings = CliSettings()
     raw: dict[str, Any] = json.loads(args.params.read_text()) if args.params else {}
@@ -74,7 +74,7 @@ def _train(args: argparse.Namespace) -> int:
     manifest = train_bundle(args.catalogue, out, _encoder(args.encoder, settings), params,
                             cache_dir=_cache_dir(args.embedding_cache), progress=True,
                             keep=settings.bundle_keep_versions)
-    from arttag.bundle import resolve_bundle
+    from arttag.model.bundle import resolve_bundle
 
     print(f"bundle {manifest['model_version']} written to {resolve_bundle(out)}; {out} points at it")
     data = manifest["data"]
@@ -90,14 +90,14 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _load(bundle: Path | None, settings: CliSettings) -> Any:
-    from arttag.bundle import open_tagger
+    from arttag.model.bundle import open_tagger
 
     return open_tagger(bundle or settings.bundle_dir, settings.encoder)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from arttag.catalogue import load_catalogue
-    from arttag.training import evaluate_ensemble
+    from arttag.catalogue.records import load_catalogue
+    from arttag.model.training import evaluate_ensemble
 
     settings = CliSettings()
     tagger = _load(args.bundle, settings)
@@ -114,9 +114,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _write_figures(path: Path, result: dict[str, Any], manifest: dict[str, Any], catalogue: Path,
                    rows_read: int, bad_rows: int) -> None:
-    from arttag.bundle import library_versions
     from arttag.checksums import file_sha256
     from arttag.machine import cpu_model, memory_gib
+    from arttag.model.bundle import library_versions
 
     out = {
         "headline": result["headline"],
@@ -156,10 +156,9 @@ def _print_metrics(result: dict[str, Any]) -> None:
 
 
 def _suggest(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
     from arttag.events import ArtworkMetadata, describe_validation_error
-    from arttag.tagger import SuggestOptions
+    from arttag.model.tagger import SuggestOptions
+    from pydantic import ValidationError
 
     try:
         data = json.loads(sys.stdin.read())

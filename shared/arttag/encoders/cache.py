@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from arttag.catalogue.text import text_hash
 from arttag.encoders.base import TextEncoder
 from arttag.errors import ModelError
-from arttag.text import text_hash
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,11 @@ consumers and reading to the end (``clients``), the compacted-topic follower (``
 publishing contract (``sink``). Submodules import confluent-kafka; nothing here imports faust."""
 
 from arttag.kafka.partitioning import murmur2, murmur2_partitioner, partition_for
-from arttag.kafka.producer import aiokafka_producer_options, make_producer, producer_config
+from arttag.kafka.producer import (
+    aiokafka_producer_options,
+    make_producer,
+    producer_config,
+)
 
 __all__ = [
     "aiokafka_producer_options",

@@ -34,10 +34,10 @@ Register it in :data:`arttag.scorers.registry.SCORERS` to train and load it by n
 
 from __future__ import annotations
 
+import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-import pickle
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -45,10 +45,16 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
 
+from arttag.catalogue.text import build_fields, build_text
+from arttag.catalogue.vocabulary import Vocabulary
 from arttag.errors import ModelError
-from arttag.events import ArtworkMetadata, Evidence, NeighbourEvidence, TagTextEvidence, TermEvidence
-from arttag.text import build_fields, build_text
-from arttag.vocabulary import Vocabulary
+from arttag.events import (
+    ArtworkMetadata,
+    Evidence,
+    NeighbourEvidence,
+    TagTextEvidence,
+    TermEvidence,
+)
 
 
 def save_fitted(obj: Any, directory: Path, stem: str) -> None:
@@ -195,7 +201,7 @@ class Scorer(ABC):
 
     def summarise_evidence(self, evidence: Sequence[Evidence]) -> list[str]:
         """Phrases for the suggestion's one-sentence summary about ``evidence``, what :meth:`explain`
-        gave for one tag (:func:`arttag.explain.summarise` joins them). Empty by default: the
+        gave for one tag (:func:`arttag.model.explain.summarise` joins them). Empty by default: the
         scorer is then only named among those that proposed the tag. A scorer overrides it for
         the evidence its ``_explain`` gives, with :meth:`_neighbours_phrase`, :meth:`_terms_phrase`
         and :meth:`_tag_text_phrase` or its own wording."""

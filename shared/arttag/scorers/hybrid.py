@@ -14,8 +14,8 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from arttag.scorers.base import Batch, Corpus, load_fitted, save_fitted
-from arttag.scorers.tfidf import FieldVectorizer, TfidfParams
 from arttag.scorers.knn import KnnVoting
+from arttag.scorers.tfidf import FieldVectorizer, TfidfParams
 
 
 class HybridParams(TfidfParams):

@@ -25,7 +25,16 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from arttag.events import Evidence, TermEvidence
-from arttag.scorers.base import Batch, Candidates, Corpus, Scorer, ScorerParams, load_fitted, save_fitted, top_k
+from arttag.scorers.base import (
+    Batch,
+    Candidates,
+    Corpus,
+    Scorer,
+    ScorerParams,
+    load_fitted,
+    save_fitted,
+    top_k,
+)
 from arttag.scorers.tfidf import FieldVectorizer, _default_weights
 
 EMBEDDING_FIELD = "text embedding"

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from arttag.catalogue import CatalogueRecord
+from arttag.catalogue.records import CatalogueRecord
 from arttag.events import TagSuggestion
 
 

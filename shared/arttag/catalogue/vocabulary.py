@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from arttag.catalogue import CatalogueRecord
+from arttag.catalogue.records import CatalogueRecord
 from arttag.errors import ArttagError
 
 CSV_COLUMNS = ("id", "label", "group", "area", "usage")

@@ -22,11 +22,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from arttag.bundle import open_tagger, resolve_bundle
 from arttag.encoders.loader import EncoderKind
 from arttag.errors import ModelError
+from arttag.model.bundle import open_tagger, resolve_bundle
+from arttag.model.tagger import Tagger
 from arttag.settings import EncoderSettings
-from arttag.tagger import Tagger
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ Loader = Callable[[Path, Any], Tagger]
 
 
 def bundle_loader(encoder: EncoderSettings | None, kind: EncoderKind = "onnx") -> Loader:
-    """Loads a version with :func:`arttag.bundle.open_tagger`, reusing the previous tagger's
+    """Loads a version with :func:`arttag.model.bundle.open_tagger`, reusing the previous tagger's
     encoder when the new bundle names the same one, so a swap opens no second ONNX session."""
 
     def load(directory: Path, previous: Any) -> Tagger:

@@ -13,10 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from arttag.ensemble import BaseEnsemble, Ranked
-from arttag.events import ArtworkMetadata, Explanation, ScorerContribution, TagSuggestion
+from arttag.events import (
+    ArtworkMetadata,
+    Explanation,
+    ScorerContribution,
+    TagSuggestion,
+)
+from arttag.model.ensemble import BaseEnsemble, Ranked
+from arttag.model.tagger import SuggestOptions
 from arttag.scorers.base import Batch, Candidates
-from arttag.tagger import SuggestOptions
 
 
 def summarise(label: str, confidence: float, evidence_phrases: Sequence[str], scorers_proposing: Sequence[str]) -> str:

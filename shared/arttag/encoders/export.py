@@ -26,7 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from arttag.checksums import file_sha256
-from arttag.encoders.manifest import MANIFEST_NAME, OnnxManifest, OnnxVariant, write_manifest
+from arttag.encoders.manifest import (
+    MANIFEST_NAME,
+    OnnxManifest,
+    OnnxVariant,
+    write_manifest,
+)
 from arttag.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -161,9 +166,9 @@ def read_sentence_config(model_dir: Path) -> SentenceConfig:
 
 
 def calibration_texts(n: int, catalogue: Path = SAMPLE_CATALOGUE, seed: int = 0) -> list[str]:
-    """``n`` model input texts from the bundled sample (deterministic), via :func:`arttag.text.build_text`."""
-    from arttag.catalogue import load_catalogue
-    from arttag.text import build_text
+    """``n`` model input texts from the bundled sample (deterministic), via :func:`arttag.catalogue.text.build_text`."""
+    from arttag.catalogue.records import load_catalogue
+    from arttag.catalogue.text import build_text
 
     records, _ = load_catalogue(catalogue)
     texts = sorted({build_text(r.metadata) for r in records})
@@ -365,7 +370,12 @@ def quantize_int8(
 ) -> dict:
     """Static int8 quantization of ``fp32_path`` per ``recipe``; returns the recipe as recorded in the manifest."""
     import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     record = asdict(recipe)

@@ -12,9 +12,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from arttag.audit.neighbours import histogram
-from arttag.catalogue import CatalogueRecord
+from arttag.catalogue.records import CatalogueRecord
 from arttag.events import TagSuggestion
+from arttag.quality.audit.neighbours import histogram
 
 
 def overlooked_tags(

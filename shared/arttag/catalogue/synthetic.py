@@ -14,7 +14,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from arttag.split import split_of
+from arttag.catalogue.split import split_of
 
 PLACES = ["Dover", "Whitby", "Brighton", "Venice", "Dieppe", "Genoa", "Naples", "Calais", "Lucerne", "Rouen"]
 PEOPLE = ["John Smith", "Mary Hill", "Lady Grey", "the Artist's Wife", "a Young Man", "Captain Cook"]

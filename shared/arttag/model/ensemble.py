@@ -1,6 +1,6 @@
 """Ensembles compose scorers into one ranking; the two-step ensemble is the default kind.
 
-:class:`BaseEnsemble` is the contract every kind fulfils (:func:`arttag.explain.build_suggestions`
+:class:`BaseEnsemble` is the contract every kind fulfils (:func:`arttag.model.explain.build_suggestions`
 and the bundle need nothing more); the kind is named in the bundle's ``ensemble.json`` and
 looked up in :data:`ENSEMBLES` by :func:`load_ensemble`, as scorers are by name.
 
@@ -30,10 +30,10 @@ import joblib
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from arttag.catalogue.vocabulary import Vocabulary
 from arttag.errors import ConfigurationError, ModelError
 from arttag.scorers.base import Batch, Candidates, Scorer
 from arttag.scorers.registry import get_scorer_class
-from arttag.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -376,7 +376,7 @@ class Ensemble(BaseEnsemble):
 # -- registry -----------------------------------------------------------------
 
 ENSEMBLES: dict[str, str] = {
-    "two-step": "arttag.ensemble:Ensemble",
+    "two-step": "arttag.model.ensemble:Ensemble",
 }
 """Ensemble kinds to their classes (``module:attribute``), imported only when a bundle names them."""
 

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from arttag.catalogue import CatalogueRecord
+from arttag.catalogue.records import CatalogueRecord
 from arttag.events import ArtworkMetadata
 
 METADATA_FIELDS: tuple[str, ...] = (

@@ -10,18 +10,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from arttag.audit.consistency import labelling_consistency
-from arttag.audit.coverage import coverage
-from arttag.audit.duplicates import near_duplicate_tags
-from arttag.audit.learnability import learnability
-from arttag.audit.overlooked import overlooked_tags
-from arttag.audit.predictions import suggest_records
-from arttag.audit.usage import tag_usage
-from arttag.catalogue import load_catalogue
+from arttag.catalogue.records import load_catalogue
+from arttag.catalogue.split import split_of
 from arttag.encoders.base import TextEncoder
 from arttag.encoders.hashing import HashingEncoder
-from arttag.split import split_of
-from arttag.tagger import Tagger
+from arttag.model.tagger import Tagger
+from arttag.quality.audit.consistency import labelling_consistency
+from arttag.quality.audit.coverage import coverage
+from arttag.quality.audit.duplicates import near_duplicate_tags
+from arttag.quality.audit.learnability import learnability
+from arttag.quality.audit.overlooked import overlooked_tags
+from arttag.quality.audit.predictions import suggest_records
+from arttag.quality.audit.usage import tag_usage
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def run_audit(
     }
     audit["coverage"] = timed("coverage", coverage, records)
     if records:
-        from arttag.monitoring import build_reference_profile
+        from arttag.quality.profile import build_reference_profile
 
         audit["reference_profile"] = build_reference_profile(records, source=str(catalogue)).to_dict()
     audit["usage"] = timed("usage", tag_usage, records)

@@ -6,11 +6,11 @@ Steps of :func:`train_bundle`:
 2. the vocabulary: every tag the catalogue names, with its usage counted on
    the ``train`` split only (tags used only in ``rerank``/``dev`` stay in the
    vocabulary with usage 0: the semantic scorer can still propose them);
-3. split by :func:`arttag.split.split_of`; embed every needed text once
+3. split by :func:`arttag.catalogue.split.split_of`; embed every needed text once
    (an optional ``.npz`` cache keyed by text hash carries embeddings over runs);
 4. fit every scorer on the tagged ``train`` artworks;
 5. fit the re-ranker on the tagged ``rerank`` artworks (unseen by the scorers);
-6. evaluate on the tagged ``dev`` artworks; write the bundle (:mod:`arttag.bundle`).
+6. evaluate on the tagged ``dev`` artworks; write the bundle (:mod:`arttag.model.bundle`).
 """
 
 from __future__ import annotations
@@ -28,17 +28,21 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from arttag.catalogue import CatalogueRecord, CatalogueReport, load_catalogue
+from arttag.catalogue.records import CatalogueRecord, CatalogueReport, load_catalogue
+from arttag.catalogue.split import split_of
+from arttag.catalogue.text import build_text
+from arttag.catalogue.vocabulary import Vocabulary
 from arttag.checksums import file_sha256
 from arttag.encoders.base import TextEncoder
-from arttag.ensemble import Ensemble, RerankerParams
 from arttag.errors import ArttagError, ModelError
-from arttag.metrics import expected_calibration_error, ranking_metrics, subset_recall
+from arttag.model.ensemble import Ensemble, RerankerParams
+from arttag.quality.ranking import (
+    expected_calibration_error,
+    ranking_metrics,
+    subset_recall,
+)
 from arttag.scorers.base import Batch, Corpus
 from arttag.scorers.registry import get_scorer_class
-from arttag.split import split_of
-from arttag.text import build_text
-from arttag.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -286,14 +290,14 @@ def train_bundle(
     keep: int = 3,
 ) -> dict[str, Any]:
     """Train on a catalogue file, write a new bundle version and point ``out_dir`` at it; returns
-    its manifest. ``keep`` versions stay behind the pointer (:func:`arttag.bundle.write_bundle`).
+    its manifest. ``keep`` versions stay behind the pointer (:func:`arttag.model.bundle.write_bundle`).
 
     Example (a few seconds on the bundled sample)::
 
         manifest = train_bundle(SAMPLE, tmp_path / "bundle", HashingEncoder())
         tagger = load_tagger(tmp_path / "bundle", HashingEncoder())
     """
-    from arttag.bundle import write_bundle
+    from arttag.model.bundle import write_bundle
 
     params = params if isinstance(params, TrainParams) else TrainParams.model_validate(params or {})
     catalogue = Path(catalogue)
@@ -341,7 +345,7 @@ def evaluate_ensemble(
     progress: bool = False,
     fitted_on: Sequence[str] = ("train", "rerank"),
 ) -> dict[str, Any]:
-    """Every metric of :mod:`arttag.metrics` on the tagged dev artworks, per scorer and for the
+    """Every metric of :mod:`arttag.quality.ranking` on the tagged dev artworks, per scorer and for the
     ensemble, on all of them and on those whose text appears nowhere in train or rerank."""
     splits = split_records(records)
     dev = splits["dev"]

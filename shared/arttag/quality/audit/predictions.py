@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 from tqdm import tqdm
 
-from arttag.catalogue import CatalogueRecord
+from arttag.catalogue.records import CatalogueRecord
 from arttag.events import TagSuggestion
-from arttag.tagger import SuggestOptions, Tagger
+from arttag.model.tagger import SuggestOptions, Tagger
 
 
 def suggest_records(

@@ -8,6 +8,6 @@ report module turns those dicts into ``audit.json`` and a self-contained
 
 from __future__ import annotations
 
-from arttag.audit.runner import AuditOptions, run_audit
+from arttag.quality.audit.runner import AuditOptions, run_audit
 
 __all__ = ["AuditOptions", "run_audit"]

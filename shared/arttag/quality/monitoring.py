@@ -5,7 +5,7 @@ The stream worker builds one :class:`DataQualityMonitor` per process and calls
 it for every batch::
 
     from prometheus_client import CollectorRegistry
-    from arttag.monitoring import DataQualityMonitor, load_reference_profile
+    from arttag.quality.monitoring import DataQualityMonitor, load_reference_profile
 
     monitor = DataQualityMonitor(registry, load_reference_profile(bundle_dir))
     monitor.observe_artworks([event.artwork for event in batch])       # list[ArtworkMetadata]
@@ -35,115 +35,36 @@ Metrics (all prefixed ``arttag_dq_``):
   ``acceptance_ratio`` - accepted / (accepted + rejected) over the last ``window`` answers.
 """
 
+
 from __future__ import annotations
 
-import json
 import math
 import threading
 from collections import deque
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from arttag.audit.coverage import METADATA_FIELDS, absent_fields
-from arttag.catalogue import CatalogueRecord
-from arttag.errors import ModelError
+from arttag.catalogue.text import build_text
 from arttag.events import ArtworkMetadata, TagFeedbackGiven, TagSuggestion
-from arttag.text import build_text
+from arttag.quality.audit.coverage import METADATA_FIELDS, absent_fields
+from arttag.quality.profile import (
+    CONFIDENCE_BUCKETS,
+    REFERENCE_PROFILE_FILE,
+    TEXT_LENGTH_BUCKETS,
+    ReferenceProfile,
+    _bin_shares,
+    build_reference_profile,
+    load_reference_profile,
+    save_reference_profile,
+)
 
-REFERENCE_PROFILE_FILE = "reference_profile.json"
-TEXT_LENGTH_BUCKETS = (25, 50, 75, 100, 150, 200, 300, 500, 1000, 2000)
-CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
-
-
-@dataclass
-class ReferenceProfile:
-    """What the training data looked like, to compare live traffic with."""
-
-    artworks: int
-    field_absent: dict[str, float]
-    """Per metadata field, the share of training artworks where it is missing or empty."""
-    text_length_edges: list[float]
-    """Inner edges of the text-length bins (deciles of the training texts)."""
-    text_length_shares: list[float]
-    """Share of training texts per bin; one more entry than ``text_length_edges``."""
-    text_length_mean: float
-    tags_per_artwork_mean: float
-    top_confidence_mean: float | None = None
-    source: str | None = None
-    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ReferenceProfile:
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-
-
-def _metadata(items: Iterable[CatalogueRecord | ArtworkMetadata]) -> list[ArtworkMetadata]:
-    return [i.metadata if isinstance(i, CatalogueRecord) else i for i in items]
-
-
-def _bin_shares(lengths: Sequence[float], edges: Sequence[float]) -> list[float]:
-    counts = np.bincount(np.searchsorted(edges, lengths, side="right"), minlength=len(edges) + 1)
-    total = counts.sum()
-    return [float(c / total) if total else 0.0 for c in counts]
-
-
-def build_reference_profile(
-    records: Iterable[CatalogueRecord | ArtworkMetadata],
-    suggestions: Sequence[Sequence[TagSuggestion]] | None = None,
-    source: str | None = None,
-) -> ReferenceProfile:
-    """Profile of a training catalogue; pass the tagger's ``suggestions`` on held-out artworks to
-    include the expected top confidence."""
-    metas = _metadata(records)
-    if not metas:
-        raise ValueError("cannot profile an empty catalogue")
-    absent = {name: 0 for name in METADATA_FIELDS}
-    for meta in metas:
-        for name in absent_fields(meta):
-            absent[name] += 1
-    lengths = np.array([len(build_text(m)) for m in metas], dtype=float)
-    edges = sorted(set(float(q) for q in np.quantile(lengths, np.linspace(0.1, 0.9, 9))))
-    top = [max(s.confidence for s in ranked) for ranked in suggestions or [] if ranked]
-    return ReferenceProfile(
-        artworks=len(metas),
-        field_absent={k: round(v / len(metas), 6) for k, v in absent.items()},
-        text_length_edges=edges,
-        text_length_shares=_bin_shares(lengths, edges),
-        text_length_mean=float(lengths.mean()),
-        tags_per_artwork_mean=sum(len(m.tags) for m in metas) / len(metas),
-        top_confidence_mean=float(np.mean(top)) if top else None,
-        source=source,
-    )
-
-
-def save_reference_profile(profile: ReferenceProfile, path: str | Path) -> Path:
-    """Write the profile as JSON; ``path`` is a file, or a bundle folder (``reference_profile.json`` inside)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / REFERENCE_PROFILE_FILE
-    path.write_text(json.dumps(profile.to_dict(), indent=1), encoding="utf-8")
-    return path
-
-
-def load_reference_profile(path: str | Path) -> ReferenceProfile:
-    """Read a profile from a JSON file or from a bundle folder's ``reference_profile.json``."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / REFERENCE_PROFILE_FILE
-    try:
-        return ReferenceProfile.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError) as exc:
-        raise ModelError(f"cannot read reference profile {path}: {exc}", path=str(path)) from exc
-
+__all__ = [
+    "CONFIDENCE_BUCKETS", "REFERENCE_PROFILE_FILE", "TEXT_LENGTH_BUCKETS", "DataQualityMonitor",
+    "ReferenceProfile", "build_reference_profile", "load_reference_profile",
+    "population_stability_index", "save_reference_profile",
+]
 
 def population_stability_index(expected: Sequence[float], actual: Sequence[float], eps: float = 1e-4) -> float:
     """PSI = sum((a - e) * ln(a / e)) over bins; empty bins are floored at ``eps``."""

@@ -21,10 +21,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from arttag.audit.neighbours import similar_pairs
-from arttag.audit.usage import tag_table
-from arttag.catalogue import CatalogueRecord
+from arttag.catalogue.records import CatalogueRecord
 from arttag.encoders.base import TextEncoder
+from arttag.quality.audit.neighbours import similar_pairs
+from arttag.quality.audit.usage import tag_table
 
 _PUNCT = re.compile(r"[^\w\s]+", re.UNICODE)
 _NON_SPECIFIC = re.compile(r"\s*-\s*non-specific\s*$", re.IGNORECASE)

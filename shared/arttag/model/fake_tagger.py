@@ -1,6 +1,6 @@
 """A deterministic tagger that ships with the library, for tests and demos without a trained bundle.
 
-It implements :class:`arttag.tagger.Tagger` and :class:`arttag.tagger.TagCatalogue`, so the
+It implements :class:`arttag.model.tagger.Tagger` and :class:`arttag.model.tagger.TagCatalogue`, so the
 stream worker, the API and the audit run on it unchanged. Example::
 
     horse = Tag("1", "horse", "animals: mammals")
@@ -18,10 +18,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from arttag.catalogue.vocabulary import Tag, Vocabulary
 from arttag.errors import ModelError
-from arttag.events import ArtworkMetadata, Explanation, ScorerContribution, TagSuggestion, TermEvidence
-from arttag.tagger import SuggestOptions
-from arttag.vocabulary import Tag, Vocabulary
+from arttag.events import (
+    ArtworkMetadata,
+    Explanation,
+    ScorerContribution,
+    TagSuggestion,
+    TermEvidence,
+)
+from arttag.model.tagger import SuggestOptions
 
 SCORER = "fake"
 

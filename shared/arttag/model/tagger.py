@@ -8,8 +8,8 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from arttag.catalogue.vocabulary import Tag, Vocabulary
 from arttag.events import ArtworkMetadata, TagSuggestion
-from arttag.vocabulary import Tag, Vocabulary
 
 
 class SuggestOptions(BaseModel):
@@ -78,4 +78,4 @@ class TagCatalogue(Protocol):
 
 @runtime_checkable
 class CatalogueTagger(Tagger, TagCatalogue, Protocol):
-    """Both contracts: what the API serves (:class:`arttag.bundle.BundleTagger`, :class:`arttag.testing.FakeTagger`)."""
+    """Both contracts: what the API serves (:class:`arttag.model.bundle.BundleTagger`, :class:`arttag.testing.FakeTagger`)."""

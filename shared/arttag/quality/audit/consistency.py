@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from arttag.audit.neighbours import histogram, leader_groups, similar_pairs
-from arttag.catalogue import CatalogueRecord
+from arttag.catalogue.records import CatalogueRecord
+from arttag.catalogue.text import build_text
 from arttag.encoders.base import TextEncoder
-from arttag.text import build_text
+from arttag.quality.audit.neighbours import histogram, leader_groups, similar_pairs
 
 _SPACE = re.compile(r"\s+")
 _UNINFORMATIVE = re.compile(r"^\W*(title not known|untitled|no title|unknown)\W*$", re.IGNORECASE)

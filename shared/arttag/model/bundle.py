@@ -38,18 +38,18 @@ from typing import Any
 
 import numpy as np
 
+from arttag.catalogue.split import SPLIT_RULE
+from arttag.catalogue.vocabulary import Tag, Vocabulary
 from arttag.checksums import file_sha256
 from arttag.encoders.base import TextEncoder
 from arttag.encoders.loader import EncoderKind, open_encoder
-from arttag.ensemble import BaseEnsemble, Ranked, load_ensemble
 from arttag.errors import ModelError
 from arttag.events import ArtworkMetadata, TagSuggestion
-from arttag.explain import build_suggestions
+from arttag.model.ensemble import BaseEnsemble, Ranked, load_ensemble
+from arttag.model.explain import build_suggestions
+from arttag.model.tagger import SuggestOptions
 from arttag.scorers.base import Batch, Candidates
 from arttag.settings import EncoderSettings
-from arttag.split import SPLIT_RULE
-from arttag.tagger import SuggestOptions
-from arttag.vocabulary import Tag, Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -387,7 +387,7 @@ def verify_bundle(directory: str | Path, manifest: dict[str, Any] | None = None)
 
 
 class BundleTagger:
-    """A loaded bundle: implements :class:`arttag.tagger.Tagger` and :class:`arttag.tagger.TagCatalogue`
+    """A loaded bundle: implements :class:`arttag.model.tagger.Tagger` and :class:`arttag.model.tagger.TagCatalogue`
     (the vocabulary and a semantic tag search, for the API), and exposes the encoder."""
 
     def __init__(self, directory: Path, manifest: dict[str, Any], ensemble: BaseEnsemble, encoder: TextEncoder | None,
@@ -485,7 +485,7 @@ def bundle_encoder(manifest: dict[str, Any], encoder: TextEncoder | EncoderSetti
 
 def load_tagger(bundle_dir: str | Path, encoder: TextEncoder | EncoderSettings | None = None, *,
                 reuse: TextEncoder | None = None, verify: bool = True) -> BundleTagger:
-    """Load a bundle written by ``arttag train`` / :func:`arttag.training.train_bundle`.
+    """Load a bundle written by ``arttag train`` / :func:`arttag.model.training.train_bundle`.
 
     ``bundle_dir`` is a pointer or a bundle directory; it is resolved once and everything is
     read from that one directory (``tagger.directory``), after checking its files against the

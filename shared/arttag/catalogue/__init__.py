@@ -1,0 +1,1 @@
+"""The catalogue: reading exports, the train/dev split, artwork text, the tag vocabulary."""

@@ -1,0 +1,1 @@
+"""Tag quality: the catalogue audit, live data-quality monitoring, ranking metrics."""
