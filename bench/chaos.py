@@ -59,7 +59,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the corpus and machine_info beside it
 
 from chaos_corpus import POISON_PREFIX, PoisonCase, build_corpus  # noqa: E402
-from machine_info import machine_details  # noqa: E402
+from machine_info import machine_details, portable_path  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TATE = REPO.parent / "shared" / "data" / "tate" / "artworks.jsonl.gz"
@@ -1109,7 +1109,7 @@ def main(argv: list[str] | None = None) -> int:
         run.phases[-1]["duration_s"] = round(run.now() - run.phases[-1]["started_s"], 1)
         result = summarise(args, run, valid, poison, stop_reason)
         result["workers"] = {w.name: {"starts": w.starts, "exit_status_at_stop": exit_status[w.name],
-                                      "published_logged": w.published(), "log": str(w.log_path)}
+                                      "published_logged": w.published(), "log": portable_path(w.log_path)}
                              for w in workers.values()}
         result["stalls"] = run.stalls
         admin = admin_client(kafka)
@@ -1151,14 +1151,15 @@ def main(argv: list[str] | None = None) -> int:
         "finished_at": datetime.now(timezone.utc).isoformat(),
         "duration_s": round(time.monotonic() - t_start, 1),
         "settings": {
-            "events": args.events, "catalogue": str(args.catalogue), "catalogue_artworks": rows,
-            "seed": args.seed, "kills": args.kills, "bundle": str(args.bundle),
+            "events": args.events, "catalogue": portable_path(args.catalogue), "catalogue_artworks": rows,
+            "seed": args.seed, "kills": args.kills, "bundle": portable_path(args.bundle),
+            "bundle_training_artworks": (manifest.get("training") or {}).get("artworks"),
             "model_version": manifest.get("model_version"), "encoder_kind": args.encoder_kind,
             "partitions": args.partitions, "max_backlog": args.max_backlog, "stall_s": args.stall_s,
             "max_minutes": args.max_minutes, "kafka_port": args.kafka_port,
             "session_timeout_s": args.session_timeout_s or defaults.session_timeout_s,
             "batch_max_events": defaults.batch_max_events, "commit_interval_s": defaults.commit_interval_s,
-            "group_instance_ids": ["chaos-w1", "chaos-w2"], "work_dir": str(work),
+            "group_instance_ids": ["chaos-w1", "chaos-w2"], "work_dir": portable_path(work),
             "poison_corpus": len(poison),
         },
         "phases": run.phases if run else [],

@@ -7,7 +7,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-from arttag.machine import cpu_model, memory_gib
+from arttag.machine import cpu_flags, cpu_model, memory_gib
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,10 +20,27 @@ def git_commit() -> str:
         return ""
 
 
+def portable_path(path: object) -> str:
+    """``path`` as results may record it: relative to the checkout (``../`` for what lies
+    beside it, such as the Tate file), ``~/...`` under the home folder; never this machine's
+    absolute layout."""
+    p = Path(str(path)).expanduser().absolute()
+    for base, prefix in ((REPO, ""), (REPO.parent, "../")):
+        try:
+            return prefix + p.relative_to(base).as_posix()
+        except ValueError:
+            pass
+    try:
+        return "~/" + p.relative_to(Path.home()).as_posix()
+    except ValueError:
+        return p.as_posix()
+
+
 def machine_details(**extra: object) -> dict:
     """CPU model, core count, memory, platform, commit and load average, plus ``extra``."""
     return {
         "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
         "cores": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)),
         "memory_gb": memory_gib(),

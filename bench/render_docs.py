@@ -102,6 +102,9 @@ def machine_line(data: dict) -> str:
     cores = m.get("usable_cpus") or m.get("cores") or m.get("cpus") or m.get("logical_cpus")
     if cpu or cores:
         parts.append(" ".join(p for p in (str(cpu or "CPU"), f"({cores} cores)" if cores else "") if p))
+    flags = m.get("cpu_flags")
+    if isinstance(flags, list):
+        parts.append("SIMD " + (" ".join(flags) if flags else "flags not recorded"))
     memory = m.get("memory_gb") or m.get("memory_gib")
     if memory:
         parts.append(f"{memory} GiB memory")
