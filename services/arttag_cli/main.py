@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "topics",
     "model",
     "train",
+    "suggest",
     "stream",
     "backfill",
     "api",

@@ -1,4 +1,4 @@
-"""``arttag train | evaluate | suggest``: the model's life, from a catalogue to explained suggestions."""
+"""``arttag train | evaluate``: a model bundle from a catalogue, and its figures (``suggest`` has its own module)."""
 
 from __future__ import annotations
 
@@ -37,14 +37,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--json", type=Path, default=None, dest="json_out", help="also write every figure to this file")
     e.add_argument("--embedding-cache", type=Path, default=None)
     e.set_defaults(func=_evaluate)
-
-    s = sub.add_parser("suggest", help="suggest tags for one artwork (ArtworkMetadata JSON on stdin)")
-    s.add_argument("--bundle", type=Path, default=None)
-    s.add_argument("--limit", type=int, default=10)
-    s.add_argument("--min-confidence", type=float, default=0.0)
-    s.add_argument("--only-new", action="store_true", help="leave out tags the artwork already has")
-    s.add_argument("--json", action="store_true", dest="as_json", help="print the TagSuggestion events as JSON")
-    s.set_defaults(func=_suggest)
 
 
 def _encoder(kind: str, settings: CliSettings) -> Any:
@@ -153,39 +145,3 @@ def _print_metrics(result: dict[str, Any]) -> None:
            {**result["novel_text"]["scorers"], "ensemble": result["novel_text"]["ensemble"]})
     print(f"ensemble ECE (top 10, 10 bins): {result['ece']:.4f}; "
           f"candidate recall (gold tags among step-1 candidates): {result['candidate_recall']:.3f}")
-
-
-def _suggest(args: argparse.Namespace) -> int:
-    from arttag.events import ArtworkMetadata, describe_validation_error
-    from arttag.model.tagger import SuggestOptions
-    from pydantic import ValidationError
-
-    try:
-        data = json.loads(sys.stdin.read())
-        if isinstance(data, dict) and isinstance(data.get("artwork"), dict):
-            data = data["artwork"]  # an ArtworkCreated/Updated event works too
-        meta = ArtworkMetadata.model_validate(data)
-        options = SuggestOptions(limit=args.limit, min_confidence=args.min_confidence, only_new=args.only_new)
-    except json.JSONDecodeError as exc:
-        raise ArttagError(f"stdin is not JSON: {exc}") from exc
-    except ValidationError as exc:
-        raise ArttagError(f"not an artwork: {describe_validation_error(exc)}") from exc
-    tagger = _load(args.bundle, CliSettings())
-    [suggestions] = tagger.suggest([meta], options)
-    if args.as_json:
-        print(json.dumps([s.model_dump(mode="json") for s in suggestions], indent=2, ensure_ascii=False))
-        return 0
-    print(f"model {tagger.model_version}: {len(suggestions)} suggestion(s) for '{meta.title}'")
-    for i, s in enumerate(suggestions, 1):
-        flag = " [already assigned]" if s.already_assigned else ""
-        print(f"{i:2d}. {s.label} ({s.group}) confidence {s.confidence:.2f}{flag}")
-        for c in s.explanation.contributions:
-            print(f"      {c.scorer}: score {c.score:.3f}" + (f", rank {c.rank}" if c.rank else ""))
-            for ev in c.evidence:
-                if ev.kind == "neighbour":
-                    print(f"        similar artwork {ev.artwork_id} '{ev.title}' (similarity {ev.similarity:.2f})")
-                elif ev.kind == "term":
-                    print(f"        word '{ev.term}' in {ev.field} (weight {ev.weight:.3f})")
-                else:
-                    print(f"        tag text '{ev.tag_text}' (similarity {ev.similarity:.2f})")
-    return 0
