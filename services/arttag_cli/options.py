@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
 
 def int_range(option: str, low: int, high: int | None = None) -> Callable[[str], int]:
@@ -24,6 +25,27 @@ def int_range(option: str, low: int, high: int | None = None) -> Callable[[str],
 
     parse.__name__ = "integer"
     return parse
+
+
+def positive(option: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option} must be a number, not {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{option} must be > 0 (got {text})")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def default_embedding_cache() -> Path:
+    """The one default of every command's ``--embedding-cache``: ``<user cache>/arttag/embeddings``."""
+    from arttag.settings import default_cache_dir
+
+    return default_cache_dir() / "embeddings"
 
 
 def fraction(option: str) -> Callable[[str], float]:

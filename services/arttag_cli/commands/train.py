@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from arttag.errors import ArttagError, ConfigurationError
-from arttag.settings import CliSettings, default_cache_dir
+from arttag.settings import CliSettings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train a model bundle from a catalogue (JSON lines, optionally gzipped)")
-    t.add_argument("catalogue", type=Path)
+    t.add_argument("catalogue", type=Path, help="catalogue file with tags (Tate-format JSON lines, optionally gzipped)")
     t.add_argument("--out", type=Path, default=None,
                    help="bundle pointer (default: ARTTAG_BUNDLE_DIR); the new version goes to versions/ "
                         "next to it, and the pointer is swapped to it atomically")
@@ -32,10 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="evaluate a bundle on the catalogue's dev split")
-    e.add_argument("catalogue", type=Path)
+    e.add_argument("catalogue", type=Path, help="catalogue file with tags (Tate-format JSON lines, optionally gzipped)")
     e.add_argument("--bundle", type=Path, default=None, help="bundle folder (default: ARTTAG_BUNDLE_DIR)")
     e.add_argument("--json", type=Path, default=None, dest="json_out", help="also write every figure to this file")
-    e.add_argument("--embedding-cache", type=Path, default=None)
+    e.add_argument("--embedding-cache", type=Path, default=None,
+                   help="folder of the .npz embedding cache (default: <user cache>/arttag/embeddings)")
     e.set_defaults(func=_evaluate)
 
 
@@ -46,7 +47,9 @@ def _encoder(kind: str, settings: CliSettings) -> Any:
 
 
 def _cache_dir(arg: Path | None) -> Path:
-    return arg if arg is not None else default_cache_dir() / "embeddings"
+    from arttag_cli.options import default_embedding_cache
+
+    return arg if arg is not None else default_embedding_cache()
 
 
 def _train(args: argparse.Namespace) -> int:
