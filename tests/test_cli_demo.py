@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from arttag.kafka.admin import admin_client
 from arttag.kafka.topics import TOPICS, topic_name
 from arttag.settings import StreamSettings

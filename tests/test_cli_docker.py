@@ -7,7 +7,6 @@ import re
 from pathlib import Path, PurePosixPath
 
 import yaml
-
 from arttag.settings import CliSettings, default_cache_dir
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from arttag_cli.main import main
-
 from arttag.catalogue.vocabulary import Tag, Vocabulary
 from arttag.quality.eval_plots import calibration, precision_recall, recall_by_group
+from arttag_cli.main import main
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -20,7 +20,7 @@ def _commands(path: Path) -> list[list[str]]:
     """`arttag ...` command lines of a Markdown file's bash blocks, as argument lists (comments,
     `&` and what comes before a pipe left out)."""
     out = []
-    for block in re.findall(r"```bash\n(.*?)```", path.read_text(), flags=re.S):
+    for block in re.findall(r"```bash\n(.*?)```", path.read_text(), flags=re.DOTALL):
         for line in block.replace("\\\n", " ").splitlines():
             line = line.split(" #")[0].split("|")[-1].strip().rstrip("&").strip()
             if not re.match(r"(\S*/)?arttag ", line):

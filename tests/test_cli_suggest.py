@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from arttag_cli.main import main
-
 from arttag.events import TermEvidence
 from arttag_cli.artwork_input import parse_item
+from arttag_cli.main import main
 from arttag_cli.reasons import readable_term
 
 

@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from arttag.catalogue.records import TateRow, row_to_record
 from arttag.errors import ArttagError
 from arttag.events import ArtworkMetadata, describe_validation_error
+from pydantic import ValidationError
 
 _ID_FIELDS = ("artwork_id", "id")
 _ARTWORK_FIELDS = frozenset(ArtworkMetadata.model_fields) | frozenset(_ID_FIELDS)

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import re
 
+from arttag.events import (
+    ArtworkMetadata,
+    NeighbourEvidence,
+    TagSuggestion,
+    TermEvidence,
+)
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-from arttag.events import ArtworkMetadata, NeighbourEvidence, TagSuggestion, TermEvidence
 
 MAX_TITLES = 3
 MAX_WORDS = 3

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from arttag.settings import CliSettings
+
 from arttag_cli.options import int_range, positive
 
 

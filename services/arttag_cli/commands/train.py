@@ -108,6 +108,7 @@ def _read_tagged(path: Path) -> tuple[list[Any], int, int]:
     from collections import Counter
 
     from arttag.catalogue.records import CatalogueRecord
+
     from arttag_cli.artwork_input import read_artworks
 
     records, bad, rows = [], [], 0
