@@ -153,3 +153,19 @@ def test_readable_terms_leave_out_fragments_stop_words_and_zero_weight():
             TermEvidence(field="text embedding", term="(whole text)", weight=0.3)]
     assert [readable_term(t, meta) for t in keep] == [True, True]
     assert [readable_term(t, meta) for t in drop] == [False] * len(drop)
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path, hashing_bundle_dir: Path):
+    import os
+    import subprocess
+
+    path = tmp_path / "many.jsonl"
+    path.write_text("".join(json.dumps({**HORSE, "artwork_id": f"h{i}"}) + "\n" for i in range(300)))
+    proc = subprocess.Popen([sys.executable, "-m", "arttag_cli", "suggest", str(path), "--bundle",
+                             str(hashing_bundle_dir), "--explain", "full", "--format", "jsonl"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ})
+    first = proc.stdout.readline()
+    proc.stdout.close()  # as `| head -1` does
+    _, err = proc.communicate(timeout=300)
+    assert json.loads(first)["artwork_id"] == "h0"
+    assert proc.returncode == 141 and b"Traceback" not in err, err.decode()
