@@ -88,15 +88,16 @@ def test_cli_train_evaluate_suggest(cli_bundle, capsys, monkeypatch):
     artwork = {"title": "Fishing Boats in Genoa Harbour", "artists": ["Joseph Mallord William Turner"],
                "tags": [{"id": "1", "label": "harbour"}]}
     monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(artwork)))
-    assert main(["suggest", "--bundle", str(out), "--limit", "3"]) == 0
+    assert main(["suggest", "--bundle", str(out), "--limit", "3", "--format", "table", "--explain", "full"]) == 0
     printed = capsys.readouterr().out
     assert "harbour" in printed and "[already assigned]" in printed and "similar artwork" in printed
     monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(artwork)))
     assert main(["suggest", "--bundle", str(out), "--json", "--only-new"]) == 0
-    suggestions = json.loads(capsys.readouterr().out)
+    [record] = json.loads(capsys.readouterr().out)
+    suggestions = record["suggestions"]
     assert suggestions and all(s["tag_id"] != "1" for s in suggestions)
     monkeypatch.setattr(sys, "stdin", io.StringIO('{"artists": []}'))
-    assert main(["suggest", "--bundle", str(out)]) == 2
+    assert main(["suggest", "--bundle", str(out)]) == 1
     assert "title" in capsys.readouterr().err
 
 

@@ -1,4 +1,9 @@
-"""Entry point of the ``arttag`` console script.
+"""arttag suggests subject tags for artworks from their catalogue metadata, with reasons.
+
+Train a model bundle from a catalogue export, suggest tags for artworks from a file, run
+the stream worker (artwork events in from Kafka, explained suggestions out) or the HTTP
+API, and audit a catalogue's tags. `arttag COMMAND --help` describes each command; the
+reference is docs/cli.md.
 
 Each command group lives in its own module under ``arttag_cli.commands`` and
 exposes ``register(subparsers)``; a command sets ``func(args) -> int``.
@@ -11,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from arttag.errors import ArttagError
@@ -20,6 +26,7 @@ COMMAND_MODULES = (
     "topics",
     "model",
     "train",
+    "suggest",
     "stream",
     "backfill",
     "api",
@@ -27,8 +34,22 @@ COMMAND_MODULES = (
 )
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("arttag")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="arttag", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="arttag", description=__doc__.split("\n\nEach command")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"arttag {_version()}",
+                        help="print the installed version and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
@@ -57,3 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (`arttag suggest ... | head`): stop quietly, as Unix tools do;
+        # stdout is pointed at devnull so the interpreter's final flush cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

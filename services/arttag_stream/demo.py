@@ -3,7 +3,10 @@
 Topics under a fresh prefix (so every run starts clean), the model and a
 bundle prepared if missing, the worker started as its own process, sample
 artworks published (plus a malformed message and an unchanged update), and
-suggestions with explanations printed as they arrive downstream.
+suggestions with explanations printed as they arrive downstream. It ends by leaving a
+working system and saying so: the default topics exist (so ``arttag stream``, ``backfill``
+and ``tail`` work at once), the bundle stays, and Kafka is left running with the command
+that stops it.
 """
 
 from __future__ import annotations
@@ -124,6 +127,25 @@ def demo_events(count: int) -> list[tuple[str, bytes, bytes]]:
     return out
 
 
+def leave_ready(settings: StreamSettings, bundle_dir: Path, encoder_kind: EncoderKind,
+                say: Callable[[str], None]) -> dict[str, str]:
+    """Create the default topics (``settings.kafka``'s prefix) and say what is still there and
+    running, and how to stop it. Returns create_topics's outcome."""
+    outcome = create_topics(settings.kafka)
+    created = sum(1 for v in outcome.values() if v == "created")
+    say("\nLeft ready for you:")
+    say(f"  - Kafka at {settings.kafka.bootstrap_servers} is still running; if it is the local one, "
+        "stop it with: deploy/kafka/kafka.sh stop")
+    prefix = settings.kafka.topic_prefix
+    say(f"  - the default topics{f' (prefix {prefix!r})' if prefix else ''} exist "
+        f"({created} created now, {len(outcome) - created} already there): {', '.join(sorted(outcome))}")
+    say(f"  - the model bundle: {bundle_dir}")
+    bundle_option = "" if encoder_kind == "onnx" else f" --encoder hashing --bundle {bundle_dir}"
+    say("  - next: arttag stream" + bundle_option + " &   then   arttag backfill "
+        f"{sample_path()} --limit 50   and   arttag tail suggestions --from-beginning --max 5")
+    return outcome
+
+
 def run_demo(
     settings: StreamSettings,
     *,
@@ -225,3 +247,7 @@ def run_demo(
                 except Exception as exc:  # noqa: BLE001 - cleanup only
                     log.warning("could not delete a demo topic: %s", exc)
             say(f"deleted the demo's {len(names)} topics (keep them with --keep-topics)")
+        try:
+            leave_ready(settings, bundle_dir, encoder_kind, say)
+        except ArttagError as exc:  # the demo's own outcome stands; this only says why not ready
+            say(f"could not create the default topics: {exc}")

@@ -1,4 +1,5 @@
-"""``/healthz`` (the process answers), ``/readyz`` (model loaded, broker reachable), ``/metrics``."""
+"""``/healthz`` (the process answers), ``/readyz`` (model loaded, broker reachable, latest view not in
+error), ``/metrics``."""
 
 from __future__ import annotations
 
@@ -49,7 +50,9 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     else:
         view_state = "caught_up" if view.caught_up.is_set() else "catching_up"
     body = ReadinessPublic(
-        ready=tagger is not None and broker,
+        # a view in error would answer every GET of stored suggestions wrongly (404s), so a
+        # balancer must not send traffic here until it reads its topic again
+        ready=tagger is not None and broker and view_state != "error",
         model_loaded=tagger is not None,
         model_version=tagger.model_version if tagger is not None else None,
         broker_reachable=broker,

@@ -37,9 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="confidence from which a suggestion counts as predicted for dev precision/recall")
     p.add_argument("--overlooked-on", choices=("dev", "all"), default="dev",
                    help="look for overlooked tags on the dev split (default; the model never saw it) or all")
-    p.add_argument("--embedding-cache", type=Path, default=Path(".cache/embeddings"),
+    p.add_argument("--embedding-cache", type=Path, default=None,
                    help="folder of .npz embedding caches written by training (<encoder name>.npz); "
-                   "reused when present so known texts are not encoded again (default: .cache/embeddings)")
+                   "reused when present so known texts are not encoded again (default: <user cache>/arttag/embeddings, "
+                   "as for train)")
     p.add_argument("--save-embeddings", action="store_true",
                    help="after the audit, save what was encoded to audit-<encoder name>.npz in the cache folder "
                    "(training's own file is never written), so the next audit is faster")
@@ -88,7 +89,10 @@ def _audit(args: argparse.Namespace) -> int:
     from arttag.quality.audit import AuditOptions, run_audit
     from arttag.quality.audit.report import write_report
 
+    from arttag_cli.options import default_embedding_cache
+
     started = time.perf_counter()
+    args.embedding_cache = args.embedding_cache or default_embedding_cache()
     encoder = _encoder(args.encoder)
     _warm_cache(encoder, args.embedding_cache)
     tagger = None

@@ -7,17 +7,19 @@ from pathlib import Path
 
 from arttag.settings import CliSettings
 
+from arttag_cli.options import int_range, positive
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("backfill", help="publish a catalogue export (JSON lines, .gz ok) as artwork events")
-    b.add_argument("catalogue", type=Path)
-    b.add_argument("--rate", type=float, default=None, help="at most this many events per second")
+    b.add_argument("catalogue", type=Path, help="catalogue export to publish (Tate-format JSON lines, optionally gzipped)")
+    b.add_argument("--rate", type=positive("--rate"), default=None, help="at most this many events per second")
     b.add_argument("--checkpoint", type=Path, default=None,
                    help="resume file: the last acknowledged line is kept there; a rerun continues after it")
     b.add_argument("--as-updates", action="store_true", help="publish ArtworkUpdated instead of ArtworkCreated")
-    b.add_argument("--revision", type=int, default=1, help="catalogue revision the events carry (default 1)")
-    b.add_argument("--limit", type=int, default=None, help="stop after this many events")
-    b.add_argument("--no-progress", action="store_true")
+    b.add_argument("--revision", type=int_range("--revision", 0), default=1, help="catalogue revision the events carry (default 1)")
+    b.add_argument("--limit", type=int_range("--limit", 1), default=None, help="stop after this many events")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.set_defaults(func=_backfill)
 
 

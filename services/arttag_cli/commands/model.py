@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=_export)
 
     i = s.add_parser("info", help="show the exported encoder's manifest")
-    i.add_argument("--onnx-dir", type=Path)
+    i.add_argument("--onnx-dir", type=Path, help="exported encoder folder (default: ARTTAG_ENCODER__ONNX_DIR or <model dir>-onnx)")
     i.set_defaults(func=_info)
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from arttag.settings import StreamSettings
+
+from arttag_cli.options import int_range, positive
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -38,19 +40,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=_replay)
 
     t = sub.add_parser("tail", help="print output records as they arrive")
-    t.add_argument("which", choices=("suggestions", "latest", "dead-letters"))
-    t.add_argument("--from-beginning", action="store_true")
-    t.add_argument("--max", type=int, default=None, help="stop after this many records")
-    t.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
-    t.add_argument("--top", type=int, default=5, help="tags shown per artwork")
+    t.add_argument("which", choices=("suggestions", "latest", "dead-letters"),
+                   help="suggestions: every suggestion event; latest: the compacted latest-per-artwork topic; "
+                   "dead-letters: messages the worker could not process")
+    t.add_argument("--from-beginning", action="store_true", help="start at the oldest record kept, not at new ones")
+    t.add_argument("--max", type=int_range("--max", 1), default=None, help="stop after this many records")
+    t.add_argument("--timeout", type=positive("--timeout"), default=None, help="stop after this many seconds")
+    t.add_argument("--top", type=int_range("--top", 1), default=5, help="tags shown per artwork")
     t.add_argument("--json", action="store_true", help="print the raw JSON records")
     t.set_defaults(func=_tail)
 
     d = sub.add_parser("demo", help="the main job end to end: topics, model, bundle, worker, samples in, suggestions out")
     d.add_argument("--encoder", choices=("onnx", "hashing"), default="onnx",
                    help="onnx: the real model (fetched and exported if missing); hashing: fast, no model")
-    d.add_argument("--count", type=int, default=20, help="sample artworks to publish")
-    d.add_argument("--timeout", type=float, default=300.0)
+    d.add_argument("--count", type=int_range("--count", 1), default=20, help="sample artworks to publish")
+    d.add_argument("--timeout", type=positive("--timeout"), default=300.0,
+                   help="seconds to wait for every suggestion before giving up (default 300)")
     d.add_argument("--keep-topics", action="store_true", help="keep the demo's topics afterwards")
     d.set_defaults(func=_demo)
 
@@ -60,7 +65,7 @@ def _timestamp(text: str) -> datetime:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text}") from exc
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _settings(args: argparse.Namespace) -> StreamSettings:

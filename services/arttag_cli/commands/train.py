@@ -1,4 +1,4 @@
-"""``arttag train | evaluate | suggest``: the model's life, from a catalogue to explained suggestions."""
+"""``arttag train | evaluate``: a model bundle from a catalogue, and its figures (``suggest`` has its own module)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from arttag.errors import ArttagError, ConfigurationError
-from arttag.settings import CliSettings, default_cache_dir
+from arttag.settings import CliSettings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train a model bundle from a catalogue (JSON lines, optionally gzipped)")
-    t.add_argument("catalogue", type=Path)
+    t.add_argument("catalogue", type=Path, help="catalogue file with tags (Tate-format JSON lines, optionally gzipped)")
     t.add_argument("--out", type=Path, default=None,
                    help="bundle pointer (default: ARTTAG_BUNDLE_DIR); the new version goes to versions/ "
                         "next to it, and the pointer is swapped to it atomically")
@@ -31,20 +31,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write the dev-split figures to this file, as `arttag evaluate --json` does")
     t.set_defaults(func=_train)
 
-    e = sub.add_parser("evaluate", help="evaluate a bundle on the catalogue's dev split")
-    e.add_argument("catalogue", type=Path)
+    e = sub.add_parser(
+        "evaluate", help="evaluate a bundle on a catalogue with tags (its dev split, or all of it)",
+        description="Rank every tagged artwork of CATALOGUE (the dev split by default) and compare with its "
+        "tags. CATALOGUE is any file `arttag suggest` reads: a Tate-format export, or ArtworkMetadata "
+        "objects with tags as JSON, a JSON list or JSON lines, gzipped or not.",
+    )
+    e.add_argument("catalogue", type=Path,
+                   help="artworks with tags: Tate-format JSON lines or ArtworkMetadata JSON / JSON lines (.gz ok)")
+    e.add_argument("--split", choices=("dev", "all"), default="dev",
+                   help="dev: the artworks training held out (default; honest on the training catalogue); "
+                   "all: every tagged artwork (for a catalogue the bundle was not trained on)")
+    e.add_argument("--all", action="store_const", const="all", dest="split", help="the same as --split all")
+    e.add_argument("--plots", type=Path, default=None, metavar="DIR",
+                   help="write precision_recall.png, calibration.png and recall_by_group.png into DIR")
     e.add_argument("--bundle", type=Path, default=None, help="bundle folder (default: ARTTAG_BUNDLE_DIR)")
     e.add_argument("--json", type=Path, default=None, dest="json_out", help="also write every figure to this file")
-    e.add_argument("--embedding-cache", type=Path, default=None)
+    e.add_argument("--embedding-cache", type=Path, default=None,
+                   help="folder of the .npz embedding cache (default: <user cache>/arttag/embeddings)")
     e.set_defaults(func=_evaluate)
-
-    s = sub.add_parser("suggest", help="suggest tags for one artwork (ArtworkMetadata JSON on stdin)")
-    s.add_argument("--bundle", type=Path, default=None)
-    s.add_argument("--limit", type=int, default=10)
-    s.add_argument("--min-confidence", type=float, default=0.0)
-    s.add_argument("--only-new", action="store_true", help="leave out tags the artwork already has")
-    s.add_argument("--json", action="store_true", dest="as_json", help="print the TagSuggestion events as JSON")
-    s.set_defaults(func=_suggest)
 
 
 def _encoder(kind: str, settings: CliSettings) -> Any:
@@ -54,7 +59,9 @@ def _encoder(kind: str, settings: CliSettings) -> Any:
 
 
 def _cache_dir(arg: Path | None) -> Path:
-    return arg if arg is not None else default_cache_dir() / "embeddings"
+    from arttag_cli.options import default_embedding_cache
+
+    return arg if arg is not None else default_embedding_cache()
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -95,20 +102,57 @@ def _load(bundle: Path | None, settings: CliSettings) -> Any:
     return open_tagger(bundle or settings.bundle_dir, settings.encoder)
 
 
+def _read_tagged(path: Path) -> tuple[list[Any], int, int]:
+    """Catalogue records from any file `arttag suggest` reads; (records, rows read, bad rows).
+    Bad rows and unknown fields are summarised on stderr, not stopped on."""
+    from collections import Counter
+
+    from arttag.catalogue.records import CatalogueRecord
+
+    from arttag_cli.artwork_input import read_artworks
+
+    records, bad, rows = [], [], 0
+    warnings: Counter[str] = Counter()
+    for n, item in enumerate(read_artworks(str(path)), start=1):
+        rows += 1
+        warnings.update(item.warnings)
+        if item.metadata is None:
+            bad.append(f"{item.where}: {item.error}")
+            continue
+        records.append(CatalogueRecord(line=n, artwork_id=item.artwork_id or item.where, metadata=item.metadata))
+    for text, count in warnings.most_common():
+        print(f"arttag evaluate: warning: {text} ({count} artwork(s))", file=sys.stderr)
+    for text in bad[:10]:
+        print(f"arttag evaluate: skipped {text}", file=sys.stderr)
+    if len(bad) > 10:
+        print(f"arttag evaluate: ... {len(bad) - 10} more skipped", file=sys.stderr)
+    if not any(r.metadata.tags for r in records):
+        raise ArttagError(f"{path}: no artwork with tags to evaluate against")
+    return records, rows, len(bad)
+
+
 def _evaluate(args: argparse.Namespace) -> int:
-    from arttag.catalogue.records import load_catalogue
     from arttag.model.training import evaluate_ensemble
 
     settings = CliSettings()
+    records, rows_read, bad_rows = _read_tagged(args.catalogue)
     tagger = _load(args.bundle, settings)
-    records, report = load_catalogue(args.catalogue)
     fitted_on = tagger.manifest.get("training", {}).get("scorers_fitted_on", ["train"])
+    collected: dict[str, Any] = {}
     result = evaluate_ensemble(tagger.ensemble, tagger.encoder, records,
-                               cache_dir=_cache_dir(args.embedding_cache), progress=True, fitted_on=fitted_on)
+                               cache_dir=_cache_dir(args.embedding_cache), progress=True, fitted_on=fitted_on,
+                               split=args.split, collect=collected)
+    if not result["dev_artworks"]:
+        raise ArttagError(f"{args.catalogue}: no tagged artwork in the {args.split} split; try --split all")
     _print_metrics(result)
     if args.json_out:
-        _write_figures(args.json_out, result, tagger.manifest, args.catalogue, report.rows_read,
-                       len(report.bad_rows))
+        _write_figures(args.json_out, result, tagger.manifest, args.catalogue, rows_read, bad_rows)
+    if args.plots:
+        from arttag.quality.eval_plots import write_plots
+
+        for path in write_plots(collected, tagger.vocabulary, args.plots,
+                                title=f"\n{tagger.model_version}, {args.split} split, {result['dev_artworks']} artworks"):
+            print(path)
     return 0
 
 
@@ -147,45 +191,9 @@ def _table(title: str, rows: dict[str, dict[str, Any]]) -> None:
 
 
 def _print_metrics(result: dict[str, Any]) -> None:
-    _table(f"dev split: {result['dev_artworks']} tagged artworks",
+    _table(f"{result.get('split', 'dev')} split: {result['dev_artworks']} tagged artworks",
            {**result["scorers"], "ensemble": result["ensemble"]})
     _table(f"novel text (text appears nowhere in training): {result['novel_text_artworks']} artworks",
            {**result["novel_text"]["scorers"], "ensemble": result["novel_text"]["ensemble"]})
     print(f"ensemble ECE (top 10, 10 bins): {result['ece']:.4f}; "
           f"candidate recall (gold tags among step-1 candidates): {result['candidate_recall']:.3f}")
-
-
-def _suggest(args: argparse.Namespace) -> int:
-    from arttag.events import ArtworkMetadata, describe_validation_error
-    from arttag.model.tagger import SuggestOptions
-    from pydantic import ValidationError
-
-    try:
-        data = json.loads(sys.stdin.read())
-        if isinstance(data, dict) and isinstance(data.get("artwork"), dict):
-            data = data["artwork"]  # an ArtworkCreated/Updated event works too
-        meta = ArtworkMetadata.model_validate(data)
-        options = SuggestOptions(limit=args.limit, min_confidence=args.min_confidence, only_new=args.only_new)
-    except json.JSONDecodeError as exc:
-        raise ArttagError(f"stdin is not JSON: {exc}") from exc
-    except ValidationError as exc:
-        raise ArttagError(f"not an artwork: {describe_validation_error(exc)}") from exc
-    tagger = _load(args.bundle, CliSettings())
-    [suggestions] = tagger.suggest([meta], options)
-    if args.as_json:
-        print(json.dumps([s.model_dump(mode="json") for s in suggestions], indent=2, ensure_ascii=False))
-        return 0
-    print(f"model {tagger.model_version}: {len(suggestions)} suggestion(s) for '{meta.title}'")
-    for i, s in enumerate(suggestions, 1):
-        flag = " [already assigned]" if s.already_assigned else ""
-        print(f"{i:2d}. {s.label} ({s.group}) confidence {s.confidence:.2f}{flag}")
-        for c in s.explanation.contributions:
-            print(f"      {c.scorer}: score {c.score:.3f}" + (f", rank {c.rank}" if c.rank else ""))
-            for ev in c.evidence:
-                if ev.kind == "neighbour":
-                    print(f"        similar artwork {ev.artwork_id} '{ev.title}' (similarity {ev.similarity:.2f})")
-                elif ev.kind == "term":
-                    print(f"        word '{ev.term}' in {ev.field} (weight {ev.weight:.3f})")
-                else:
-                    print(f"        tag text '{ev.tag_text}' (similarity {ev.similarity:.2f})")
-    return 0

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 FP32_FILE = "model.onnx"
 INT8_FILE = "model_int8.onnx"
 DEFAULT_OPSET = 18
-SAMPLE_CATALOGUE = Path(__file__).parent / "data" / "tate_sample.jsonl.gz"
+SAMPLE_CATALOGUE = Path(__file__).parents[1] / "data" / "tate_sample.jsonl.gz"
 
 
 @dataclass(frozen=True)

@@ -344,11 +344,21 @@ def evaluate_ensemble(
     cache_dir: str | Path | None = None,
     progress: bool = False,
     fitted_on: Sequence[str] = ("train", "rerank"),
+    split: str = "dev",
+    collect: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Every metric of :mod:`arttag.quality.ranking` on the tagged dev artworks, per scorer and for the
-    ensemble, on all of them and on those whose text appears nowhere in train or rerank."""
+    ensemble, on all of them and on those whose text appears nowhere in train or rerank.
+
+    ``split="all"`` evaluates every tagged artwork instead (a catalogue the bundle was not
+    trained on; on its own training catalogue the figures are optimistic). ``collect``, when
+    given, receives per artwork the ensemble's top 10 (``rankings``), their confidences
+    (``confidences``), whether each is right (``correct``) and the gold tag indices
+    (``gold``), for plots."""
+    if split not in ("dev", "all"):
+        raise ValueError(f"split must be 'dev' or 'all', not {split!r}")
     splits = split_records(records)
-    dev = splits["dev"]
+    dev = splits["dev"] if split == "dev" else [r for s in ("train", "rerank", "dev") for r in splits[s]]
     vocab = ensemble.vocabulary
     seen_texts = {build_text(r.metadata) for s in ("train", "rerank") for r in splits[s]}
     texts = [build_text(r.metadata) for r in dev]
@@ -388,8 +398,10 @@ def evaluate_ensemble(
             candidate_hits += len(g & set(r.tags.tolist()))
         for name, c in zip(names, cands):
             rankings[name] += [t[:10].tolist() for t in c.tags]
+    if collect is not None:
+        collect.update(rankings=rankings["ensemble"], confidences=conf, correct=correct, gold=gold)
     result: dict[str, Any] = {
-        "split": "dev",
+        "split": split,
         "scorers_fitted_on": list(fitted_on),
         "dev_artworks": len(dev),
         "novel_text_artworks": int(sum(novel)),

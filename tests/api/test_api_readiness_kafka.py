@@ -1,0 +1,39 @@
+"""/readyz against the real broker: not ready while the latest view cannot read its topic, ready once it can."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from arttag.kafka.admin import create_topics
+from arttag.settings import ApiSettings
+from arttag_api.app import create_app
+from fastapi.testclient import TestClient
+
+pytestmark = pytest.mark.kafka
+
+
+def _wait_for(client: TestClient, state: str, timeout_s: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    body: dict = {}
+    while time.monotonic() < deadline:
+        body = client.get("/readyz").json()
+        if body["latest_view"] == state:
+            return body
+        time.sleep(0.2)
+    raise AssertionError(f"latest view never reached {state!r}: {body}")
+
+
+def test_not_ready_while_the_latest_view_is_in_error(kafka_settings, tagger):
+    settings = ApiSettings(kafka=kafka_settings, latest_view=True)  # its topics do not exist yet
+    with TestClient(create_app(settings, tagger, broker_check=lambda: True)) as client:
+        _wait_for(client, "error")
+        r = client.get("/readyz")
+        body = r.json()
+        assert r.status_code == 503 and body["ready"] is False
+        assert body["model_loaded"] is True and body["broker_reachable"] is True
+        assert any("latest view" in d for d in body["detail"])
+        create_topics(kafka_settings)
+        _wait_for(client, "caught_up")
+        r = client.get("/readyz")
+        assert r.status_code == 200 and r.json()["ready"] is True
