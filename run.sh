@@ -13,10 +13,17 @@ PYTHON="${PYTHON:-python3}"
 
 setup() {
   if [ ! -x .venv/bin/python ]; then
+    echo "run.sh: creating .venv" >&2
     "$PYTHON" -m venv .venv
   fi
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[test]"
+  # A first install takes minutes (PyTorch for the model export is most of it): say so and
+  # show each package as it arrives; a repeat install prints only the summary line.
+  echo "run.sh: installing arttag and its test extras into .venv (first time: several minutes, about 6 GB)" >&2
+  .venv/bin/python -m pip install --progress-bar off -e ".[test]" 2>&1 \
+    | { grep -E '^(Collecting|Downloading|Successfully installed|ERROR)' || true; } \
+    | sed -e 's/^/  pip: /' -e 's/^  pip: Successfully installed \(.\{0,160\}\).*/  pip: installed \1.../' >&2
+  .venv/bin/python -c "import arttag" || { echo "run.sh: the install failed" >&2; return 1; }
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/${KAFKA_PORT:-9092}") 2>/dev/null; }

@@ -232,3 +232,20 @@ def test_a_new_ensemble_kind_plugs_in_by_name_and_is_explained(tagger, tmp_path,
     assert np.allclose(ranked.probs, expected) and np.all(np.diff(ranked.probs) <= 0)
     [suggestions] = build_suggestions(mean, [HARBOUR], batch, cands, [ranked], SuggestOptions(limit=5))
     assert suggestions and all(s.explanation.contributions and s.label in s.explanation.summary for s in suggestions)
+
+
+def test_reranker_progress_shows_each_round_and_leaves_the_model_unchanged(capsys):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from arttag.model.ensemble import _fit_showing_rounds
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3000, 5))
+    y = (x[:, 0] + rng.normal(size=3000) > 0).astype(int)
+    shown = HistGradientBoostingClassifier(max_iter=30, random_state=0, verbose=2)
+    _fit_showing_rounds(shown, x, y)
+    quiet = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(x, y)
+    assert np.array_equal(shown.predict_proba(x), quiet.predict_proba(x))
+    assert shown.get_params() == quiet.get_params()  # same pickle, same bundle version
+    err = capsys.readouterr().err
+    assert "re-ranker rounds" in err and "30/30" in err

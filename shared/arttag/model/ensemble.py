@@ -17,9 +17,12 @@ gradient-boosted classifier trained on artworks the scorers never saw (the
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import json
 import logging
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -343,11 +346,15 @@ class Ensemble(BaseEnsemble):
             l2_regularization=params.l2_regularization, random_state=params.random_state,
             early_stopping=len(y) > 10_000, validation_fraction=0.1, n_iter_no_change=20,
             categorical_features=[self.feature_names.index(f) for f in CATEGORICAL],
+            verbose=2 if progress else 0,  # per-round lines for _fit_showing_rounds; same model
         )
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=params.threads):
-            model.fit(x, y)
+            if progress:
+                _fit_showing_rounds(model, x, y)
+            else:
+                model.fit(x, y)
         self.reranker = model
         report["trained"] = True
         report["iterations"] = int(model.n_iter_)
@@ -409,3 +416,29 @@ def load_ensemble(directory: Path, vocabulary: Vocabulary) -> BaseEnsemble:
     """The ensemble saved in ``directory``, of the kind its ``ensemble.json`` names."""
     kind = read_spec(directory).get("kind", DEFAULT_KIND)
     return get_ensemble_class(str(kind)).load(directory, vocabulary)
+
+
+class _RoundsToProgressBar(io.TextIOBase):
+    """Takes scikit-learn's verbose boosting lines ("[12/800] 1 tree, ...") and moves a bar."""
+
+    _ROUND = re.compile(r"\[(\d+)/(\d+)\]")
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+
+    def write(self, text: str) -> int:
+        for done, total in self._ROUND.findall(text):
+            self.bar.total = int(total)
+            self.bar.update(int(done) - self.bar.n)
+        return len(text)
+
+
+def _fit_showing_rounds(model: Any, x: np.ndarray, y: np.ndarray) -> None:
+    """``model.fit`` with a progress bar over the boosting rounds (training takes minutes on
+    the full catalogue and would otherwise be silent); early stopping ends the bar early."""
+    from tqdm import tqdm
+
+    with tqdm(total=model.max_iter, desc="re-ranker rounds", unit="round") as bar, \
+            contextlib.redirect_stdout(_RoundsToProgressBar(bar)):
+        model.fit(x, y)
+    model.set_params(verbose=0)  # the stored model (and so the bundle's version) as without a bar
