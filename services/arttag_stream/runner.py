@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import faust
+from arttag.encoders.loader import encoder_choice
 from arttag.kafka.topics import StreamTopics
 from arttag.model.bundle_watch import BundleWatcher, bundle_loader, serves_pointer
 from arttag.model.tagger import Tagger
@@ -61,6 +62,11 @@ def run_worker(
     follower.start()
     metrics = StreamMetrics()
     monitor = build_monitor(settings, metrics)
+    encoder = getattr(tagger, "encoder", None)
+    labels = metrics.record_encoder(encoder)
+    choice = encoder_choice(encoder)
+    log.info("worker encoder %s: variant %s on %s, because %s%s", labels["name"], labels["variant"],
+             labels["provider"], labels["reason"], f" ({choice.detail})" if choice and choice.detail else "")
     metrics.serve(settings.metrics_port)
     watcher = bundle_watcher(settings, tagger) if model_version is None else None
     app = create_app(settings, tagger, app_id=app_id, store=store, metrics=metrics,

@@ -70,7 +70,12 @@ class EncoderSettings(BaseModel):
 
     model_dir: Path = Field(default_factory=lambda: default_cache_dir() / "models" / "all-mpnet-base-v2")
     onnx_dir: Path | None = Field(None, description="Exported ONNX folder; default <model_dir>-onnx")
-    variant: Literal["fp32", "int8"] = "int8"
+    variant: Literal["auto", "measure", "fp32", "int8"] = Field(
+        "auto",
+        description="auto: int8 where the CPU has VNNI/AMX (an int8 dot product), fp32 elsewhere and on "
+        "CUDA; measure: time both at start-up and keep the faster; a bundle's own variant wins over "
+        "auto/measure (docs/encoder.md)",
+    )
     intra_op_threads: int = Field(0, ge=0, description="0 lets onnxruntime choose")
     spin_wait: bool = Field(False, description="onnxruntime threads spin between runs (idle machines only)")
     execution_provider: Literal["auto", "cpu", "cuda"] = "auto"

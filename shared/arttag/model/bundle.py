@@ -42,6 +42,7 @@ from arttag.catalogue.split import SPLIT_RULE
 from arttag.catalogue.vocabulary import Tag, Vocabulary
 from arttag.checksums import file_sha256
 from arttag.encoders.base import TextEncoder
+from arttag.encoders.choice import variant_of
 from arttag.encoders.loader import EncoderKind, open_encoder
 from arttag.errors import ModelError
 from arttag.events import ArtworkMetadata, TagSuggestion
@@ -480,7 +481,8 @@ def bundle_encoder(manifest: dict[str, Any], encoder: TextEncoder | EncoderSetti
         return open_encoder("hashing", dim=int(manifest["encoder"]["dim"]))
     if encoder is None:
         return None
-    return open_encoder("onnx", encoder)
+    # variant=auto/measure follows the bundle: only the variant that made its embeddings fits them.
+    return open_encoder("onnx", encoder, bundle_variant=variant_of(trained_with))
 
 
 def load_tagger(bundle_dir: str | Path, encoder: TextEncoder | EncoderSettings | None = None, *,
