@@ -19,11 +19,12 @@ from arttag_stream.state import LatestFollower
 log = logging.getLogger(__name__)
 
 
-def load_stream_tagger(settings: StreamSettings) -> Tagger:
-    """The trained bundle at ``settings.bundle_dir`` with the configured encoder."""
+def load_stream_tagger(settings: StreamSettings, *, bulk: bool = False) -> Tagger:
+    """The trained bundle at ``settings.bundle_dir`` with the configured encoder; ``bulk`` (replay)
+    lets an fp32 bundle use the torch bulk encoder when ``ARTTAG_ENCODER__BULK_DEVICE`` is set."""
     from arttag.model.bundle import open_tagger
 
-    return open_tagger(settings.bundle_dir, settings.encoder, kind=settings.encoder_kind)
+    return open_tagger(settings.bundle_dir, settings.encoder, kind=settings.encoder_kind, bulk=bulk)
 
 
 def bundle_watcher(settings: StreamSettings, tagger: Tagger) -> BundleWatcher | None:

@@ -81,6 +81,14 @@ class EncoderSettings(BaseModel):
     execution_provider: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = Field(32, ge=1)
     cache_size: int = Field(100_000, ge=0, description="Embeddings kept in memory, keyed by text hash")
+    # Bulk work (`arttag replay`) on a GPU with torch; the runtime above never imports torch.
+    bulk_device: str | None = Field(
+        None, pattern=r"^(cpu|cuda(:\d+)?)$",
+        description="cuda, cuda:N or cpu: replay encodes with the torch bulk encoder (arttag[export]) "
+        "when the bundle is an fp32 one; unset: the ONNX encoder everywhere",
+    )
+    bulk_dtype: Literal["bf16", "fp16", "fp32"] = Field("bf16", description="Precision of the bulk encoder")
+    bulk_batch_size: int = Field(1024, ge=1, description="Texts per batch of the bulk encoder")
 
     @property
     def resolved_onnx_dir(self) -> Path:
