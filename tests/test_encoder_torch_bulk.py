@@ -125,6 +125,16 @@ def test_the_runtime_path_never_imports_torch(hashing_bundle_dir, tiny_mpnet_dir
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "shared"), str(REPO / "services")])}
     env = {k: v for k, v in env.items() if not k.startswith("ARTTAG_")}
     done = subprocess.run([sys.executable, "-c", RUNTIME_PROBE, str(hashing_bundle_dir), str(tiny_mpnet_dir)],
-                          capture_output=True, text=True, env=env, timeout=300)
+                          check=False, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_the_gpu_benchmark_refuses_to_run_without_cuda(tmp_path):
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONPATH": os.pathsep.join([str(REPO / "shared"), str(REPO / "services")])}
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "encoder_gpu.py"), "--out", str(tmp_path / "r.json")],
+                          check=False, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode != 0
+    assert "CUDA GPU" in done.stderr and "torch sees none" in done.stderr
+    assert not (tmp_path / "r.json").exists()
