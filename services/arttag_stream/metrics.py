@@ -7,6 +7,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Info,
     start_http_server,
 )
 
@@ -58,6 +59,24 @@ class StreamMetrics:
         self.state_artworks = Gauge(
             "arttag_stream_state_artworks", "Artworks in the per-artwork state", registry=r
         )
+
+        self.encoder = Info(
+            "arttag_stream_encoder",
+            "The sentence encoder the worker runs: name, ONNX variant, provider and why that variant",
+            registry=r,
+        )
+
+    def record_encoder(self, encoder: object) -> dict[str, str]:
+        """Publish ``encoder``'s name and variant choice as ``arttag_stream_encoder_info``; returns the labels."""
+        from arttag.encoders.loader import encoder_choice
+
+        choice = encoder_choice(encoder)
+        labels = {"name": str(getattr(encoder, "name", "none")), "variant": "none", "provider": "none",
+                  "reason": "no-onnx-encoder"}
+        if choice is not None:
+            labels.update(variant=choice.variant, provider=choice.provider, reason=choice.reason)
+        self.encoder.info(labels)
+        return labels
 
     def serve(self, port: int) -> None:
         if port:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import faust
+from arttag.encoders.loader import encoder_choice
 from arttag.kafka.topics import StreamTopics
 from arttag.model.bundle_watch import BundleWatcher, bundle_loader, serves_pointer
 from arttag.model.tagger import Tagger
@@ -18,11 +19,12 @@ from arttag_stream.state import LatestFollower
 log = logging.getLogger(__name__)
 
 
-def load_stream_tagger(settings: StreamSettings) -> Tagger:
-    """The trained bundle at ``settings.bundle_dir`` with the configured encoder."""
+def load_stream_tagger(settings: StreamSettings, *, bulk: bool = False) -> Tagger:
+    """The trained bundle at ``settings.bundle_dir`` with the configured encoder; ``bulk`` (replay)
+    lets an fp32 bundle use the torch bulk encoder when ``ARTTAG_ENCODER__BULK_DEVICE`` is set."""
     from arttag.model.bundle import open_tagger
 
-    return open_tagger(settings.bundle_dir, settings.encoder, kind=settings.encoder_kind)
+    return open_tagger(settings.bundle_dir, settings.encoder, kind=settings.encoder_kind, bulk=bulk)
 
 
 def bundle_watcher(settings: StreamSettings, tagger: Tagger) -> BundleWatcher | None:
@@ -61,6 +63,11 @@ def run_worker(
     follower.start()
     metrics = StreamMetrics()
     monitor = build_monitor(settings, metrics)
+    encoder = getattr(tagger, "encoder", None)
+    labels = metrics.record_encoder(encoder)
+    choice = encoder_choice(encoder)
+    log.info("worker encoder %s: variant %s on %s, because %s%s", labels["name"], labels["variant"],
+             labels["provider"], labels["reason"], f" ({choice.detail})" if choice and choice.detail else "")
     metrics.serve(settings.metrics_port)
     watcher = bundle_watcher(settings, tagger) if model_version is None else None
     app = create_app(settings, tagger, app_id=app_id, store=store, metrics=metrics,

@@ -18,16 +18,18 @@ def cpu_model() -> str:
 
 
 # The instruction sets onnxruntime's kernels choose between: machines of the same kind differ
-# (some have AVX-512 and VNNI, some only AVX2), and int8 speed follows them.
+# (some have AVX-512 and VNNI, some only AVX2), and int8 speed follows them; the last two are
+# ARM's int8 dot products (its /proc/cpuinfo says "Features" where x86 says "flags").
 SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
-              "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
+              "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16",
+              "asimddp", "i8mm")
 
 
 def cpu_flags() -> list[str]:
     """The SIMD flags of :data:`SIMD_FLAGS` this CPU reports (Linux), in that order."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
+            if line.startswith(("flags", "Features")):
                 present = set(line.split(":", 1)[1].split())
                 return [f for f in SIMD_FLAGS if f in present]
     except OSError:

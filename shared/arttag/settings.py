@@ -70,12 +70,25 @@ class EncoderSettings(BaseModel):
 
     model_dir: Path = Field(default_factory=lambda: default_cache_dir() / "models" / "all-mpnet-base-v2")
     onnx_dir: Path | None = Field(None, description="Exported ONNX folder; default <model_dir>-onnx")
-    variant: Literal["fp32", "int8"] = "int8"
+    variant: Literal["auto", "measure", "fp32", "int8"] = Field(
+        "auto",
+        description="auto: int8 where the CPU has VNNI/AMX (an int8 dot product), fp32 elsewhere and on "
+        "CUDA; measure: time both at start-up and keep the faster; a bundle's own variant wins over "
+        "auto/measure (docs/encoder.md)",
+    )
     intra_op_threads: int = Field(0, ge=0, description="0 lets onnxruntime choose")
     spin_wait: bool = Field(False, description="onnxruntime threads spin between runs (idle machines only)")
     execution_provider: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = Field(32, ge=1)
     cache_size: int = Field(100_000, ge=0, description="Embeddings kept in memory, keyed by text hash")
+    # Bulk work (`arttag replay`) on a GPU with torch; the runtime above never imports torch.
+    bulk_device: str | None = Field(
+        None, pattern=r"^(cpu|cuda(:\d+)?)$",
+        description="cuda, cuda:N or cpu: replay encodes with the torch bulk encoder (arttag[export]) "
+        "when the bundle is an fp32 one; unset: the ONNX encoder everywhere",
+    )
+    bulk_dtype: Literal["bf16", "fp16", "fp32"] = Field("bf16", description="Precision of the bulk encoder")
+    bulk_batch_size: int = Field(1024, ge=1, description="Texts per batch of the bulk encoder")
 
     @property
     def resolved_onnx_dir(self) -> Path:

@@ -101,7 +101,7 @@ def _replay(args: argparse.Namespace) -> int:
     from arttag_stream.runner import load_stream_tagger
 
     settings = _settings(args)
-    report = replay_artworks(settings, load_stream_tagger(settings), model_version=args.model_version,
+    report = replay_artworks(settings, load_stream_tagger(settings, bulk=True), model_version=args.model_version,
                              since=args.since, group=args.group, dry_run=args.dry_run)
     print(f"{'would replay' if args.dry_run else 'replayed'} {report.read} events in {report.elapsed_s:.1f}s (group {report.group}): "
           f"{report.suggestions} suggestions, {report.latest} latest updates, "

@@ -42,6 +42,7 @@ from arttag.catalogue.split import SPLIT_RULE
 from arttag.catalogue.vocabulary import Tag, Vocabulary
 from arttag.checksums import file_sha256
 from arttag.encoders.base import TextEncoder
+from arttag.encoders.choice import variant_of
 from arttag.encoders.loader import EncoderKind, open_encoder
 from arttag.errors import ModelError
 from arttag.events import ArtworkMetadata, TagSuggestion
@@ -447,7 +448,7 @@ class BundleTagger:
 
 def open_tagger(bundle_ref: str | Path, settings: EncoderSettings | None = None, *,
                 kind: EncoderKind = "onnx", reuse: TextEncoder | None = None,
-                verify: bool = True) -> BundleTagger:
+                verify: bool = True, bulk: bool = False) -> BundleTagger:
     """The one way a process opens the tagger of a bundle (worker, API, CLI, benchmarks).
 
     ``bundle_ref`` is a pointer or a bundle directory. The encoder is chosen by
@@ -459,17 +460,18 @@ def open_tagger(bundle_ref: str | Path, settings: EncoderSettings | None = None,
 
         tagger = open_tagger(settings.bundle_dir, settings.encoder, kind=settings.encoder_kind)
     """
-    return load_tagger(bundle_ref, settings if kind == "onnx" else None, reuse=reuse, verify=verify)
+    return load_tagger(bundle_ref, settings if kind == "onnx" else None, reuse=reuse, verify=verify, bulk=bulk)
 
 
 def bundle_encoder(manifest: dict[str, Any], encoder: TextEncoder | EncoderSettings | None,
-                   reuse: TextEncoder | None = None) -> TextEncoder | None:
+                   reuse: TextEncoder | None = None, bulk: bool = False) -> TextEncoder | None:
     """The encoder a bundle is loaded with, chosen here and nowhere else.
 
     ``reuse`` when its name is the bundle's encoder's; an encoder instance as given (its name is
     checked by the loader); a fresh hashing fake of the bundle's size when the bundle names the
     fake; the ONNX encoder for :class:`EncoderSettings`; None otherwise (the bundle must not need
-    embeddings).
+    embeddings). With ``bulk`` and ``bulk_device`` set, an fp32 bundle gets the torch bulk
+    encoder (:mod:`arttag.encoders.torch_bulk`), which reproduces only the fp32 export.
     """
     trained_with = str(manifest["encoder"]["name"])
     if reuse is not None and reuse.name == trained_with:
@@ -480,11 +482,19 @@ def bundle_encoder(manifest: dict[str, Any], encoder: TextEncoder | EncoderSetti
         return open_encoder("hashing", dim=int(manifest["encoder"]["dim"]))
     if encoder is None:
         return None
-    return open_encoder("onnx", encoder)
+    if bulk and encoder.bulk_device:
+        if variant_of(trained_with) == "fp32":
+            from arttag.encoders.torch_bulk import open_bulk_encoder
+
+            return open_bulk_encoder(encoder)
+        log.warning("bulk encoder not used: bundle embeddings made with %s, which only that ONNX export "
+                    "reproduces (the bulk encoder computes fp32's)", trained_with)
+    # variant=auto/measure follows the bundle: only the variant that made its embeddings fits them.
+    return open_encoder("onnx", encoder, bundle_variant=variant_of(trained_with))
 
 
 def load_tagger(bundle_dir: str | Path, encoder: TextEncoder | EncoderSettings | None = None, *,
-                reuse: TextEncoder | None = None, verify: bool = True) -> BundleTagger:
+                reuse: TextEncoder | None = None, verify: bool = True, bulk: bool = False) -> BundleTagger:
     """Load a bundle written by ``arttag train`` / :func:`arttag.model.training.train_bundle`.
 
     ``bundle_dir`` is a pointer or a bundle directory; it is resolved once and everything is
@@ -500,7 +510,7 @@ def load_tagger(bundle_dir: str | Path, encoder: TextEncoder | EncoderSettings |
     for attempt in range(3):
         directory = resolve_bundle(bundle_dir)
         try:
-            return _load_directory(directory, encoder, verify, reuse)
+            return _load_directory(directory, encoder, verify, reuse, bulk)
         except Exception:
             if directory.exists() or attempt == 2:
                 raise
@@ -509,12 +519,12 @@ def load_tagger(bundle_dir: str | Path, encoder: TextEncoder | EncoderSettings |
 
 
 def _load_directory(directory: Path, wanted: TextEncoder | EncoderSettings | None, verify: bool,
-                    reuse: TextEncoder | None = None) -> BundleTagger:
+                    reuse: TextEncoder | None = None, bulk: bool = False) -> BundleTagger:
     manifest = read_manifest(directory)
     if verify:
         verify_bundle(directory, manifest)
     trained_with = manifest["encoder"]["name"]
-    encoder = bundle_encoder(manifest, wanted, reuse)
+    encoder = bundle_encoder(manifest, wanted, reuse, bulk)
     if encoder is not None and encoder.name != trained_with:
         raise ModelError(
             f"bundle {directory} was trained with encoder {trained_with!r}, not {encoder.name!r}",
