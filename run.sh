@@ -21,8 +21,12 @@ setup() {
   # show each package as it arrives; a repeat install prints only the summary line.
   echo "run.sh: installing arttag and its test extras into .venv (first time: several minutes, about 6 GB)" >&2
   .venv/bin/python -m pip install --progress-bar off -e ".[test]" 2>&1 \
-    | { grep -E '^(Collecting|Downloading|Successfully installed|ERROR)' || true; } \
-    | sed -e 's/^/  pip: /' -e 's/^  pip: Successfully installed \(.\{0,160\}\).*/  pip: installed \1.../' >&2
+    | while IFS= read -r line; do
+        case "$line" in
+          Collecting*|Downloading*|ERROR*) printf '  pip: %s\n' "$line" >&2 ;;
+          "Successfully installed"*) printf '  pip: %.160s...\n' "$line" >&2 ;;
+        esac
+      done
   .venv/bin/python -c "import arttag" || { echo "run.sh: the install failed" >&2; return 1; }
 }
 
