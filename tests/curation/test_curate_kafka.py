@@ -43,6 +43,7 @@ def test_curate_folds_feedback_into_decisions_and_a_rebuild_agrees(kafka_setting
         curator("A2", "t-sea", "added", 30, who="cur-2"),
         curator("A2", "t-sea", "rejected", 40),  # the newer word wins
         feedback("A3", "t-boat", "accepted", "p1", 50),
+        *(feedback("A4", "t-tree", "accepted", f"p{i}", 600 + 100 * i) for i in range(2, 5)),
     ]
     producer = make_producer(kafka_settings)
     feedback_topic = topic_name(TAG_FEEDBACK, kafka_settings.topic_prefix)
@@ -54,11 +55,11 @@ def test_curate_folds_feedback_into_decisions_and_a_rebuild_agrees(kafka_setting
     settings = CurateSettings(kafka=kafka_settings, curate_group=f"curate-{uuid.uuid4().hex[:8]}")
     first = CurateProcessor(settings)
     report = first.run(until_caught_up=True)
-    assert (report.feedback_read, report.duplicates, report.dead_lettered) == (7, 1, 1)
-    assert report.published == 3
+    assert (report.feedback_read, report.duplicates, report.dead_lettered) == (10, 1, 1)
+    assert report.published == 4
 
     latest = _latest(kafka_settings)
-    assert sorted(latest) == ["A1", "A2", "A3"]
+    assert sorted(latest) == ["A1", "A2", "A3", "A4"]
     a1, a2, a3 = latest["A1"], latest["A2"], latest["A3"]
     assert [(d.tag_id, d.tag_label, d.curator_id, d.votes_against) for d in a1.accepted] == \
         [("t-harbour", "harbour", "cur-1", 1)]
@@ -66,6 +67,8 @@ def test_curate_folds_feedback_into_decisions_and_a_rebuild_agrees(kafka_setting
     assert a2.accepted == [] and [(d.tag_id, d.event_id) for d in a2.rejected] == \
         [("t-sea", events[4].event_id)]
     assert a3.proposed == ["t-boat"] and not a3.accepted and not a3.rejected
+    [tree] = latest["A4"].accepted
+    assert (tree.decided_by, tree.contributors) == ("consensus", ["p2", "p3", "p4"])
 
     [dead] = _read(kafka_settings, topic_name(DEAD_LETTERS, kafka_settings.topic_prefix))
     letter = DeadLetter.model_validate_json(dead.value())

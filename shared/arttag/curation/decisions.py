@@ -1,4 +1,4 @@
-"""An artwork's folded feedback as a ``TagDecisionsChanged``: the curator's word where there is one."""
+"""An artwork's folded feedback as a ``TagDecisionsChanged``: the curator's word, else the consensus."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 
+from arttag.curation.consensus import consensus, tally
 from arttag.curation.rules import CurationRules
 from arttag.curation.state import ArtworkState, TagState
 from arttag.events import TagDecision, TagDecisionsChanged
@@ -15,20 +16,30 @@ def decide_tag(tag_id: str, tag: TagState, weights: Mapping[str, float],
                rules: CurationRules) -> tuple[bool, TagDecision] | None:
     """``(accepted, decision)`` for a decided tag; None while it is only proposed.
 
-    A curator's newest word decides, whatever the public said.
+    A curator's newest word decides, whatever the public said; without one, the public's
+    weighted consensus (:mod:`arttag.curation.consensus`) may.
     """
-    accept_votes = sorted(c for c, v in tag.public.items() if v.accept)
-    reject_votes = sorted(c for c, v in tag.public.items() if not v.accept)
-    if tag.curator is not None:
-        accepted = tag.curator.accept
-        agree, disagree = (accept_votes, reject_votes) if accepted else (reject_votes, accept_votes)
-        return accepted, TagDecision(
-            tag_id=tag_id, tag_label=tag.label, decided_by="curator", curator_id=tag.curator.actor_id,
+    t = tally({c: v.accept for c, v in tag.public.items()}, weights)
+    word = tag.curator
+    if word is not None:
+        agree, disagree = (t.accepting, t.rejecting) if word.accept else (t.rejecting, t.accepting)
+        return word.accept, TagDecision(
+            tag_id=tag_id, tag_label=tag.label, decided_by="curator", curator_id=word.actor_id,
             contributors=[], votes_for=len(agree), votes_against=len(disagree),
-            event_id=tag.curator.event_id, decided_at=tag.curator.occurred_at,
-            suggestion_id=tag.curator.suggestion_id, model_version=tag.curator.model_version,
+            event_id=word.event_id, decided_at=word.occurred_at,
+            suggestion_id=word.suggestion_id, model_version=word.model_version,
         )
-    return None
+    outcome = consensus(t, rules.min_contributors, rules.min_margin)
+    if outcome is None:
+        return None
+    agree, disagree = (t.accepting, t.rejecting) if outcome else (t.rejecting, t.accepting)
+    newest = max((tag.public[c] for c in agree), key=lambda v: v.order)
+    return outcome, TagDecision(
+        tag_id=tag_id, tag_label=tag.label, decided_by="consensus", curator_id=None,
+        contributors=list(agree), votes_for=len(agree), votes_against=len(disagree),
+        event_id=newest.event_id, decided_at=newest.occurred_at,
+        suggestion_id=newest.suggestion_id, model_version=newest.model_version,
+    )
 
 
 def artwork_decisions(artwork_id: str, artwork: ArtworkState, weights: Mapping[str, float],

@@ -23,12 +23,23 @@ from arttag.curation.state import (
     TagState,
     Vote,
 )
+from arttag.curation.trust import confirmation_counts, contributor_weight
 from arttag.events import TagDecisionsChanged, TagFeedbackGiven
 
 
-def contributor_weight(state: CurationState, contributor_id: str, rules: CurationRules) -> float:
-    """Every public contributor counts the same."""
-    return 1.0
+def weight_of(state: CurationState, contributor_id: str, rules: CurationRules) -> float:
+    """The contributor's weight from everything they voted (:mod:`arttag.curation.trust`)."""
+    contributor = state.contributors[contributor_id]
+    pairs = []
+    for artwork_id, tag_id in contributor.voted_on:
+        tag = state.artworks[artwork_id].tags[tag_id]
+        pairs.append((tag.public[contributor_id], tag.curator))
+    confirmed, contradicted = confirmation_counts(pairs)
+    return contributor_weight(
+        confirmed=confirmed, contradicted=contradicted,
+        vote_times=[v.occurred_at for v in contributor.votes],
+        accepted=sum(v.accept for v in contributor.votes), votes=len(contributor.votes), rules=rules,
+    )
 
 
 def decisions_of(state: CurationState, artwork_id: str, rules: CurationRules) -> TagDecisionsChanged:
@@ -64,7 +75,7 @@ def apply(state: CurationState, event: TagFeedbackGiven,
 
     affected = {event.artwork_id}
     for contributor_id in sorted(touched):
-        weight = contributor_weight(state, contributor_id, rules)
+        weight = weight_of(state, contributor_id, rules)
         if state.weights.get(contributor_id) != weight:
             state.weights[contributor_id] = weight
             affected |= {a for a, _ in state.contributors[contributor_id].voted_on}
