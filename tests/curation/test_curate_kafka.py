@@ -3,6 +3,8 @@ decisions out; a rebuild from the beginning under a fresh group gives the same d
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 
 import pytest
@@ -79,3 +81,30 @@ def test_curate_folds_feedback_into_decisions_and_a_rebuild_agrees(kafka_setting
     assert second.published == 0  # the topic already holds what the rebuild computes
     rebuilt = {a: decisions_of(again.state, a, again.rules) for a in again.state.artworks}
     assert rebuilt == latest == _latest(kafka_settings)
+
+
+def test_curate_follows_feedback_that_arrives_after_it_caught_up(kafka_settings):
+    create_topics(kafka_settings)
+    settings = CurateSettings(kafka=kafka_settings, curate_group=f"curate-{uuid.uuid4().hex[:8]}",
+                              poll_s=0.2)
+    processor = CurateProcessor(settings)
+    stop = threading.Event()
+    runner = threading.Thread(target=processor.run, kwargs={"stop": stop}, daemon=True)
+    runner.start()
+    try:
+        producer = make_producer(kafka_settings)
+        word = curator("L1", "t-live", "accepted", 10)
+        producer.produce(topic_name(TAG_FEEDBACK, kafka_settings.topic_prefix), key=b"L1",
+                         value=encode_event(word))
+        flush_or_fail(producer)
+        deadline = time.monotonic() + 60  # a bound on waiting, not an assertion on speed
+        latest = {}
+        while "L1" not in latest and time.monotonic() < deadline:
+            time.sleep(0.5)
+            latest = _latest(kafka_settings)
+        [decision] = latest["L1"].accepted
+        assert decision.event_id == word.event_id
+    finally:
+        stop.set()
+        runner.join(timeout=30)
+    assert not runner.is_alive()

@@ -136,3 +136,12 @@ def test_reading_ignores_fields_a_newer_writer_adds():
     raw = encode_event(curator("A1", "t", "accepted", 10))[:-1] + b', "new_field": 1}'
     event = decode_feedback(raw)
     assert event.artwork_id == "A1"
+
+
+def test_a_time_without_a_zone_is_read_as_utc_and_ordered_with_the_others():
+    aware = curator("A1", "t", "accepted", 10)
+    naive = encode_event(curator("A1", "t", "rejected", 20)).replace(b'+00:00"', b'"').replace(b'Z"', b'"')
+    event = decode_feedback(naive)
+    assert event.occurred_at.tzinfo is not None
+    state, _ = fold([aware, event])
+    assert [d.tag_id for d in decisions_of(state, "A1", RULES).rejected] == ["t"]
