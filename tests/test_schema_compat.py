@@ -51,6 +51,22 @@ def test_current_schemas_keep_the_released_contracts():
     assert not stale, f"accepted changes that no longer happen (remove them): {stale}"
 
 
+def test_every_schema_is_released_or_declared_new():
+    """A schema without a released snapshot escapes the check above: it must be declared new
+    (schemas/released/new-schemas.json), and an entry whose schema was released is stale."""
+    declared = json.loads((RELEASED / "new-schemas.json").read_text())
+    for entry in declared:
+        assert {"schema", "reason"} <= set(entry) and entry["reason"].strip(), entry
+    new = {e["schema"] for e in declared}
+    released = {p.name.removesuffix(".json") for p in RELEASED.glob("*.v*.json")}
+    current = {p.name.removesuffix(".json") for p in SCHEMAS.glob("*.v*.json")}
+    assert not current - released - new, (
+        f"schemas neither released nor declared new: {sorted(current - released - new)}; "
+        "add them to schemas/released/new-schemas.json")
+    assert not new & released, f"released, so no longer new (remove them): {sorted(new & released)}"
+    assert not new - current, f"declared new but not in schemas/: {sorted(new - current)}"
+
+
 # -- the checker on synthetic pairs -------------------------------------------------------------------
 
 

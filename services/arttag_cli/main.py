@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "backfill",
     "api",
     "audit",
+    "curate",
 )
 
 

@@ -264,6 +264,44 @@ class TagFeedbackGiven(_Produced):
     comment: str | None = Field(None, max_length=2000)
 
 
+class TagDecision(_Produced):
+    """One decided tag of an artwork, and why: a curator's word or the public's consensus."""
+
+    tag_id: str
+    tag_label: str | None = None
+    decided_by: Literal["curator", "consensus"]
+    curator_id: str | None = Field(None, description="The curator whose feedback decided (decided_by curator)")
+    contributors: list[str] = Field(
+        default_factory=list,
+        description="Public contributors who voted this way, sorted (decided_by consensus)",
+    )
+    votes_for: int = Field(ge=0, description="Distinct public contributors who voted this way")
+    votes_against: int = Field(ge=0, description="Distinct public contributors who voted the other way")
+    event_id: str = Field(description="The feedback event that decided: the curator's, or the newest agreeing vote")
+    decided_at: datetime = Field(description="occurred_at of that feedback event")
+    suggestion_id: str | None = Field(None, description="The suggestions event the deciding feedback answered")
+    model_version: str | None = None
+
+
+class TagDecisionsChanged(_Produced):
+    """An artwork's curated tags changed. Topic ``tags.decisions.v1`` (compacted), key = artwork id.
+
+    A projection of ``tags.feedback.v1`` by ``arttag curate``: replaying the feedback topic
+    yields the same records, whatever the order partitions are read in. Nothing in it comes
+    from a clock (times are those of the deciding feedback), and ``decisions_id`` is a digest
+    of the content, so two records with one id say the same. A record is published only when
+    the decisions (or the proposed tags) change, not for every vote.
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_type: Literal["tag_decisions.changed"] = "tag_decisions.changed"
+    decisions_id: str = Field(description="sha256 (first 32 hex digits) of the decisions, for deduplication")
+    artwork_id: str
+    accepted: list[TagDecision] = Field(description="Accepted tags, sorted by tag id")
+    rejected: list[TagDecision] = Field(description="Rejected tags, sorted by tag id")
+    proposed: list[str] = Field(description="Tag ids with feedback but no decision yet, sorted")
+
+
 class DeadLetter(_Produced):
     """A message that could not be processed. Topic ``arttag.deadletter.v1``.
 
@@ -399,5 +437,6 @@ SCHEMA_MODELS: dict[str, Any] = {
     "artwork-updated.v1": ArtworkUpdated,
     "tag-suggestions-published.v1": TagSuggestionsPublished,
     "tag-feedback-given.v1": TagFeedbackGiven,
+    "tag-decisions-changed.v1": TagDecisionsChanged,
     "dead-letter.v1": DeadLetter,
 }

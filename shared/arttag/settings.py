@@ -221,3 +221,37 @@ class ApiSettings(CommonSettings):
 
 class CliSettings(CommonSettings):
     """One-shot commands (`arttag train`, `arttag backfill`, ...)."""
+
+
+class CurateSettings(CommonSettings):
+    """The curation processor (`arttag curate`): feedback in, decided tags out (docs/curation.md)."""
+
+    curate_group: str = Field(
+        "arttag-curate", description="Group its offsets are committed under (for lag monitoring; "
+        "the processor always rebuilds its state from the start of the feedback topic)",
+    )
+    consensus_min_contributors: int = Field(
+        3, ge=1, description="k: distinct public contributors (with weight > 0) who must agree"
+    )
+    consensus_min_margin: float = Field(
+        2.0, ge=0, description="m: their summed weight must exceed the other side's by at least this"
+    )
+    trust_prior_votes: float = Field(
+        2.0, gt=0, description="Pseudo-votes, half confirmed and half contradicted, every contributor "
+        "starts with; larger: curators' verdicts move a weight more slowly",
+    )
+    min_seconds_between_votes: float = Field(
+        2.0, ge=0, description="A public vote less than this after the same contributor's previous "
+        "one is implausibly fast; the share of such votes is taken off the contributor's weight",
+    )
+    accept_all_min_votes: int = Field(
+        20, ge=1, description="Votes a contributor must have cast before the accept-everything rule applies"
+    )
+    accept_all_max_share: float = Field(
+        0.95, gt=0, le=1, description="A contributor accepting more than this share of their votes "
+        "(over at least accept_all_min_votes) accepts everything"
+    )
+    accept_all_factor: float = Field(
+        0.2, ge=0, le=1, description="Weight multiplier of a contributor who accepts everything"
+    )
+    poll_s: float = Field(0.5, gt=0, description="Longest wait for new feedback in one poll")

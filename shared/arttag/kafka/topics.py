@@ -29,6 +29,7 @@ ARTWORKS_UPDATED = "artworks.updated.v1"
 TAG_SUGGESTIONS = "tags.suggestions.v1"
 TAG_SUGGESTIONS_LATEST = "tags.suggestions.latest.v1"
 TAG_FEEDBACK = "tags.feedback.v1"
+TAG_DECISIONS = "tags.decisions.v1"
 DEAD_LETTERS = "arttag.deadletter.v1"
 
 TOPICS: tuple[TopicSpec, ...] = (
@@ -41,6 +42,8 @@ TOPICS: tuple[TopicSpec, ...] = (
               compacted=True),
     TopicSpec(TAG_FEEDBACK, "TagFeedbackGiven from curators and the public; key = artwork id",
               retention_ms=-1),
+    TopicSpec(TAG_DECISIONS, "TagDecisionsChanged: each artwork's accepted and rejected tags, "
+              "folded from the feedback by `arttag curate` (compacted)", compacted=True),
     TopicSpec(DEAD_LETTERS, "DeadLetter records: messages that could not be processed",
               retention_ms=30 * 24 * 3600 * 1000),
 )

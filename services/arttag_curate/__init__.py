@@ -1,0 +1,1 @@
+"""The curation processor (`arttag curate`): ``tags.feedback.v1`` in, ``tags.decisions.v1`` out."""
