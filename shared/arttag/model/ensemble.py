@@ -18,7 +18,6 @@ gradient-boosted classifier trained on artworks the scorers never saw (the
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import json
 import logging
@@ -34,7 +33,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from arttag.catalogue.vocabulary import Vocabulary
-from arttag.errors import ConfigurationError, ModelError
+from arttag.errors import ModelError
+from arttag.plugins import load_plugin
 from arttag.scorers.base import Batch, Candidates, Scorer
 from arttag.scorers.registry import get_scorer_class
 
@@ -392,12 +392,7 @@ DEFAULT_KIND = "two-step"
 
 
 def get_ensemble_class(kind: str) -> type[BaseEnsemble]:
-    try:
-        target = ENSEMBLES[kind]
-    except KeyError:
-        raise ConfigurationError(f"unknown ensemble kind {kind!r}; known: {', '.join(ENSEMBLES)}") from None
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    return load_plugin(ENSEMBLES, kind, "ensemble kind")
 
 
 def read_spec(directory: Path) -> dict[str, Any]:

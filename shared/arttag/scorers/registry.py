@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
-from arttag.errors import ConfigurationError
+from arttag.plugins import load_plugin
 
 if TYPE_CHECKING:
     from arttag.scorers.base import Scorer
@@ -26,9 +25,4 @@ SCORERS: dict[str, str] = {
 
 
 def get_scorer_class(name: str) -> type[Scorer]:
-    try:
-        target = SCORERS[name]
-    except KeyError:
-        raise ConfigurationError(f"unknown scorer {name!r}; known: {', '.join(SCORERS)}") from None
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    return load_plugin(SCORERS, name, "scorer")
