@@ -261,3 +261,29 @@ def test_replay_publishes_through_the_workers_function(kafka_settings, monkeypat
         return sorted((r.topic, r.key, tuple(r.headers)) for r in records)
 
     assert shape(sink.records) == shape(direct.records) and len(sink.waves) == 2 * len(calls)
+
+
+def test_watermarks_wait_out_a_retriable_error_and_raise_the_others():
+    from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+    from arttag.kafka.clients import watermarks
+
+    class NewTopic:
+        """A topic created a moment ago: no leader for the first two asks."""
+
+        def __init__(self, error: KafkaError) -> None:
+            self.error, self.asked = error, 0
+
+        def get_watermark_offsets(self, tp, timeout):
+            self.asked += 1
+            if self.asked <= 2:
+                raise KafkaException(self.error)
+            return 0, 5
+
+    leaderless = NewTopic(KafkaError(KafkaError.NOT_LEADER_FOR_PARTITION, retriable=True))
+    assert watermarks(leaderless, TopicPartition("t", 0), timeout_s=10) == (0, 5)
+    assert leaderless.asked == 3
+    denied = NewTopic(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
+    with pytest.raises(KafkaException):
+        watermarks(denied, TopicPartition("t", 0), timeout_s=10)
+    assert denied.asked == 1

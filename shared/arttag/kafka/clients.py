@@ -16,6 +16,8 @@ from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_END,
     Consumer,
+    KafkaError,
+    KafkaException,
     Message,
     Producer,
     TopicPartition,
@@ -56,12 +58,26 @@ def flush_or_fail(p: Producer, timeout_s: float = 60.0) -> None:
         raise ArttagError(f"{left} messages not acknowledged by Kafka within {timeout_s:.0f}s")
 
 
+def watermarks(client: Consumer, tp: TopicPartition, timeout_s: float = 30.0) -> tuple[int, int]:
+    """The partition's low and high offsets, retrying what the broker calls retriable (a topic
+    created a moment ago has no leader yet: NOT_LEADER_FOR_PARTITION) until ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return client.get_watermark_offsets(tp, timeout=max(deadline - time.monotonic(), 1.0))
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if not (isinstance(error, KafkaError) and error.retriable()) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
+
+
 def end_offsets(client: Consumer, start: Sequence[TopicPartition],
                 timeout_s: float = 30.0) -> dict[tuple[str, int], int]:
     """Where each partition of ``start`` ends now, for those with something to read from their start."""
     ends: dict[tuple[str, int], int] = {}
     for tp in start:
-        low, high = client.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=timeout_s)
+        low, high = watermarks(client, TopicPartition(tp.topic, tp.partition), timeout_s)
         if tp.offset == OFFSET_BEGINNING:
             first = low
         elif tp.offset == OFFSET_END or tp.offset < 0:  # offsets_for_times' -1: nothing after that time
