@@ -71,11 +71,6 @@ class StateStore(LatestTable[ArtworkState]):
     Thread-safe: the follower thread and the event loop both write.
     """
 
-    def merge_published(self, event: TagSuggestionsPublished) -> bool:
-        return self.merge(
-            event.artwork_id, ArtworkState(event.revision, event.content_hash, event.model_version)
-        )
-
 
 Decision = Literal["new", "stale", "unchanged"]
 

@@ -54,7 +54,7 @@ from arttag.quality.profile import (
     REFERENCE_PROFILE_FILE,
     TEXT_LENGTH_BUCKETS,
     ReferenceProfile,
-    _bin_shares,
+    bin_shares,
     build_reference_profile,
     load_reference_profile,
     save_reference_profile,
@@ -164,7 +164,7 @@ class DataQualityMonitor:
             if self.reference is not None and name in self.reference.field_absent:
                 self.field_absent_drift.labels(field=name).set(share - self.reference.field_absent[name])
         if self.reference is not None:
-            actual = _bin_shares(list(self._lengths), self.reference.text_length_edges)
+            actual = bin_shares(list(self._lengths), self.reference.text_length_edges)
             self.text_length_psi.set(population_stability_index(self.reference.text_length_shares, actual))
 
     def observe_suggestions(self, suggestions: Sequence[Sequence[TagSuggestion]]) -> None:

@@ -57,7 +57,7 @@ def _metadata(items: Iterable[CatalogueRecord | ArtworkMetadata]) -> list[Artwor
     return [i.metadata if isinstance(i, CatalogueRecord) else i for i in items]
 
 
-def _bin_shares(lengths: Sequence[float], edges: Sequence[float]) -> list[float]:
+def bin_shares(lengths: Sequence[float], edges: Sequence[float]) -> list[float]:
     counts = np.bincount(np.searchsorted(edges, lengths, side="right"), minlength=len(edges) + 1)
     total = counts.sum()
     return [float(c / total) if total else 0.0 for c in counts]
@@ -84,7 +84,7 @@ def build_reference_profile(
         artworks=len(metas),
         field_absent={k: round(v / len(metas), 6) for k, v in absent.items()},
         text_length_edges=edges,
-        text_length_shares=_bin_shares(lengths, edges),
+        text_length_shares=bin_shares(lengths, edges),
         text_length_mean=float(lengths.mean()),
         tags_per_artwork_mean=sum(len(m.tags) for m in metas) / len(metas),
         top_confidence_mean=float(np.mean(top)) if top else None,
