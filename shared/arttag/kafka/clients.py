@@ -58,16 +58,34 @@ def flush_or_fail(p: Producer, timeout_s: float = 60.0) -> None:
         raise ArttagError(f"{left} messages not acknowledged by Kafka within {timeout_s:.0f}s")
 
 
+# Errors that pass while a topic created a moment ago elects its leaders or a broker restarts.
+# librdkafka does not flag them retriable when get_watermark_offsets reports them, so name them.
+TRANSIENT_ERRORS = frozenset({
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError.REQUEST_TIMED_OUT,
+    KafkaError._TIMED_OUT,
+    KafkaError._TRANSPORT,
+    KafkaError._ALL_BROKERS_DOWN,
+})
+
+
+def is_transient(error: object) -> bool:
+    """Whether a Kafka error is worth retrying: flagged retriable, or one of :data:`TRANSIENT_ERRORS`."""
+    return isinstance(error, KafkaError) and (error.retriable() or error.code() in TRANSIENT_ERRORS)
+
+
 def watermarks(client: Consumer, tp: TopicPartition, timeout_s: float = 30.0) -> tuple[int, int]:
-    """The partition's low and high offsets, retrying what the broker calls retriable (a topic
-    created a moment ago has no leader yet: NOT_LEADER_FOR_PARTITION) until ``timeout_s``."""
+    """The partition's low and high offsets, retrying transient errors (a topic created a moment
+    ago has no leader yet: NOT_LEADER_FOR_PARTITION) until ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             return client.get_watermark_offsets(tp, timeout=max(deadline - time.monotonic(), 1.0))
         except KafkaException as exc:
             error = exc.args[0] if exc.args else None
-            if not (isinstance(error, KafkaError) and error.retriable()) or time.monotonic() >= deadline:
+            if not is_transient(error) or time.monotonic() >= deadline:
                 raise
             time.sleep(0.2)
 
