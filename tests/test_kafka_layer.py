@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -290,3 +291,38 @@ def test_watermarks_wait_out_a_retriable_error_and_raise_the_others():
     with pytest.raises(KafkaException):
         watermarks(denied, TopicPartition("t", 0), timeout_s=10)
     assert denied.asked == 1
+
+
+@pytest.mark.kafka
+def test_catalogue_follower_keeps_each_artworks_newest_record_from_both_topics(kafka_settings):
+    from arttag.kafka.artworks import CatalogueFollower, LatestArtworks
+
+    create_topics(kafka_settings)
+    topics = StreamTopics.for_prefix(kafka_settings.topic_prefix)
+    _produce(kafka_settings, topics.created, [
+        (b"a1", created("a1", "First title", 1), None),
+        (b"a2", created("a2", "Only title", 1), None),
+        (b"a9", b"{not json", None),  # the worker dead-letters it; the catalogue skips it
+    ])
+    updated = json.loads(created("a1", "Second title", 2))
+    updated["event_type"] = "artwork.updated"
+    older = json.loads(created("a2", "Older revision re-sent", 0))
+    older["event_type"] = "artwork.updated"
+    _produce(kafka_settings, topics.updated, [
+        (b"a1", json.dumps(updated).encode(), None), (b"a2", json.dumps(older).encode(), None),
+    ])
+    catalogue = LatestArtworks()
+    follower = CatalogueFollower(kafka_settings, catalogue, poll_s=0.2)
+    try:
+        assert follower.load(timeout_s=60) == 5
+        assert catalogue.metadata("a1").title == "Second title"
+        assert catalogue.metadata("a2").title == "Only title"
+        assert catalogue.metadata("a9") is None and len(catalogue) == 2
+        follower.start()
+        _produce(kafka_settings, topics.created, [(b"a3", created("a3", "Arrived later", 1), None)])
+        deadline = time.monotonic() + 30  # a bound on waiting, not an assertion on speed
+        while catalogue.metadata("a3") is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert catalogue.metadata("a3").title == "Arrived later"
+    finally:
+        follower.stop()

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
@@ -126,10 +126,14 @@ class CompactedFollower(Generic[V]):
         follower.start()
     """
 
-    def __init__(self, kafka: KafkaSettings, topic: str, table: LatestTable[V], decode: Decoder, *,
-                 name: str = "compacted-follower", poll_s: float = 0.5, retry_s: float = 2.0) -> None:
+    def __init__(self, kafka: KafkaSettings, topic: str | Sequence[str], table: LatestTable[V],
+                 decode: Decoder, *, name: str = "compacted-follower", poll_s: float = 0.5,
+                 retry_s: float = 2.0) -> None:
         self.kafka = kafka
-        self.topic = topic
+        # several topics feed one table when their records share keys and the merge rule
+        # (an artwork's created and updated events)
+        self.topics = (topic,) if isinstance(topic, str) else tuple(topic)
+        self.topic = ", ".join(self.topics)
         self.table = table
         self.decode = decode
         self.name = name
@@ -156,7 +160,7 @@ class CompactedFollower(Generic[V]):
         started = time.monotonic()
         c = self._open()
         read = 0
-        for records in read_to_end(c, from_beginning(c, self.topic), max_messages=1000,
+        for records in read_to_end(c, from_beginning(c, *self.topics), max_messages=1000,
                                    timeout_s=timeout_s, past_end=True, stop=self._stop):
             for msg in records:
                 self.apply(msg)
