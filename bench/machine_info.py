@@ -50,3 +50,25 @@ def machine_details(**extra: object) -> dict:
         "load_average_at_start": list(os.getloadavg()),
         **extra,
     }
+
+
+def bundle_details(bundle: object) -> dict:
+    """What every speed result records about the bundle it ran: the version, the encoder and
+    how many artworks it was trained on (its scorers' and explanations' cost grows with that)."""
+    from arttag.model.bundle import read_manifest
+
+    path = Path(str(bundle)).expanduser()
+    manifest = read_manifest(path)
+    artworks = manifest.get("training", {}).get("artworks", {})
+    where = portable_path(path)
+    if where.startswith("/"):  # outside the checkout and the home folder: no machine's layout in results
+        where = f".../{path.parent.name}/{path.name}"
+    return {
+        "bundle": where,
+        "model_version": manifest.get("model_version"),
+        "encoder": (manifest.get("encoder") or {}).get("name"),
+        "training_artworks": artworks.get("train"),
+        "artworks_by_split": artworks,
+        "catalogue_rows": manifest.get("data", {}).get("rows_read"),
+        "vocabulary_size": manifest.get("vocabulary_size"),
+    }
