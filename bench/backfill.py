@@ -363,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         "dead_letters": watcher.dead_letters,
         "seconds": round(elapsed, 1),
         "events_per_s": round(done / elapsed, 2) if elapsed else None,
+        "first_to_last_s": round(watcher.last_at - watcher.first_at, 1) if watcher.first_at else None,
         "steady_events_per_s": (round((done - 1) / (watcher.last_at - watcher.first_at), 2)
                                 if completed and watcher.last_at > watcher.first_at else None),
         "publish_s": round(publish_s, 1) if publish_s is not None else None,
