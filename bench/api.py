@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
-from machine_info import bundle_details, machine_details
+from machine_info import bundle_details, machine_details, portable_command
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "shared" / "arttag" / "data" / "tate_sample.jsonl.gz"
@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "POST /v1/suggest, single artwork, loopback, one uvicorn worker",
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": "python bench/api.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": portable_command("bench/api.py", argv if argv is not None else sys.argv[1:]),
         "headline": {
             "p99_ms_at_10rps": best10["p99_ms"] if best10 else None,
             "p50_ms_at_10rps": best10["p50_ms"] if best10 else None,

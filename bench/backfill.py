@@ -41,7 +41,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from machine_info import bundle_details, machine_details, portable_path
+from machine_info import bundle_details, machine_details, portable_command, portable_path
 
 REPO = Path(__file__).resolve().parents[1]
 TATE = REPO.parent / "shared" / "data" / "tate" / "artworks.jsonl.gz"
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     cached_at_start = cache_entries(cache_dir, details["encoder"])
     result: dict = {
         "benchmark": "whole catalogue through `arttag backfill` and the stream worker, end to end",
-        "command": "python bench/backfill.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": portable_command("bench/backfill.py", argv if argv is not None else sys.argv[1:]),
         "label": args.label or f"{args.cache}-{args.workers}w",
         "machine": machine_details(note="2 cores shared with other engineers' processes and the broker: "
                                         "compare runs made side by side, not across days"),

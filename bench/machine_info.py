@@ -33,7 +33,16 @@ def portable_path(path: object) -> str:
     try:
         return "~/" + p.relative_to(Path.home()).as_posix()
     except ValueError:
-        return p.as_posix()
+        pass
+    if p.parts[:2] == ("/", "tmp"):
+        return p.as_posix()  # scratch space, the same on every machine
+    return f".../{p.parent.name}/{p.name}"  # elsewhere: its last two names, not the machine's layout
+
+
+def portable_command(script: str, argv: list[str]) -> str:
+    """``python SCRIPT ARGS`` as a results file records it: paths as :func:`portable_path` writes them."""
+    words = [portable_path(a) if a.startswith("/") and Path(a).exists() else a for a in argv]
+    return " ".join(["python", script, *words])
 
 
 def machine_details(**extra: object) -> dict:
@@ -60,11 +69,8 @@ def bundle_details(bundle: object) -> dict:
     path = Path(str(bundle)).expanduser()
     manifest = read_manifest(path)
     artworks = manifest.get("training", {}).get("artworks", {})
-    where = portable_path(path)
-    if where.startswith("/"):  # outside the checkout and the home folder: no machine's layout in results
-        where = f".../{path.parent.name}/{path.name}"
     return {
-        "bundle": where,
+        "bundle": portable_path(path),
         "model_version": manifest.get("model_version"),
         "encoder": (manifest.get("encoder") or {}).get("name"),
         "training_artworks": artworks.get("train"),

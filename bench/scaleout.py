@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import backfill
-from machine_info import bundle_details, machine_details, portable_path
+from machine_info import bundle_details, machine_details, portable_command, portable_path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     one = rates.get("1")
     result = {
         "benchmark": "one consumer group, 1 vs 2 stream workers, same artworks, embedding cache off",
-        "command": "python bench/scaleout.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": portable_command("bench/scaleout.py", argv if argv is not None else sys.argv[1:]),
         "machine": machine_details(note="2 cores shared with other processes and the broker; the ratio "
                                         "between worker counts, measured in alternation, is what counts"),
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -49,7 +49,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from machine_info import bundle_details, machine_details, portable_path
+from machine_info import bundle_details, machine_details, portable_command, portable_path
 
 REPO = Path(__file__).resolve().parents[1]
 TATE = REPO.parent / "shared" / "data" / "tate" / "artworks.jsonl.gz"
@@ -202,7 +202,7 @@ def main() -> int:
     bundle_dir = (args.bundle or base.bundle_dir).expanduser()
     batch, batch_ms = base.batch_max_events, base.batch_max_ms
     run = uuid.uuid4().hex[:6]
-    result: dict = {"command": "python bench/stream.py " + " ".join(sys.argv[1:]),
+    result: dict = {"command": portable_command("bench/stream.py", sys.argv[1:]),
                     "machine": machine(), "started_at": datetime.now(timezone.utc).isoformat(),
                     "bundle": bundle_details(bundle_dir), "catalogue": portable_path(args.catalogue),
                     "batch_max_events": batch, "batch_max_ms": batch_ms, "encoder_cache": "off"}
