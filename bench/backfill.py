@@ -60,8 +60,18 @@ class OutputWatcher(threading.Thread):
         self.c = consumer(kafka)
         assignment = []
         for topic in (topics.suggestions, topics.dead_letters):
-            meta = self.c.list_topics(topic, timeout=10).topics[topic]
-            assignment += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
+            # A topic created a moment ago may not show all its partitions yet: one missed here
+            # would never be read.
+            deadline = time.monotonic() + 60
+            while True:
+                meta = self.c.list_topics(topic, timeout=10).topics.get(topic)
+                found = sorted(meta.partitions) if meta is not None and meta.error is None else []
+                if len(found) >= kafka.partitions or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            if len(found) < kafka.partitions:
+                raise SystemExit(f"{topic} shows partitions {found}, not {kafka.partitions}")
+            assignment += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in found]
         self.c.assign(assignment)
         self.suggestions_topic = topics.suggestions
         self.done: set[str] = set()          # artwork ids with a suggestion or a dead letter
@@ -212,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="stop when nothing new was done for this long after publishing finished")
     ap.add_argument("--progress-s", type=float, default=30.0)
     ap.add_argument("--label", default=None, help="a name for this run in the results")
+    ap.add_argument("--note", default=None, help="what else ran on the machine, recorded with the result")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
@@ -247,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "whole catalogue through `arttag backfill` and the stream worker, end to end",
         "command": portable_command("bench/backfill.py", argv if argv is not None else sys.argv[1:]),
         "label": args.label or f"{args.cache}-{args.workers}w",
+        "note": args.note,
         "machine": machine_details(note="2 cores shared with other engineers' processes and the broker: "
                                         "compare runs made side by side, not across days"),
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -318,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
             if deadline is not None and time.time() >= deadline:
                 stop_reason = "deadline"
                 break
-            if published is not None and watcher.last_at and time.time() - watcher.last_at > args.stall_s:
+            if published is not None and time.time() - max(watcher.last_at, t0_wall + publish_s) > args.stall_s:
                 stop_reason = "stalled"
                 break
         end_wall = watcher.last_at if stop_reason == "completed" else time.time()
