@@ -41,7 +41,12 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from machine_info import bundle_details, machine_details, portable_command, portable_path
+from machine_info import (
+    bundle_details,
+    machine_details,
+    portable_command,
+    portable_path,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TATE = REPO.parent / "shared" / "data" / "tate" / "artworks.jsonl.gz"
