@@ -32,9 +32,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def harmonic(runs: list[dict]) -> float | None:
-    """Artworks over time, first suggestion to last, over all runs (the CLI's start-up left out)."""
-    seconds = sum(r["first_to_last_s"] for r in runs)
-    return round(sum(r["artworks_done"] - 1 for r in runs) / seconds, 2) if seconds else None
+    """Artworks over time, first artwork event to last suggestion, over all runs (the CLI's start-up left out)."""
+    seconds = sum(r["first_event_to_last_s"] for r in runs)
+    return round(sum(r["artworks_done"] for r in runs) / seconds, 2) if seconds else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
                            "--progress-s", "15", "--stall-s", "120", "--out", str(out)])
             d = json.loads(out.read_text())
             runs.append({"round": rnd + 1, "workers": n, "completed": d["completed"],
-                         "artworks_done": d["artworks_done"], "seconds": d["seconds"], "first_to_last_s": d["first_to_last_s"],
-                         "events_per_s": d["events_per_s"], "steady_events_per_s": d["steady_events_per_s"],
+                         "artworks_done": d["artworks_done"], "seconds": d["seconds"], "first_event_to_last_s": d["first_event_to_last_s"],
+                         "events_per_s": d["events_per_s"], "processing_events_per_s": d["processing_events_per_s"],
                          "suggestions_seen_twice_or_more": d["suggestions_seen_twice_or_more"],
                          "per_worker_artworks": [w["artworks"] for w in d["workers_detail"]],
                          "worker_ready_s": d["worker_ready_s"]})
@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             "usable_cpus": machine_details()["usable_cpus"],
         },
         "how": ("each run: workers started and the group settled, then the first N catalogue rows published "
-                "with `arttag backfill --limit N`; rate from the first suggestion to the last (the CLI's "
-                "start-up left out); worker counts alternated; total artworks over total time per count"),
+                "with `arttag backfill --limit N`; rate from the first artwork event on the input topic to the "
+                "last suggestion (the CLI's start-up left out); worker counts alternated; total artworks over total time per count"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
