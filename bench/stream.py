@@ -152,7 +152,7 @@ def read_json(path: Path) -> dict | None:
 def backfill_summary(d: dict, path: Path) -> dict:
     """The figures of one bench/backfill.py run that the stream results repeat."""
     keys = ("completed", "stop_reason", "rows_published", "artworks_done", "seconds", "events_per_s",
-            "steady_events_per_s", "publish_s", "workers", "partitions", "finished_at")
+            "processing_events_per_s", "publish_s", "workers", "partitions", "finished_at")
     return {"file": portable_path(path), **{k: d.get(k) for k in keys},
             "embedding_cache": d.get("embedding_cache"), "model_version": d.get("bundle", {}).get("model_version")}
 
