@@ -74,6 +74,13 @@ def import_before(rev: str, into: Path) -> ModuleType:
     return importlib.import_module(BEFORE_PACKAGE)
 
 
+def shown_path(path: str | Path) -> str:
+    """``path`` as the results file records it: :func:`portable_path`, or only its last parts
+    when it lies outside the checkout, beside it and the home folder (no machine's layout)."""
+    text = portable_path(path)
+    return text if not text.startswith("/") else ".../" + "/".join(Path(text).parts[-3:])
+
+
 class ReplayEncoder:
     """The bundle encoder's embeddings, computed once, handed out again by text: both versions'
     taggers see the same vectors and the before/after comparison times what follows the encoder."""
@@ -298,7 +305,7 @@ def main() -> int:
 
     started = datetime.now(UTC).isoformat()
     command = "python bench/cost.py " + " ".join(
-        a if not a.startswith("/") else portable_path(a) for a in sys.argv[1:])
+        a if not a.startswith("/") else shown_path(a) for a in sys.argv[1:])
     bundle = resolve_bundle(args.bundle)
     manifest = read_manifest(bundle)
     records = [r for r in iter_catalogue(args.catalogue) if r.metadata.tags and split_of(r.artwork_id) == "dev"]
@@ -372,7 +379,7 @@ def main() -> int:
             "rerank_artworks": manifest["training"]["artworks"].get("rerank"),
             "scorers": [s.name for s in after.ensemble.scorers],
         },
-        "artworks": {"split": "dev", "rule": SPLIT_RULE, "count": n, "catalogue": portable_path(args.catalogue)},
+        "artworks": {"split": "dev", "rule": SPLIT_RULE, "count": n, "catalogue": shown_path(args.catalogue)},
         "before": {"commit": args.before},
         "headline": headline,
         "stages_ms_per_artwork": {k: round(v, 4) for k, v in per_artwork.items()},
