@@ -24,6 +24,8 @@ from arttag_api.problems import install_problem_handlers, problem_response
 from arttag_api.publisher import FeedbackPublisher, KafkaFeedbackPublisher
 from arttag_api.ratelimit import RateLimitMiddleware
 from arttag_api.routers import artworks, feedback, health, suggest, tags
+from arttag_api.web.docs import install_docs
+from arttag_api.web.router import install_review_desk
 
 log = logging.getLogger(__name__)
 
@@ -170,21 +172,28 @@ def create_app(
     )
     metrics.tagger_queue_depth.set_function(lambda: services.batcher.queued if services.batcher else 0)
 
+    review_desk = None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if follower is not None:
             follower.start()
+        if review_desk is not None:
+            review_desk.start()
         if services.tagger is None and services.loader is None:
             services.loader = _load_in_background(services, tagger_loader)
         if not settings.api_key_hashes:
             log.warning("no API keys configured (ARTTAG_API_KEY_HASHES): writes will be refused")
         yield
+        if review_desk is not None:
+            review_desk.stop()  # publishes the actions still held for undo, before the producer closes
         services.close()
 
     docs = settings.docs_enabled
     app = FastAPI(title="arttag API", version="1", description=DESCRIPTION, lifespan=lifespan,
-                  openapi_url="/openapi.json" if docs else None, docs_url="/docs" if docs else None,
-                  redoc_url="/redoc" if docs else None)
+                  openapi_url="/openapi.json" if docs else None, docs_url=None, redoc_url=None)
+    if docs:
+        install_docs(app)  # Swagger UI and ReDoc from local files, not FastAPI's CDN
     app.state.services = services
     # routes read settings through the lru_cached dependency; this app answers with its own
     app.dependency_overrides[get_settings] = lambda: settings
@@ -197,6 +206,8 @@ def create_app(
     app.include_router(health.router)
     if settings.metrics_enabled:
         app.include_router(health.metrics_router)
+    if settings.review_enabled:
+        review_desk = install_review_desk(app, services)
 
     install_problem_handlers(app)
 

@@ -165,6 +165,10 @@ class ApiSettings(CommonSettings):
         default_factory=list, description="sha256 hex digests of accepted API keys"
     )
     public_reads: bool = True
+    curators: dict[str, str] = Field(
+        default_factory=dict, description="Curator id -> sha256 hex digest of that curator's key"
+    )
+    public_votes: bool = Field(True, description="Public contributors may register and vote")
     max_batch: int = Field(64, ge=1)
     max_body_bytes: int = Field(1_000_000, ge=1)
     max_request_text_chars: int = Field(
@@ -199,6 +203,19 @@ class ApiSettings(CommonSettings):
     docs_enabled: bool = Field(True, description="Serve /docs, /redoc and /openapi.json")
     cors_origins: list[str] = Field(
         default_factory=list, description="Browser origins allowed to call the API; empty: CORS off"
+    )
+    # The review desk (docs/review.md): /review pages with signed session cookies.
+    review_enabled: bool = Field(True, description="Serve the review desk at /review")
+    session_secret: SecretStr | None = Field(
+        None, min_length=32,
+        description="Key that signs session cookies (32+ characters; every replica needs the same); "
+        "unset: a random one per start, so sessions do not survive a restart",
+    )
+    session_max_age_s: int = Field(8 * 3600, ge=60, description="A session cookie older than this is refused")
+    review_undo_window_s: float = Field(
+        10.0, ge=0,
+        description="A review action is held this long (or until the same person's next action) so it "
+        "can be undone, then published; 0: published at once, no undo",
     )
 
     @field_validator("metrics_networks")
