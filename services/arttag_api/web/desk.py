@@ -8,8 +8,11 @@ from typing import Any
 
 from arttag.events import FeedbackActor, TagFeedbackGiven
 
+from fastapi import HTTPException
+
 from arttag_api.deps import Services
 from arttag_api.web.cards import CardView, TagState, build_card
+from arttag_api.web.undo import UndoBuffer
 
 
 def _curation():
@@ -44,39 +47,56 @@ class Filters:
 
 
 def queue(services: Services, filters: Filters, limit: int) -> Any:
-    return _curation().review_queue(services, group=filters.group, band=filters.band,
-                                 model_version=filters.model_version, limit=limit, offset=filters.offset)
+    return _curation().review_queue(services, tag_group=filters.group, band=filters.band,
+                                    model_version=filters.model_version, limit=limit, offset=filters.offset)
 
 
 def card(services: Services, artwork_id: str, viewer: FeedbackActor | None,
          held: TagFeedbackGiven | None) -> CardView | None:
-    found = _curation().artwork_card(services, artwork_id, viewer=viewer or FeedbackActor(kind="public", id="anonymous"))
+    found = _curation().artwork_card(services, artwork_id, viewer=viewer)
     if found is None:
         return None
-    latest = found.suggestions
-    states = {t.tag_id: TagState.of(t) for t in found.tags}
-    labels = {t.tag_id: (t.label or t.tag_id, t.group) for t in found.tags}
-    return build_card(artwork_id, found.artwork, latest.suggestions if latest is not None else [],
-                      model_version=latest.model_version if latest is not None else None,
-                      suggestion_id=latest.suggestion_id if latest is not None else None,
-                      states=states, labels=labels, held=held)
+    return build_card(
+        artwork_id, found.artwork, [t.suggestion for t in found.tags if t.suggestion is not None],
+        model_version=found.model_version, suggestion_id=found.suggestion_id,
+        states={t.tag_id: TagState.of(t) for t in found.tags},
+        labels={t.tag_id: (t.label or t.tag_id, t.group) for t in found.tags}, held=held,
+    )
 
 
 def register(services: Services) -> tuple[str, str]:
     return _curation().register_contributor(services)
 
 
-def feedback_event(services: Services, actor: FeedbackActor, *, artwork_id: str, tag_id: str, action: str,
-                   suggestion_id: str | None, model_version: str | None) -> TagFeedbackGiven:
-    """The event the action publishes (time and id fixed now); refused as the JSON API refuses it."""
-    if actor.kind == "public" and action not in ("accepted", "rejected"):
-        raise DeskError(403, "Public contributors vote on suggested tags; adding a tag is for curators.")
+class _Holding:
+    """A publisher that hands each event to the undo buffer instead of the broker."""
+
+    def __init__(self, undo: UndoBuffer) -> None:
+        self.undo = undo
+
+    def publish(self, event: TagFeedbackGiven) -> None:
+        self.undo.hold(event)
+
+    def close(self) -> None:
+        pass
+
+
+def give_feedback(services: Services, undo: UndoBuffer, actor: FeedbackActor, *, artwork_id: str, tag_id: str,
+                  action: str, suggestion_id: str | None, model_version: str | None) -> str:
+    """The action through the service layer, its event held for undo; refused as the JSON API refuses it."""
     if action not in ("accepted", "rejected", "added"):
         raise DeskError(422, f"Unknown action {action!r}.")
     vocabulary = services.vocabulary
-    tag = vocabulary.get(tag_id) if vocabulary is not None else None
-    if vocabulary is not None and tag is None:
+    if vocabulary is not None and vocabulary.get(tag_id) is None:
         raise DeskError(422, f"There is no tag {tag_id!r} in the vocabulary.")
-    return TagFeedbackGiven(artwork_id=artwork_id, tag_id=tag_id, tag_label=tag.label if tag else None,
-                            action=action, actor=actor, suggestion_id=suggestion_id or None,
-                            model_version=model_version or None)
+    try:
+        return _curation().publish_feedback(services, _Holding(undo), actor=actor, artwork_id=artwork_id,
+                                            tag_id=tag_id, action=action,  # type: ignore[arg-type]
+                                            suggestion_id=suggestion_id or None, model_version=model_version or None)
+    except HTTPException as exc:
+        if exc.status_code == 403:
+            raise DeskError(403, "Public contributors vote on suggested tags; adding a tag is for curators.") from exc
+        if exc.status_code == 503:
+            raise DeskError(503, "Your previous action could not be stored just now, so this one was not taken "
+                            "either. Wait a few seconds and try again.") from exc
+        raise DeskError(exc.status_code, str(exc.detail)) from exc

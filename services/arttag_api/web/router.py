@@ -23,7 +23,6 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from arttag_api.deps import Services
-from arttag_api.publisher import PublishError
 from arttag_api.ratelimit import TokenBuckets, client_address
 from arttag_api.web import desk
 from arttag_api.web.sessions import CSRF_FIELD, CSRF_HEADER, Session, SessionCodec, csrf_ok, curator_for_key, session_secret
@@ -211,19 +210,12 @@ async def give_feedback(request: Request, artwork_id: str) -> Response:
         session = Session(kind="public", actor_id=contributor_id, contributor_token=token, csrf=session.csrf)
     assert session.actor is not None
     try:
-        event = desk.feedback_event(services, session.actor, artwork_id=artwork_id, tag_id=tag_id, action=action,
-                                    suggestion_id=form.get("suggestion_id"), model_version=form.get("model_version"))
+        await run_in_threadpool(desk.give_feedback, services, desk_.undo, session.actor, artwork_id=artwork_id,
+                                tag_id=tag_id, action=action, suggestion_id=form.get("suggestion_id"),
+                                model_version=form.get("model_version"))
     except desk.DeskError as exc:
-        return _render(request, "error.html", session, {"title": "That cannot be done", "message": exc.message},
-                       status=exc.status)
-    try:
-        await run_in_threadpool(desk_.undo.hold, event)
-    except PublishError as exc:
-        log.error("review feedback for artwork %s not published: %s", artwork_id, exc)
-        return _render(request, "error.html", session, {
-            "title": "Not saved yet", "message": "Your previous action could not be stored just now, so this "
-            "one was not taken either. Wait a few seconds and try again."}, status=503)
-    services.metrics.feedback_published.labels(action).inc()
+        title = "Not saved yet" if exc.status == 503 else "That cannot be done"
+        return _render(request, "error.html", session, {"title": title, "message": exc.message}, status=exc.status)
     done = action if session.is_curator else ("voted-yes" if action == "accepted" else "voted-no")
     return _redirect(request, _with_done(back, done, form.get("next_anchor")), session)
 

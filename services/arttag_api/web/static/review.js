@@ -22,8 +22,10 @@
   function move(step) {
     var rows = suggestions();
     if (!rows.length) return;
-    var at = rows.indexOf(current());
-    var next = rows[Math.min(rows.length - 1, Math.max(0, at + step))];
+    var active = document.activeElement;
+    var inside = active && active.closest ? active.closest("li.suggestion") : null;
+    // from outside the list, the first move lands on the first undecided suggestion
+    var next = inside ? rows[Math.min(rows.length - 1, Math.max(0, rows.indexOf(inside) + step))] : current();
     next.focus();
     next.scrollIntoView({ block: "nearest" });
   }
