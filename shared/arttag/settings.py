@@ -225,6 +225,17 @@ class ApiSettings(CommonSettings):
             ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
         return value
 
+    @field_validator("curators")
+    @classmethod
+    def _curators(cls, value: dict[str, str]) -> dict[str, str]:
+        for curator_id, digest in value.items():
+            if not curator_id.strip():
+                raise ValueError("a curator id may not be empty")
+            if not re.fullmatch(r"[0-9a-fA-F]{64}", digest.strip()):
+                raise ValueError(f"curator {curator_id!r}: the key must be given as its sha256 hex digest "
+                                 "(64 hex digits), never the key itself")
+        return {c: d.strip().lower() for c, d in value.items()}
+
     @field_validator("cors_origins")
     @classmethod
     def _origins(cls, value: list[str]) -> list[str]:

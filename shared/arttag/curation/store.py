@@ -331,6 +331,14 @@ class CurationStore:
                     held.setdefault(row.artwork_id, {})[row.tag_id] = row
         return held
 
+    def tag_statuses(self) -> dict[tuple[str, str], tuple[str, bool]]:
+        """(artwork id, tag id) -> (status, one vote from consensus) for every tag with feedback:
+        what the review queue needs, in one query (feedback is far sparser than suggestions)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(TagRow.artwork_id, TagRow.tag_id, TagRow.status,
+                                       TagRow.one_vote_from_consensus))
+            return {(a, t): (status, bool(near)) for a, t, status, near in rows}
+
     def votes(self, artwork_id: str) -> list[VoteRow]:
         with Session(self.engine, expire_on_commit=False) as session:
             return list(session.scalars(select(VoteRow).where(VoteRow.artwork_id == artwork_id)
