@@ -68,10 +68,11 @@ class ArtworkCard(BaseModel):
     tags: list[TagCard] = Field(description="Suggested tags in rank order, then other tags with feedback")
 
 
-def _state(row: TagRow, votes: list[VoteRow], group: str | None, viewer: Actor | None) -> dict:
+def _state(row: TagRow, votes: list[VoteRow], label: str | None, group: str | None,
+           viewer: Actor | None) -> dict:
     show = viewer is not None and viewer.kind == "curator"
     return {
-        "tag_id": row.tag_id, "label": row.label, "group": group, "status": row.status,
+        "tag_id": row.tag_id, "label": label, "group": group, "status": row.status,
         "decided_by": row.decided_by, "curator_id": row.curator_id, "decided_at": row.decided_at,
         "suggestion_id": row.suggestion_id, "model_version": row.model_version,
         "votes_for": row.votes_for, "votes_against": row.votes_against,
@@ -97,7 +98,8 @@ def tag_states(services: Services, artwork_id: str, *, viewer: Actor | None) -> 
     votes: dict[str, list[VoteRow]] = {}
     for vote in store.votes(artwork_id):
         votes.setdefault(vote.tag_id, []).append(vote)
-    return [TagStatePublic(**_state(row, votes.get(row.tag_id, []), _group(services, row.tag_id), viewer))
+    return [TagStatePublic(**_state(row, votes.get(row.tag_id, []), row.label or _label(services, row.tag_id),
+                                    _group(services, row.tag_id), viewer))
             for row in store.tags(artwork_id)]
 
 
