@@ -10,15 +10,10 @@ from arttag.events import FeedbackActor, TagFeedbackGiven
 
 from fastapi import HTTPException
 
+from arttag_api import curation
 from arttag_api.deps import Services
 from arttag_api.web.cards import CardView, TagState, build_card
 from arttag_api.web.undo import UndoBuffer
-
-
-def _curation():
-    from arttag_api import curation
-
-    return curation
 
 
 class DeskError(Exception):
@@ -47,13 +42,13 @@ class Filters:
 
 
 def queue(services: Services, filters: Filters, limit: int) -> Any:
-    return _curation().review_queue(services, tag_group=filters.group, band=filters.band,
+    return curation.review_queue(services, tag_group=filters.group, band=filters.band,
                                     model_version=filters.model_version, limit=limit, offset=filters.offset)
 
 
 def card(services: Services, artwork_id: str, viewer: FeedbackActor | None,
          held: TagFeedbackGiven | None) -> CardView | None:
-    found = _curation().artwork_card(services, artwork_id, viewer=viewer)
+    found = curation.artwork_card(services, artwork_id, viewer=viewer)
     if found is None:
         return None
     return build_card(
@@ -65,7 +60,7 @@ def card(services: Services, artwork_id: str, viewer: FeedbackActor | None,
 
 
 def register(services: Services) -> tuple[str, str]:
-    return _curation().register_contributor(services)
+    return curation.register_contributor(services)
 
 
 class _Holding:
@@ -90,7 +85,7 @@ def give_feedback(services: Services, undo: UndoBuffer, actor: FeedbackActor, *,
     if vocabulary is not None and vocabulary.get(tag_id) is None:
         raise DeskError(422, f"There is no tag {tag_id!r} in the vocabulary.")
     try:
-        return _curation().publish_feedback(services, _Holding(undo), actor=actor, artwork_id=artwork_id,
+        return curation.publish_feedback(services, _Holding(undo), actor=actor, artwork_id=artwork_id,
                                             tag_id=tag_id, action=action,  # type: ignore[arg-type]
                                             suggestion_id=suggestion_id or None, model_version=model_version or None)
     except HTTPException as exc:

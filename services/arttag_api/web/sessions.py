@@ -23,7 +23,7 @@ from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from arttag_api.auth import hash_api_key
+from arttag_api.auth import credential_for
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +67,9 @@ def session_secret(settings: ApiSettings) -> str:
 
 
 def curator_for_key(settings: ApiSettings, key: str) -> str | None:
-    """The curator whose key this is (``ARTTAG_CURATORS``), comparing every digest in constant time."""
-    digest = hash_api_key(key).encode("ascii")
-    found = None
-    for curator_id, stored in settings.curators.items():
-        if hmac.compare_digest(digest, stored.strip().lower().encode("ascii", "replace")):
-            found = curator_id
-    return found
+    """The curator whose key this is (``ARTTAG_CURATORS``); an integration key signs nobody in."""
+    credential = credential_for(key, settings) if key else None
+    return credential.curator_id if credential is not None and credential.kind == "curator" else None
 
 
 class SessionCodec:
