@@ -35,7 +35,7 @@ class Filters:
     def query(self, **changes: Any) -> str:
         from urllib.parse import urlencode
 
-        values = {"group": self.group, "band": self.band, "model_version": self.model_version,
+        values = {"tag_group": self.group, "band": self.band, "model_version": self.model_version,
                   "offset": self.offset or None, **changes}
         pairs = {k: v for k, v in values.items() if v not in (None, "")}
         return ("?" + urlencode(pairs)) if pairs else ""

@@ -125,7 +125,7 @@ def _filters(request: Request) -> desk.Filters:
     except ValueError:
         offset = 0
     band = q.get("band") or None
-    return desk.Filters(group=q.get("group") or None, band=band if band in ("high", "medium", "low") else None,
+    return desk.Filters(group=q.get("tag_group") or None, band=band if band in ("high", "medium", "low") else None,
                         model_version=q.get("model_version") or None, offset=offset)
 
 
