@@ -35,7 +35,7 @@ setup() {
       npm ci --no-audit --no-fund --loglevel=error >/dev/null || { echo "run.sh: npm ci failed" >&2; return 1; }
     fi
   else
-    echo "run.sh: npm not found: the browser tests (tests/web) will fail without axe-core" >&2
+    echo "run.sh: npm not found: the browser tests (tests/review) will fail without axe-core" >&2
   fi
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def _postgres_binaries() -> bool:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory) -> str:
+def postgres_server() -> str:
     """A PostgreSQL server's URL: ``ARTTAG_TEST_POSTGRES_URL`` (`.ci/run` starts one), or a
     throw-away cluster this session starts (and stops) with deploy/postgres/pg.sh. In CI (``CI``
     set) a missing server fails the test; elsewhere it is skipped."""
@@ -106,7 +107,8 @@ def postgres_server(tmp_path_factory) -> str:
             pytest.fail(f"{message} (CI needs it)")
         pytest.skip(message)
     script = REPO / "deploy" / "postgres" / "pg.sh"
-    env = {**os.environ, "PG_RUN_DIR": str(tmp_path_factory.mktemp("postgres"))}
+    # not under pytest's tmp dir: that is private to the user, and under root the cluster runs as another
+    env = {**os.environ, "PG_RUN_DIR": f"{tempfile.gettempdir()}/arttag-test-pg-{uuid.uuid4().hex[:8]}"}
     url = subprocess.run([str(script), "start"], check=True, env=env, capture_output=True,
                          text=True).stdout.strip()
     yield url

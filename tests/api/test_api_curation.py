@@ -232,9 +232,9 @@ def test_curator_key_decides_as_its_curator_and_the_public_may_not(client, parts
 
     # an integration names its actor; a public one may not add a tag
     integration = {"X-API-Key": INTEGRATION}
-    assert "actor" in _problem(client.post("/v1/feedback", headers=integration,
-                                           json={"artwork_id": "Q3", "tag_id": "t-sea", "action": "accepted"}),
-                               422)["detail"]
+    assert "body.actor" in _problem(client.post("/v1/feedback", headers=integration,
+                                                json={"artwork_id": "Q3", "tag_id": "t-sea", "action": "accepted"}),
+                                    403)["detail"]
     assert "only curators add" in _problem(client.post("/v1/feedback", headers=integration, json={
         **body, "actor": {"kind": "public", "id": "pub-1"}}), 403)["detail"]
     r = client.post("/v1/feedback", headers=integration, json={**body, "actor": {"kind": "curator", "id": "kiosk"}})

@@ -28,7 +28,9 @@ async def give_feedback(body: FeedbackCreate, credential: CredentialDep, service
                         publisher: PublisherDep) -> FeedbackPublic:
     actor = credential.actor or body.actor
     if actor is None:
-        raise HTTPException(422, "an integration key names the actor: body.actor is required")
+        # the body is valid as such; this key may only publish on behalf of an actor it names
+        raise HTTPException(403, "an integration key acts for somebody: name them in body.actor "
+                            "(a curator's own key needs no actor)")
     # blocks until the broker confirms (acks=all), so off the event loop
     event_id = await run_in_threadpool(
         lambda: curation.publish_feedback(
