@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+from arttag.curation.learning import OnlineLearner
 from arttag.model.tagger import CatalogueTagger
 from arttag.settings import ApiSettings, KafkaSettings
 from fastapi import FastAPI, Request
@@ -84,7 +85,10 @@ def _watch_bundle(services: Services) -> None:
     settings = services.settings
     if settings.bundle_reload_interval_s <= 0 or not serves_pointer(services.tagger, settings.bundle_dir):
         return
-    services.watcher = BundleWatcher(settings.bundle_dir, bundle_loader(settings.encoder), services.tagger,
+    loader = bundle_loader(settings.encoder)
+    if services.learner is not None:
+        loader = services.learner.loader(loader)  # a new version learns the decisions before it serves
+    services.watcher = BundleWatcher(settings.bundle_dir, loader, services.tagger,
                                      interval_s=settings.bundle_reload_interval_s)
     services.watcher.subscribe(services.use_tagger)
     services.watcher.start()
@@ -101,6 +105,8 @@ def _load_in_background(services: Services, loader: Callable[[ApiSettings], Cata
             services.tagger_error = f"cannot load the model bundle ({type(exc).__name__}; see the server log)"
             return
         log.info("model %s loaded in %.1fs", services.tagger.model_version, time.perf_counter() - started)
+        if services.learner is not None:
+            services.learner.attach(services.tagger)
         _watch_bundle(services)
 
     thread = threading.Thread(target=run, name="model-loader", daemon=True)
@@ -137,14 +143,22 @@ def create_app(
     view: LatestSuggestionsView | None = None,
     broker_check: Callable[[], bool] | None = None,
     tagger_loader: Callable[[ApiSettings], CatalogueTagger] = load_bundle_tagger,
+    learner: OnlineLearner | None = None,
 ) -> FastAPI:
     """The API. Anything not passed in is built from ``settings``.
 
     ``tagger=None`` loads the bundle in the background at start-up (``/readyz``
     says when it is ready); ``view=None`` follows the latest-suggestions topic
-    when ``settings.latest_view`` is on.
+    when ``settings.latest_view`` is on. The tagger follows ``learner`` (online learning,
+    :mod:`arttag.curation.learning`); when the API loads its own bundle and
+    ``settings.online_learning`` is on, it builds one that follows the decisions topic.
     """
     settings = settings or get_settings()
+    own_learner = learner is None and tagger is None and settings.online_learning
+    if own_learner:
+        learner = OnlineLearner.following(settings.kafka)
+    if learner is not None and tagger is not None:
+        learner.attach(tagger)
     metrics = ApiMetrics()
     follower = None
     if view is None and settings.latest_view:
@@ -161,6 +175,7 @@ def create_app(
         broker_check=broker_check or BrokerCheck(settings.kafka),
         tagger=tagger,
         follower=follower,
+        learner=learner,
     )
     services.batcher = SuggestBatcher(
         lambda: services.tagger, max_batch=settings.max_batch,  # type: ignore[arg-type,return-value]
@@ -174,6 +189,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if follower is not None:
             follower.start()
+        if own_learner and learner is not None:
+            learner.start()  # catches up in its thread; the tagger learns as it does, batch by batch
         if services.tagger is None and services.loader is None:
             services.loader = _load_in_background(services, tagger_loader)
         if not settings.api_key_hashes:

@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Annotated
 
 from arttag.catalogue.vocabulary import Vocabulary
+from arttag.curation.learning import OnlineLearner
 from arttag.model.bundle_watch import BundleWatcher
 from arttag.model.tagger import CatalogueTagger, Tagger
 from arttag.settings import ApiSettings
@@ -46,6 +47,7 @@ class Services:
     batcher: SuggestBatcher | None = None
     loader: threading.Thread | None = None
     watcher: BundleWatcher | None = None
+    learner: OnlineLearner | None = None
     _publisher: FeedbackPublisher | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -69,6 +71,8 @@ class Services:
             self.watcher.stop()
         if self.follower is not None:
             self.follower.stop()
+        if self.learner is not None:
+            self.learner.close()
         if self.batcher is not None:
             self.batcher.close()
         if self._publisher is not None:

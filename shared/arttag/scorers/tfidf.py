@@ -116,6 +116,24 @@ class TfidfKnnScorer(KnnVoting):
         self.matrix = self.vectorizer.fit_transform(corpus.fields)
         self.matrix_t = self.matrix.T.tocsr()
 
+    def _learn(self, corpus: Corpus) -> None:
+        positions = self._add_training(corpus)
+        rows = np.flatnonzero(positions >= 0)
+        if not len(rows):
+            return
+        at = positions[rows]
+        vectors = self.vectorizer.transform([corpus.fields[r] for r in rows])  # the bundle's vocabulary
+        tagged = np.array([len(self.label_lists[j]) > 0 for j in at], dtype=np.float32)
+        n, m = len(self.ids), self.matrix
+        if n > m.shape[0]:
+            m = sp.vstack([m, sp.csr_matrix((n - m.shape[0], m.shape[1]), dtype=m.dtype)], format="csr")
+        keep = np.ones(n, dtype=np.float32)
+        keep[at] = 0.0
+        # new rows at their indices (a forgotten artwork's row stays zero: it never votes)
+        place = sp.csr_matrix((tagged, (at, np.arange(len(at)))), shape=(n, len(at)), dtype=np.float32)
+        self.matrix = (sp.diags(keep) @ m + place @ vectors).astype(np.float32).tocsr()
+        self.matrix_t = self.matrix.T.tocsr()
+
     def _neighbours(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         q = self.vectorizer.transform(batch.fields)
         self._query = q
@@ -209,6 +227,15 @@ class SameArtistTfidfScorer(TfidfKnnScorer):
     def _fit(self, corpus: Corpus) -> None:
         super()._fit(corpus)
         self._set_artists([self._artist(f) for f in corpus.fields])
+
+    def _learn(self, corpus: Corpus) -> None:
+        super()._learn(corpus)
+        artists = self.artists + [""] * (len(self.ids) - len(self.artists))
+        for r, artwork_id in enumerate(corpus.ids):
+            j = self._index_of.get(artwork_id)
+            if j is not None:
+                artists[j] = self._artist(corpus.fields[r])
+        self._set_artists(artists)
 
     def _set_artists(self, artists: list[str]) -> None:
         self.artists = artists
