@@ -122,3 +122,16 @@ def test_the_worker_learns_decisions_at_start_and_while_it_runs(kafka_settings, 
     finally:
         worker.terminate()
         worker.wait(30)
+
+
+def test_train_reads_the_newest_decisions_from_the_topic(kafka_settings):
+    from arttag.curation.labels import read_decisions
+
+    create_topics(kafka_settings)
+    decisions_topic = topic_name(TAG_DECISIONS, kafka_settings.topic_prefix)
+    older = decisions("A1", curator("A1", "5", "accepted", 1))
+    newer = decisions("A1", curator("A1", "5", "accepted", 1), curator("A1", "6", "rejected", 2))
+    produce(kafka_settings, [(decisions_topic, "A1", encode_event(older)), (decisions_topic, "A1", encode_event(newer)),
+                             (decisions_topic, "A2", b"not a decision")])
+    found, read = read_decisions("kafka:", kafka_settings)
+    assert found == {"A1": newer} and read == {"source": "kafka:", "records": 1, "bad_records": 0}

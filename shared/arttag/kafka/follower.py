@@ -78,6 +78,11 @@ class LatestTable(Generic[V]):
         with self._lock:
             return self._values.get(key)
 
+    def items(self) -> list[tuple[str, V]]:
+        """Every (key, value) held now (a copy)."""
+        with self._lock:
+            return list(self._values.items())
+
     def merge(self, key: str, value: V) -> bool:
         """Keep ``value`` unless the table holds a newer one for ``key``; True when kept."""
         with self._lock:
