@@ -3,6 +3,7 @@ learns artworks with accepted tags as neighbours, and rejected tags stay away un
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from arttag.catalogue.synthetic import write_synthetic_catalogue
 from arttag.catalogue.text import build_text, content_hash, text_hash
@@ -29,6 +30,7 @@ from arttag.kafka.artworks import decode_catalogue_record
 from arttag.model.bundle import load_tagger
 from arttag.model.tagger import SuggestOptions, TaggedArtwork
 from arttag.model.training import train_bundle
+from arttag.scorers.base import Batch
 
 from .helpers import curator
 
@@ -109,6 +111,11 @@ def test_learning_again_replaces_and_no_tags_forgets(tagger):
     size = len(tagger.ensemble.scorer("knn").ids)
     tagger.learn([TaggedArtwork("P1", PAGE, frozenset({"7"}))])  # the curator changed their mind: cathedral
     assert len(tagger.ensemble.scorer("knn").ids) == size  # replaced, not added
+    tfidf = tagger.ensemble.scorer("tfidf")
+    j = tfidf.ids.index("P1")
+    dense = tfidf.matrix.toarray()
+    assert np.allclose(dense, tfidf.matrix_t.toarray().T)  # both views were updated alike
+    assert np.allclose(dense[j], tfidf.vectorizer.transform([Batch.from_metadata([PAGE]).fields[0]]).toarray()[0])
     [page] = tagger.suggest([NEXT_PAGE], options)
     assert not by_neighbours(tag_of(page, LIGHTHOUSE))
     cathedral = tag_of(page, "7")
