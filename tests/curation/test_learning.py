@@ -211,3 +211,19 @@ def test_the_worker_leaves_a_rejected_tag_out_until_the_text_changes(tagger):
     retitled = tagged.model_copy(update={"title": "Fishing Boats in Dover Harbour at Dusk"})
     third = suggest(3, retitled)
     assert third.suggestions[0].tag_id == top
+
+
+def test_a_hot_reloaded_bundle_learns_before_it_serves(bundle, tagger):
+    from arttag.model.bundle import copy_version
+    from arttag.model.bundle_watch import BundleWatcher, bundle_loader
+
+    learner = OnlineLearner()
+    learner.attach(tagger)
+    learner.decisions.merge("P1", DecisionsRecord(decisions("P1", curator("P1", LIGHTHOUSE, "accepted", 1))))
+    learner.catalogue.merge("P1", catalogue_record("P1", PAGE))
+    watcher = BundleWatcher(bundle, learner.loader(bundle_loader(None, "hashing")), tagger, interval_s=0)
+    copy_version(bundle, "relabelled")
+    assert watcher.check()
+    new = watcher.tagger
+    assert new is not tagger and new.model_version == "relabelled"
+    assert new.learned == {"P1"}  # in the loading thread, before its first batch
