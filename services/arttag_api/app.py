@@ -9,13 +9,16 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from arttag.curation.learning import OnlineLearner
+from arttag.curation.store import CurationStore
+from arttag.kafka.artworks import CatalogueFollower, LatestArtworks
 from arttag.model.tagger import CatalogueTagger
 from arttag.settings import ApiSettings, KafkaSettings
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 
-from arttag_api.auth import API_KEY_HEADER, ApiKeyRequired
+from arttag_api.auth import API_KEY_HEADER, CONTRIBUTOR_TOKEN_HEADER, ApiKeyRequired
 from arttag_api.batcher import SuggestBatcher
 from arttag_api.deps import Services, get_settings
 from arttag_api.latest_view import LatestSuggestionsView, LatestViewFollower
@@ -24,15 +27,18 @@ from arttag_api.metrics import ApiMetrics, MetricsMiddleware
 from arttag_api.problems import install_problem_handlers, problem_response
 from arttag_api.publisher import FeedbackPublisher, KafkaFeedbackPublisher
 from arttag_api.ratelimit import RateLimitMiddleware
-from arttag_api.routers import artworks, feedback, health, suggest, tags
+from arttag_api.routers import artworks, curation, feedback, health, suggest, tags
 
 log = logging.getLogger(__name__)
 
 DESCRIPTION = """Tag suggestions with explanations for artwork metadata, the latest suggestions
 the stream published, curator feedback, and the tag vocabulary.
 
-Writes (`POST /v1/feedback`) need an API key in the `X-API-Key` header; reads
-are public unless `ARTTAG_PUBLIC_READS=false`. Errors are `application/problem+json`.
+Writes (`POST /v1/feedback`) need an API key in the `X-API-Key` header: an integration's
+(the actor is named in the body) or a curator's (`ARTTAG_CURATORS`; the key is the actor).
+Public contributors register with `POST /v1/contributors` and vote with the token they get
+in `X-Contributor-Token` (`POST /v1/votes`). Reads, the curation state and the review queue
+included, are public unless `ARTTAG_PUBLIC_READS=false`. Errors are `application/problem+json`.
 
 The API sheds load instead of queueing it: `/v1` requests are rate limited per API key
 and, without a key, per client address (429 with `Retry-After`); bodies, batches and the
@@ -144,26 +150,36 @@ def create_app(
     broker_check: Callable[[], bool] | None = None,
     tagger_loader: Callable[[ApiSettings], CatalogueTagger] = load_bundle_tagger,
     learner: OnlineLearner | None = None,
+    store: CurationStore | None = None,
+    catalogue: LatestArtworks | None = None,
 ) -> FastAPI:
     """The API. Anything not passed in is built from ``settings``.
 
     ``tagger=None`` loads the bundle in the background at start-up (``/readyz``
     says when it is ready); ``view=None`` follows the latest-suggestions topic
-    when ``settings.latest_view`` is on. The tagger follows ``learner`` (online learning,
-    :mod:`arttag.curation.learning`); when the API loads its own bundle and
-    ``settings.online_learning`` is on, it builds one that follows the decisions topic.
+    when ``settings.latest_view`` is on, ``catalogue=None`` the artwork topics when
+    ``settings.catalogue_view`` is (unset: as ``latest_view``); ``store=None`` opens
+    ``settings.curation_database_url`` on first use. The tagger follows ``learner`` (online
+    learning, :mod:`arttag.curation.learning`); when the API loads its own bundle and
+    ``settings.online_learning`` is on, it builds one that follows the decisions topic (and
+    reads the catalogue from the API's own catalogue table when it has one).
     """
     settings = settings or get_settings()
-    own_learner = learner is None and tagger is None and settings.online_learning
-    if own_learner:
-        learner = OnlineLearner.following(settings.kafka)
-    if learner is not None and tagger is not None:
-        learner.attach(tagger)
     metrics = ApiMetrics()
     follower = None
     if view is None and settings.latest_view:
         view = LatestSuggestionsView()
         follower = LatestViewFollower(settings.kafka, view)
+    catalogue_follower = None
+    follow_catalogue = settings.latest_view if settings.catalogue_view is None else settings.catalogue_view
+    if catalogue is None and follow_catalogue:
+        catalogue = LatestArtworks()
+        catalogue_follower = CatalogueFollower(settings.kafka, catalogue)
+    own_learner = learner is None and tagger is None and settings.online_learning
+    if own_learner:
+        learner = OnlineLearner.following(settings.kafka, catalogue=catalogue)
+    if learner is not None and tagger is not None:
+        learner.attach(tagger)
     if view is not None:
         view.on_change = metrics.latest_view_artworks.set
     services = Services(
@@ -176,6 +192,9 @@ def create_app(
         tagger=tagger,
         follower=follower,
         learner=learner,
+        catalogue=catalogue,
+        catalogue_follower=catalogue_follower,
+        store_factory=(lambda: store) if store is not None else None,
     )
     services.batcher = SuggestBatcher(
         lambda: services.tagger, max_batch=settings.max_batch,  # type: ignore[arg-type,return-value]
@@ -191,6 +210,8 @@ def create_app(
             follower.start()
         if own_learner and learner is not None:
             learner.start()  # catches up in its thread; the tagger learns as it does, batch by batch
+        if catalogue_follower is not None:
+            catalogue_follower.start()
         if services.tagger is None and services.loader is None:
             services.loader = _load_in_background(services, tagger_loader)
         if not settings.api_key_hashes:
@@ -210,12 +231,21 @@ def create_app(
     app.include_router(suggest.router, dependencies=read_deps)
     app.include_router(artworks.router, dependencies=read_deps)
     app.include_router(tags.router, dependencies=read_deps)
+    app.include_router(curation.reads, dependencies=read_deps)
     app.include_router(feedback.router)
+    app.include_router(curation.writes)
     app.include_router(health.router)
     if settings.metrics_enabled:
         app.include_router(health.metrics_router)
 
     install_problem_handlers(app)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        # the driver's message may name hosts and users: logged, not answered
+        log.error("%s %s: curation database error: %s", request.method, request.url.path, exc)
+        return problem_response(503, "Service unavailable", "the curation database cannot be reached; "
+                                "the error was logged", instance=request.url.path, headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -232,6 +262,6 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
-                           allow_methods=["GET", "POST"], allow_headers=["Content-Type", API_KEY_HEADER],
+                           allow_methods=["GET", "POST"], allow_headers=["Content-Type", API_KEY_HEADER, CONTRIBUTOR_TOKEN_HEADER],
                            expose_headers=["Retry-After"], max_age=600)
     return app

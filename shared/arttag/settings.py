@@ -115,6 +115,11 @@ class CommonSettings(BaseSettings):
     bundle_keep_versions: int = Field(
         3, ge=1, description="Bundle versions `arttag train` keeps behind the pointer (never the current one)"
     )
+    curation_database_url: str = Field(
+        default_factory=lambda: f"sqlite:///{default_cache_dir() / 'curation.db'}",
+        description="SQLAlchemy URL of the curation database `arttag curate` writes and the API reads: "
+        "sqlite:///path (default) or postgresql+psycopg://user:password@host/db (arttag[postgres])",
+    )
     log_level: str = "INFO"
 
 
@@ -209,6 +214,18 @@ class ApiSettings(CommonSettings):
     cors_origins: list[str] = Field(
         default_factory=list, description="Browser origins allowed to call the API; empty: CORS off"
     )
+    curators: dict[str, str] = Field(
+        default_factory=dict,
+        description='Curators and their keys: {"<curator id>": "<sha256 hex of their key>"}; a curator '
+        "sends X-API-Key and decides as that id (docs/curation.md)",
+    )
+    public_votes: bool = Field(
+        True, description="Public contributors may register (POST /v1/contributors) and vote (POST /v1/votes)"
+    )
+    catalogue_view: bool | None = Field(
+        None, description="Follow the artwork topics for the metadata of GET /v1/artworks/{id} and the "
+        "review queue; unset: as latest_view",
+    )
 
     @field_validator("metrics_networks")
     @classmethod
@@ -216,6 +233,17 @@ class ApiSettings(CommonSettings):
         for network in value:
             ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
         return value
+
+    @field_validator("curators")
+    @classmethod
+    def _curators(cls, value: dict[str, str]) -> dict[str, str]:
+        for curator_id, digest in value.items():
+            if not curator_id.strip():
+                raise ValueError("a curator id may not be empty")
+            if not re.fullmatch(r"[0-9a-fA-F]{64}", digest.strip()):
+                raise ValueError(f"curator {curator_id!r}: the key must be given as its sha256 hex digest "
+                                 "(64 hex digits), never the key itself")
+        return {c: d.strip().lower() for c, d in value.items()}
 
     @field_validator("cors_origins")
     @classmethod

@@ -172,11 +172,15 @@ class OnlineLearner:
         self.catalogue.listen(self.refresh)
 
     @classmethod
-    def following(cls, kafka: KafkaSettings, poll_s: float = 0.5) -> OnlineLearner:
-        """A learner fed by followers of ``tags.decisions.v1`` and the artwork topics (call :meth:`load`/:meth:`start`)."""
-        learner = cls()
-        learner._followers = [DecisionsFollower(kafka, learner.decisions, poll_s),
-                              CatalogueFollower(kafka, learner.catalogue, poll_s)]
+    def following(cls, kafka: KafkaSettings, poll_s: float = 0.5,
+                  catalogue: LatestArtworks | None = None) -> OnlineLearner:
+        """A learner fed by followers of ``tags.decisions.v1`` and the artwork topics (call
+        :meth:`load`/:meth:`start`); with ``catalogue``, a table someone else follows (the
+        API's catalogue view), it follows only the decisions."""
+        learner = cls(catalogue=catalogue)
+        learner._followers = [DecisionsFollower(kafka, learner.decisions, poll_s)]
+        if catalogue is None:
+            learner._followers.append(CatalogueFollower(kafka, learner.catalogue, poll_s))
         return learner
 
     # -- following --------------------------------------------------------------------------------

@@ -83,6 +83,11 @@ class LatestTable(Generic[V]):
         with self._lock:
             return list(self._values.items())
 
+    def values(self) -> list[V]:
+        """A snapshot of every value (the review queue scans them)."""
+        with self._lock:
+            return list(self._values.values())
+
     def merge(self, key: str, value: V) -> bool:
         """Keep ``value`` unless the table holds a newer one for ``key``; True when kept."""
         with self._lock:
