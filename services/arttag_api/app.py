@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+from arttag.curation.learning import OnlineLearner
 from arttag.curation.store import CurationStore
 from arttag.kafka.artworks import CatalogueFollower, LatestArtworks
 from arttag.model.tagger import CatalogueTagger
@@ -92,7 +93,10 @@ def _watch_bundle(services: Services) -> None:
     settings = services.settings
     if settings.bundle_reload_interval_s <= 0 or not serves_pointer(services.tagger, settings.bundle_dir):
         return
-    services.watcher = BundleWatcher(settings.bundle_dir, bundle_loader(settings.encoder), services.tagger,
+    loader = bundle_loader(settings.encoder)
+    if services.learner is not None:
+        loader = services.learner.loader(loader)  # a new version learns the decisions before it serves
+    services.watcher = BundleWatcher(settings.bundle_dir, loader, services.tagger,
                                      interval_s=settings.bundle_reload_interval_s)
     services.watcher.subscribe(services.use_tagger)
     services.watcher.start()
@@ -109,6 +113,8 @@ def _load_in_background(services: Services, loader: Callable[[ApiSettings], Cata
             services.tagger_error = f"cannot load the model bundle ({type(exc).__name__}; see the server log)"
             return
         log.info("model %s loaded in %.1fs", services.tagger.model_version, time.perf_counter() - started)
+        if services.learner is not None:
+            services.learner.attach(services.tagger)
         _watch_bundle(services)
 
     thread = threading.Thread(target=run, name="model-loader", daemon=True)
@@ -145,6 +151,7 @@ def create_app(
     view: LatestSuggestionsView | None = None,
     broker_check: Callable[[], bool] | None = None,
     tagger_loader: Callable[[ApiSettings], CatalogueTagger] = load_bundle_tagger,
+    learner: OnlineLearner | None = None,
     store: CurationStore | None = None,
     catalogue: LatestArtworks | None = None,
 ) -> FastAPI:
@@ -154,7 +161,10 @@ def create_app(
     says when it is ready); ``view=None`` follows the latest-suggestions topic
     when ``settings.latest_view`` is on, ``catalogue=None`` the artwork topics when
     ``settings.catalogue_view`` is (unset: as ``latest_view``); ``store=None`` opens
-    ``settings.curation_database_url`` on first use.
+    ``settings.curation_database_url`` on first use. The tagger follows ``learner`` (online
+    learning, :mod:`arttag.curation.learning`); when the API loads its own bundle and
+    ``settings.online_learning`` is on, it builds one that follows the decisions topic (and
+    reads the catalogue from the API's own catalogue table when it has one).
     """
     settings = settings or get_settings()
     metrics = ApiMetrics()
@@ -167,6 +177,11 @@ def create_app(
     if catalogue is None and follow_catalogue:
         catalogue = LatestArtworks()
         catalogue_follower = CatalogueFollower(settings.kafka, catalogue)
+    own_learner = learner is None and tagger is None and settings.online_learning
+    if own_learner:
+        learner = OnlineLearner.following(settings.kafka, catalogue=catalogue)
+    if learner is not None and tagger is not None:
+        learner.attach(tagger)
     if view is not None:
         view.on_change = metrics.latest_view_artworks.set
     services = Services(
@@ -178,6 +193,7 @@ def create_app(
         broker_check=broker_check or BrokerCheck(settings.kafka),
         tagger=tagger,
         follower=follower,
+        learner=learner,
         catalogue=catalogue,
         catalogue_follower=catalogue_follower,
         store_factory=(lambda: store) if store is not None else None,
@@ -196,6 +212,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if follower is not None:
             follower.start()
+        if own_learner and learner is not None:
+            learner.start()  # catches up in its thread; the tagger learns as it does, batch by batch
         if catalogue_follower is not None:
             catalogue_follower.start()
         if review_desk is not None:

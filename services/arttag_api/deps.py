@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Annotated
 
 from arttag.catalogue.vocabulary import Vocabulary
+from arttag.curation.learning import OnlineLearner
 from arttag.curation.store import CurationStore
 from arttag.kafka.artworks import CatalogueFollower, LatestArtworks
 from arttag.model.bundle_watch import BundleWatcher
@@ -48,6 +49,7 @@ class Services:
     batcher: SuggestBatcher | None = None
     loader: threading.Thread | None = None
     watcher: BundleWatcher | None = None
+    learner: OnlineLearner | None = None
     catalogue: LatestArtworks | None = None
     catalogue_follower: CatalogueFollower | None = None
     store_factory: Callable[[], CurationStore] | None = None
@@ -83,6 +85,8 @@ class Services:
             self.watcher.stop()
         if self.follower is not None:
             self.follower.stop()
+        if self.learner is not None:
+            self.learner.close()
         if self.catalogue_follower is not None:
             self.catalogue_follower.stop()
         if self.batcher is not None:

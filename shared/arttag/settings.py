@@ -154,6 +154,11 @@ class StreamSettings(CommonSettings):
         description="No record the worker publishes is larger (key, value, headers); keep it "
         "below the broker's message.max.bytes. Larger dead letters keep a prefix of the original",
     )
+    online_learning: bool = Field(
+        True, description="Learn from tags.decisions.v1: artworks with accepted tags become tagged "
+        "neighbours at once, and rejected tags are not suggested again for their artwork while its "
+        "content is unchanged (docs/curation.md, 'Learning from decisions')",
+    )
     max_attempts: int = Field(
         3, ge=0,
         description="A message whose processing began this many times without finishing (the "
@@ -177,6 +182,10 @@ class ApiSettings(CommonSettings):
     )
     suggestion_limit: int = Field(10, ge=1)
     latest_view: bool = Field(True, description="Follow the latest-suggestions topic")
+    online_learning: bool = Field(
+        True, description="Learn from tags.decisions.v1: artworks with accepted tags become tagged "
+        "neighbours of the bundle the API loads (docs/curation.md, 'Learning from decisions')",
+    )
     # Load shedding (docs/api-safety.md): refuse early with 429/503 instead of queueing.
     rate_limit_anonymous_per_s: float = Field(
         5.0, ge=0, description="Sustained /v1 requests per second per client address without a key; 0: no limit"
