@@ -79,7 +79,7 @@ def get_review_queue(
 
 @writes.post("/v1/votes", status_code=202, response_model=FeedbackPublic,
              summary="A public contributor's vote on a suggested tag (X-Contributor-Token)",
-             responses=problem_responses(401, 403, 404, 413, 422, 429, 503))
+             responses=problem_responses(400, 401, 403, 404, 413, 422, 429, 503))
 def post_vote(body: VoteCreate, actor: ContributorDep, services: ServicesDep,
               publisher: PublisherDep) -> FeedbackPublic:
     event_id = curation.publish_feedback(
