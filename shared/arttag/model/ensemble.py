@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from arttag.catalogue.vocabulary import Vocabulary
 from arttag.errors import ModelError
 from arttag.plugins import load_plugin
-from arttag.scorers.base import Batch, Candidates, Scorer
+from arttag.scorers.base import Batch, Candidates, Scorer, loading_together
 from arttag.scorers.registry import get_scorer_class
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,8 @@ class BaseEnsemble(ABC):
         kind = spec.get("kind", DEFAULT_KIND)
         if kind != cls.kind:
             raise ModelError(f"{directory / 'ensemble.json'} holds a {kind!r} ensemble, not {cls.kind!r}")
-        scorers = [get_scorer_class(name).load(directory / "scorers" / name, vocabulary) for name in spec["scorers"]]
+        with loading_together():  # scorers trained on the same fields share their index
+            scorers = [get_scorer_class(name).load(directory / "scorers" / name, vocabulary) for name in spec["scorers"]]
         return cls._load(directory, vocabulary, scorers, spec)
 
     def _spec(self) -> dict[str, Any]:
