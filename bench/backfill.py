@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
                                         "compare runs made side by side, not across days"),
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "bundle": details, "catalogue": portable_path(args.catalogue),
-        "workers": args.workers, "partitions": kafka.partitions,
+        "workers": args.workers, "partitions": kafka.partitions, "limit": args.limit,
         "batch_max_events": base.batch_max_events, "batch_max_ms": base.batch_max_ms,
         "embedding_cache": {"mode": args.cache, "entries_at_start": cached_at_start,
                             "cache_size": 0 if args.cache == "off" else base.encoder.cache_size},
