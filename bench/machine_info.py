@@ -36,7 +36,7 @@ def portable_path(path: object) -> str:
         pass
     if p.parts[:2] == ("/", "tmp"):
         return p.as_posix()  # scratch space, the same on every machine
-    return f".../{p.parent.name}/{p.name}"  # elsewhere: its last two names, not the machine's layout
+    return ".../" + "/".join(p.parts[-3:])  # elsewhere: its last names, not the machine's layout
 
 
 def portable_command(script: str, argv: list[str]) -> str:
