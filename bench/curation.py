@@ -58,22 +58,26 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # machine_info beside it
 
-from machine_info import machine_details, portable_path  # noqa: E402
-
-from arttag.catalogue.records import iter_catalogue  # noqa: E402
-from arttag.catalogue.split import split_of  # noqa: E402
-from arttag.catalogue.text import build_text  # noqa: E402
-from arttag.curation.fold import apply, decisions_of  # noqa: E402
-from arttag.curation.rules import CurationRules  # noqa: E402
-from arttag.curation.state import CurationState  # noqa: E402
-from arttag.events import ArtworkMetadata, FeedbackActor, TagDecisionsChanged, TagFeedbackGiven  # noqa: E402
-from arttag.quality.ranking import ranking_metrics  # noqa: E402
+from arttag.catalogue.records import iter_catalogue
+from arttag.catalogue.split import split_of
+from arttag.catalogue.text import build_text
+from arttag.curation.fold import apply, decisions_of
+from arttag.curation.rules import CurationRules
+from arttag.curation.state import CurationState
+from arttag.events import (
+    ArtworkMetadata,
+    FeedbackActor,
+    TagDecisionsChanged,
+    TagFeedbackGiven,
+)
+from arttag.quality.ranking import ranking_metrics
+from machine_info import machine_details, portable_path
 
 REPO = Path(__file__).resolve().parents[1]
 TATE = REPO.parent / "shared" / "data" / "tate" / "artworks.jsonl.gz"
@@ -279,7 +283,7 @@ def stream_quality(artworks: Sequence[StreamArtwork], steps: Sequence[StepRecord
 
     def metrics(selected: list[tuple[list[int], set[int], bool]]) -> dict[str, float]:
         m = ranking_metrics([r[0] for r in selected], [r[1] for r in selected])
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items()}
+        return {k: (v if k == "documents" else round(float(v), 4)) for k, v in m.items()}
 
     return {"all": metrics(rows), "novel_text": metrics([r for r in rows if r[2]])}
 
@@ -343,7 +347,7 @@ def crowd_feedback(suggestions: Sequence[VotedSuggestion], params: CrowdParams) 
     s = params.adversarial_share
     per = params.honest_per_suggestion * s / (1 - s) if s < 1 else 0.0
     adv_pool = max(1, round(params.honest_pool * s / (1 - s))) if s > 0 else 0
-    base = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    base = datetime(2030, 1, 1, tzinfo=UTC)
     last_vote: dict[str, datetime] = {}
     events: list[TagFeedbackGiven] = []
     reviewed: set[str] = set()
@@ -489,7 +493,7 @@ class Broker:
         return f"127.0.0.1:{self.port}"
 
     def _run(self, command: str) -> None:
-        done = subprocess.run([str(KAFKA_SH), command], env=self.env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run([str(KAFKA_SH), command], check=False, env=self.env, capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
             raise RuntimeError(f"kafka.sh {command} failed ({done.returncode}): {done.stderr[-2000:]}")
 
@@ -561,7 +565,7 @@ def metric_value(port: int, name: str) -> float | None:
     """The value of an unlabelled metric on a Prometheus text endpoint, None when absent."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         for line in response.read().decode("utf-8", "replace").splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
+            if line.startswith((name + " ", name + "{")):
                 return float(line.rsplit(" ", 1)[1])
     return None
 
@@ -622,7 +626,7 @@ class KafkaStreamIO:
 
     def __init__(self, kafka, watcher: TopicWatcher, metrics_port: int | None, timeout_s: float = 120) -> None:
         from arttag.kafka import make_producer
-        from arttag.kafka.topics import StreamTopics, TAG_FEEDBACK, topic_name
+        from arttag.kafka.topics import TAG_FEEDBACK, StreamTopics, topic_name
 
         self.topics = StreamTopics.for_prefix(kafka.topic_prefix)
         self.feedback_topic = topic_name(TAG_FEEDBACK, kafka.topic_prefix)
@@ -682,7 +686,7 @@ def stream_run(kafka, bundle: Path, artworks: Sequence[StreamArtwork], online: b
     """One run on fresh topics: the worker (online learning on or off), the curate processor,
     and (online) the curator loop or (static) the backlog."""
     from arttag.kafka.admin import create_topics
-    from arttag.kafka.topics import StreamTopics, TAG_DECISIONS, topic_name
+    from arttag.kafka.topics import TAG_DECISIONS, StreamTopics, topic_name
 
     label = "online" if online else "static"
     kafka = kafka.model_copy(update={"topic_prefix": f"bench-curation-{label}-{uuid.uuid4().hex[:6]}."})
@@ -737,7 +741,12 @@ def feedback_throughput(kafka, events: Sequence[TagFeedbackGiven], expected: dic
     from arttag.kafka import make_producer
     from arttag.kafka.admin import create_topics
     from arttag.kafka.clients import flush_or_fail
-    from arttag.kafka.topics import StreamTopics, TAG_DECISIONS, TAG_FEEDBACK, topic_name
+    from arttag.kafka.topics import (
+        TAG_DECISIONS,
+        TAG_FEEDBACK,
+        StreamTopics,
+        topic_name,
+    )
 
     kafka = kafka.model_copy(update={"topic_prefix": f"bench-curation-feedback-{uuid.uuid4().hex[:6]}."})
     create_topics(kafka)
@@ -807,6 +816,11 @@ def train(tate: Path, year: int, work: Path, embedding_cache: Path | None) -> Pa
     return out
 
 
+def shown_path(path: str) -> str:
+    """A path as the results record it: as given when relative, else :func:`portable_path`."""
+    return path if not os.path.isabs(path) else portable_path(path)
+
+
 def bundle_info(bundle: Path) -> dict[str, Any]:
     from arttag.model.bundle import read_manifest
 
@@ -815,7 +829,7 @@ def bundle_info(bundle: Path) -> dict[str, Any]:
     if isinstance(metrics, str):
         metrics = {}
     encoder = m.get("encoder")
-    return {"path": portable_path(bundle), "model_version": m.get("model_version"),
+    return {"path": shown_path(str(bundle)), "model_version": m.get("model_version"),
             "training_artworks": (m.get("training") or {}).get("artworks"),
             "rows_read": (m.get("data") or {}).get("rows_read"),
             "encoder": encoder.get("name") if isinstance(encoder, dict) else encoder,
@@ -842,6 +856,8 @@ def print_table(result: dict[str, Any]) -> None:
         lines.append(f"stream: {s['artworks']} artworks ({s['novel_text_artworks']} with novel text)")
         lines.append(f"{'run':<10}{'F1@5':>8}{'nDCG@10':>9}{'F1@5 novel':>12}{'nDCG@10 novel':>15}")
         for run in ("static", "online"):
+            if run not in s:
+                continue
             q = s[run]["quality"]
             lines.append(f"{run:<10}{q['all']['f1_at_5']:>8.4f}{q['all']['ndcg_at_10']:>9.4f}"
                          f"{q['novel_text']['f1_at_5']:>12.4f}{q['novel_text']['ndcg_at_10']:>15.4f}")
@@ -870,7 +886,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stream-artworks", type=int, default=2000, help="the first N of the stream (0: all)")
     ap.add_argument("--crowd-artworks", type=int, default=1500, help="suggestions the crowd votes on")
     ap.add_argument("--kafka-port", type=int, default=29092, help="this benchmark's own broker (and port+1)")
-    ap.add_argument("--skip", choices=("stream", "crowd", "throughput"), action="append", default=[])
+    ap.add_argument("--skip", choices=("static", "online", "crowd", "throughput"), action="append", default=[],
+                    help="leave a part out (the crowd and the throughput need the static run)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -882,9 +899,9 @@ def main(argv: list[str] | None = None) -> int:
     logs = args.work_dir / f"logs-{uuid.uuid4().hex[:6]}"
     logs.mkdir()
     result: dict[str, Any] = {
-        "command": "python bench/curation.py " + shlex.join(portable_path(a) if Path(a).exists() else a
-                                                            for a in (argv if argv is not None else sys.argv[1:])),
-        "started_at": datetime.now(timezone.utc).isoformat(),
+        "command": "python bench/curation.py " + shlex.join(
+            shown_path(a) if os.path.isabs(a) else a for a in (argv if argv is not None else sys.argv[1:])),
+        "started_at": datetime.now(UTC).isoformat(),
         "machine": machine_details(onnxruntime=onnxruntime.__version__,
                                    kafka=os.environ.get("KAFKA_VERSION", "3.9.2"),
                                    note="2 cores shared with other engineers' processes; speeds are noisy"),
@@ -895,85 +912,106 @@ def main(argv: list[str] | None = None) -> int:
     artworks, counts = load_stream(args.tate, args.before, args.stream_artworks or None)
     vocab = vocabulary_ids(bundle)
     pairs = [(a, t) for a in artworks for t in a.truth]
+    # a reused bundle must have been trained on exactly the rows acquired before the year
+    result["bundle"]["matches_split"] = result["bundle"].get("rows_read") == counts["training_rows"]
+    if not result["bundle"]["matches_split"]:
+        log.warning("bundle %s read %s rows, not the %d acquired before %d: the stream is not unseen by it",
+                    bundle, result["bundle"].get("rows_read"), counts["training_rows"], args.before)
     result["data"] = {**counts, "stream_artworks": len(artworks),
                       "stream_is_prefix": len(artworks) < counts["acquired_later_tagged"],
                       "true_tags_outside_vocabulary": round(sum(t not in vocab for _, t in pairs) / max(1, len(pairs)), 4)}
     rules = CurationRules()
-    static_steps: list[StepRecord] | None = None
-
     broker = Broker(args.kafka_port, args.work_dir / "kafka")
-    needs_broker = "stream" not in args.skip or "throughput" not in args.skip
+    needs_broker = not {"static", "throughput"} <= set(args.skip)
     from arttag.settings import KafkaSettings
 
     kafka = KafkaSettings(bootstrap_servers=broker.bootstrap)
+
+    def save() -> None:
+        result["headline"] = headline(result)
+        result["targets"] = TARGETS
+        result["finished_at"] = datetime.now(UTC).isoformat()
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
     if needs_broker:
         broker.start()
     try:
-        if "stream" not in args.skip:
+        static = None
+        if "static" not in args.skip:
             static = stream_run(kafka, bundle, artworks, False, logs)
-            online = stream_run(kafka, bundle, artworks, True, logs)
-            static_steps = static["steps"]
-            sq, oq = stream_quality(artworks, static["steps"]), stream_quality(artworks, online["steps"])
-            steps = online["steps"]
             result["stream"] = {
                 "artworks": len(artworks), "novel_text_artworks": sum(a.novel_text for a in artworks),
                 "order": "accession number", "gold": "all true tags of the artwork (also those outside the vocabulary)",
-                "static": {"quality": sq, "seconds": static["seconds"],
+                "static": {"quality": stream_quality(artworks, static["steps"]), "seconds": static["seconds"],
                            "how": "online learning off; published at once, one artwork per batch"},
-                "online": {"quality": oq, "seconds": online["seconds"], "feedback_events": online["feedback_events"],
-                           "decisions_records": online["decisions_records"], "lost": online["lost"],
-                           "how": "one artwork at a time; the next is sent once the curator's decisions are on "
-                                  "the decisions topic and the worker's learned-artworks gauge counts them",
-                           "suggestion_lag": lag_summary([s.suggestion_s for s in steps]),
-                           "decisions_lag": lag_summary([s.decisions_s for s in steps]),
-                           "learned_lag": lag_summary([s.learned_s for s in steps])},
-                "gain": {"f1_at_5": gain(oq, sq, "all", "f1_at_5"), "ndcg_at_10": gain(oq, sq, "all", "ndcg_at_10"),
-                         "novel_text_f1_at_5": gain(oq, sq, "novel_text", "f1_at_5"),
-                         "novel_text_ndcg_at_10": gain(oq, sq, "novel_text", "ndcg_at_10")},
             }
+            save()
         crowd_events: list[TagFeedbackGiven] | None = None
-        if "crowd" not in args.skip or "throughput" not in args.skip:
-            if static_steps is None:
-                raise SystemExit("the crowd votes on the static run's suggestions: do not skip the stream")
+        if static is not None and not {"crowd", "throughput"} <= set(args.skip):
             by_id = {a.artwork_id: a for a in artworks}
             suggestions = [VotedSuggestion(s.artwork_id, tuple(s.ranking[:5]), frozenset(by_id[s.artwork_id].truth),
                                            model_version=s.model_version)
-                           for s in static_steps[:args.crowd_artworks]]
-            rows, runs = crowd_table(suggestions, rules)
+                           for s in static["steps"][:args.crowd_artworks]]
+            shares = ADVERSARIAL_SHARES if "crowd" not in args.skip else (0.2,)
+            rows, runs = crowd_table(suggestions, rules, shares)
             crowd_events = runs[0.2].events
-            result["crowd"] = {"artworks": len(suggestions), "in_process": True,
-                               "params": {k: v for k, v in CrowdParams().__dict__.items() if k != "adversarial_share"},
-                               "rules": rules.__dict__, "rows": rows,
-                               "how": "votes and curator words folded in-process by arttag.curation.fold.apply; "
-                                      "measured on artworks no curator reviewed, against their true tags"}
+            if "crowd" not in args.skip:
+                result["crowd"] = {"artworks": len(suggestions), "in_process": True,
+                                   "params": {k: v for k, v in CrowdParams().__dict__.items() if k != "adversarial_share"},
+                                   "rules": rules.__dict__, "rows": rows,
+                                   "how": "votes and curator words folded in-process by arttag.curation.fold.apply; "
+                                          "measured on artworks no curator reviewed, against their true tags"}
+                save()
         if "throughput" not in args.skip and crowd_events is not None:
             expected_state = fold_all(crowd_events, rules)
             expected = {a: decisions_of(expected_state, a, rules) for a in expected_state.artworks}
             result["feedback_throughput"] = {**feedback_throughput(kafka, crowd_events, expected, logs),
                                              "workload": "the 20% adversarial crowd's votes and curator words"}
+            save()
+        if static is not None and "online" not in args.skip:
+            online = stream_run(kafka, bundle, artworks, True, logs)
+            sq, oq = result["stream"]["static"]["quality"], stream_quality(artworks, online["steps"])
+            steps = online["steps"]
+            result["stream"]["online"] = {
+                "quality": oq, "seconds": online["seconds"], "feedback_events": online["feedback_events"],
+                "decisions_records": online["decisions_records"], "lost": online["lost"],
+                "how": "one artwork at a time; the next is sent once the curator's decisions are on "
+                       "the decisions topic and the worker's learned-artworks gauge counts them",
+                "suggestion_lag": lag_summary([s.suggestion_s for s in steps]),
+                "decisions_lag": lag_summary([s.decisions_s for s in steps]),
+                "learned_lag": lag_summary([s.learned_s for s in steps])}
+            result["stream"]["gain"] = {
+                "f1_at_5": gain(oq, sq, "all", "f1_at_5"), "ndcg_at_10": gain(oq, sq, "all", "ndcg_at_10"),
+                "novel_text_f1_at_5": gain(oq, sq, "novel_text", "f1_at_5"),
+                "novel_text_ndcg_at_10": gain(oq, sq, "novel_text", "ndcg_at_10")}
+            save()
     finally:
         if needs_broker:
             broker.stop()
+    save()
+    print_table(result)
+    return 0
 
-    s, c, f = result.get("stream"), result.get("crowd"), result.get("feedback_throughput")
+
+def headline(result: dict[str, Any]) -> dict[str, Any]:
+    """Exactly :data:`HEADLINE_KEYS`; None for a part that did not run."""
+    s, c, f = result.get("stream") or {}, result.get("crowd"), result.get("feedback_throughput")
+    online = s.get("online")
     row20 = next((r for r in c["rows"] if r["adversarial_share"] == 0.2), None) if c else None
-    lost_stream = s["online"]["lost"]["lost"] if s else 0
-    result["headline"] = {
+    lost = None
+    if f is not None or online is not None:
+        lost = (f["lost"] if f else 0) + (online["lost"]["lost"] if online else 0)
+    return {
         "static_f1_at_5": s["static"]["quality"]["all"]["f1_at_5"] if s else None,
-        "online_f1_at_5": s["online"]["quality"]["all"]["f1_at_5"] if s else None,
-        "online_gain_f1_at_5": s["gain"]["f1_at_5"] if s else None,
-        "novel_text_online_gain_f1_at_5": s["gain"]["novel_text_f1_at_5"] if s else None,
+        "online_f1_at_5": online["quality"]["all"]["f1_at_5"] if online else None,
+        "online_gain_f1_at_5": s["gain"]["f1_at_5"] if online else None,
+        "novel_text_online_gain_f1_at_5": s["gain"]["novel_text_f1_at_5"] if online else None,
         "consensus_precision_at_20pct_adversarial": row20["precision"] if row20 else None,
         "consensus_recall_at_20pct_adversarial": row20["recall_of_voted_true_tags"] if row20 else None,
         "feedback_events_per_s": f["events_per_s"] if f else None,
-        "lost_feedback": (f["lost"] + lost_stream) if f else None,
+        "lost_feedback": lost,
     }
-    result["targets"] = TARGETS
-    result["finished_at"] = datetime.now(timezone.utc).isoformat()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    print_table(result)
-    return 0
 
 
 if __name__ == "__main__":

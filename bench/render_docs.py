@@ -5,7 +5,7 @@
 
 Every results file gets a section with the command that produced it and the machine it
 records. Files with a known layout (``encoder.json``, ``encoder_quality.json``,
-``quality.json``, ``quality_vs_annif.json``, ``stream.json``, ``api*.json``,
+``quality.json``, ``quality_vs_annif.json``, ``stream.json``, ``curation.json``, ``api*.json``,
 ``audit*.json``) get their tables; a missing file just has no section; any other file
 (say a future ``chaos.json``) is rendered generically: its ``headline`` object as a
 key/value table. A known file whose layout has changed falls back to the generic form
@@ -33,6 +33,7 @@ PRODUCERS = {
     "quality": "arttag train CATALOGUE --json bench/results/quality.json",
     "quality_vs_annif": "python bench/quality_vs_annif.py",
     "stream": "python bench/stream.py",
+    "curation": "python bench/curation.py",
     "api": "python bench/api.py",
     "audit": "arttag audit CATALOGUE --out DIR --bundle BUNDLE\n"
              "python bench/audit_summary.py DIR/audit.json --wall-s SECONDS --note '...' --out FILE",
@@ -394,6 +395,82 @@ def render_audit(d: dict, stem: str) -> str:
     return "\n".join(out)
 
 
+def render_curation(d: dict, stem: str) -> str:
+    out = [preamble("Curation loop", d, stem)]
+    b, data = d.get("bundle", {}), d.get("data", {})
+    artworks = (b.get("training_artworks") or {})
+    out.append(
+        f"Bundle `{b.get('model_version', '?')}` trained on {b.get('trained_on', '?')} "
+        f"({num(data.get('training_rows'))} rows; fitted on {num(artworks.get('train'))} + "
+        f"{num(artworks.get('rerank'))} artworks, encoder `{b.get('encoder', '?')}`).\n"
+    )
+    if b.get("matches_split") is False:
+        out.append(f"**The bundle read {num(b.get('rows_read'))} rows, not those acquired before the year: "
+                   f"the stream's artworks are not unseen by it, and these figures are not the benchmark's.**\n")
+    s = d.get("stream")
+    if s:
+        prefix = (f"the first {num(s['artworks'])} of the {num(data.get('acquired_later_tagged'))} tagged artworks "
+                  f"acquired later" if data.get("stream_is_prefix") else f"all {num(s['artworks'])} tagged artworks acquired later")
+        out.append(
+            f"Stream: {prefix}, in {s.get('order', 'accession number')} order, published without their tags "
+            f"through the stream worker; {num(s['novel_text_artworks'])} of them have text that appears nowhere "
+            f"in training. Gold: {s.get('gold', 'their true tags')} "
+            f"({num(data.get('true_tags_outside_vocabulary', 0) * 100, 1)} % of them are outside the bundle's "
+            f"vocabulary). Online: {(s.get('online') or {}).get('how', 'not run')}; static: "
+            f"{s['static'].get('how', '')}.\n"
+        )
+        rows = []
+        for run in ("static", "online"):
+            q = (s.get(run) or {}).get("quality")
+            if q is None:
+                rows.append((run, "not run", "", "", ""))
+                continue
+            rows.append((run, num(q["all"]["f1_at_5"]), num(q["all"]["ndcg_at_10"]),
+                         num(q["novel_text"]["f1_at_5"]), num(q["novel_text"]["ndcg_at_10"])))
+        g = s.get("gain")
+        if g:
+            rows.append(("gain", signed(g["f1_at_5"]), signed(g["ndcg_at_10"]), signed(g["novel_text_f1_at_5"]),
+                         signed(g["novel_text_ndcg_at_10"])))
+        out.append(table(("run", "F1@5", "nDCG@10", "F1@5, novel text", "nDCG@10, novel text"), rows))
+        o = s.get("online") or {}
+        lags = [(name, o.get(key) or {}) for name, key in (("artwork sent → suggestion", "suggestion_lag"),
+                                                            ("feedback sent → decisions on the topic", "decisions_lag"),
+                                                            ("decisions on the topic → learned by the worker", "learned_lag"))]
+        if o:
+            out.append(table(("online run, per artwork", "p50 s", "p99 s", "max s"),
+                             [(n, num(v.get("p50_s")), num(v.get("p99_s")), num(v.get("max_s"))) for n, v in lags]))
+    c = d.get("crowd")
+    if c:
+        p = c.get("params", {})
+        out.append(
+            f"Crowd ({'in-process, through the real fold' if c.get('in_process') else 'on the broker'}), on the "
+            f"static run's suggestions for {num(c['artworks'])} artworks: {num(p.get('honest_per_suggestion'))} "
+            f"honest voters per suggestion (right {num(p.get('honest_accuracy'), 2)} of the time, from "
+            f"{num(p.get('honest_pool'))} contributors) vote on its top {num(p.get('top_k'))}, plus adversarial "
+            f"voters who accept everything, casting the given share of the votes; curators review "
+            f"{num(p.get('curator_share', 0) * 100, 0)} % of the artworks. Measured on the artworks no curator "
+            f"reviewed: precision of the consensus-accepted tags, recall of the true tags put to the vote and "
+            f"of all true tags; \"no trust\": the same votes with every weight 1.\n"
+        )
+        rows = []
+        for r in c["rows"]:
+            nt = r.get("without_trust") or {}
+            rows.append((f"{r['adversarial_share'] * 100:.0f} %", num(r["precision"]), num(r["recall_of_voted_true_tags"]),
+                         num(r["recall_of_all_true_tags"]), num(r["consensus_accepted"]), num(nt.get("precision")),
+                         f"{num(r.get('median_weight_honest'), 2)} / {num(r.get('median_weight_adversarial'), 2)}"))
+        out.append(table(("adversarial votes", "precision", "recall (voted)", "recall (all)", "accepted",
+                          "precision, no trust", "median weight honest / adversarial"), rows))
+    f = d.get("feedback_throughput")
+    if f:
+        out.append(f"Feedback throughput: {num(f['events'])} feedback events ({f.get('workload', '')}) on "
+                   f"{num(f['artworks'])} artworks produced at once while `arttag curate` follows the topic: "
+                   f"{num(f['events_per_s'], 0)} events/s to the last decisions record "
+                   f"({num(f['seconds'], 1)} s); lost {num(f['lost'])}.\n")
+    h, targets = d.get("headline", {}), d.get("targets", {})
+    out.append(table(("headline", "value", "target"), [(k, plain(v), targets.get(k, "")) for k, v in h.items()]))
+    return "\n".join(out)
+
+
 def render_generic(d: dict, stem: str) -> str:
     out = [preamble(f"`{stem}`", d, stem)]
     headline = d.get("headline")
@@ -406,7 +483,7 @@ def render_generic(d: dict, stem: str) -> str:
 
 def renderer_for(stem: str) -> Callable[[dict, str], str]:
     known = {"encoder": render_encoder, "encoder_quality": render_encoder_quality, "quality": render_quality,
-             "quality_vs_annif": render_quality_vs_annif, "stream": render_stream}
+             "quality_vs_annif": render_quality_vs_annif, "stream": render_stream, "curation": render_curation}
     if stem in known:
         return known[stem]
     if stem == "api" or stem.startswith("api_"):
