@@ -54,7 +54,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -84,10 +83,12 @@ TATE = REPO.parent / "shared" / "data" / "tate" / "artworks.jsonl.gz"
 KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
 OUT = REPO / "bench" / "results" / "curation.json"
 
-# The worker's switch for online learning (StreamSettings) and the gauge it exports of the
-# artworks it has learned: the stream run waits on it before sending the next artwork.
+# The worker's switch for online learning (StreamSettings), and the line its learner logs once
+# it holds an artwork's accepted tags (arttag.curation.learning): the tagger learns what the
+# learner holds at the start of its next batch, so the online run sends the next artwork only
+# after this line is in the worker's log.
 ONLINE_SETTING = "ARTTAG_ONLINE_LEARNING"
-LEARNED_GAUGE = "arttag_stream_online_learned_artworks"
+LEARNED_LINE = "online learning: artwork {artwork_id} learned"
 
 HEADLINE_KEYS = (
     "static_f1_at_5", "online_f1_at_5", "online_gain_f1_at_5", "novel_text_online_gain_f1_at_5",
@@ -215,7 +216,7 @@ class StreamIO(Protocol):
 
     def await_decisions(self, artwork_id: str, accepted: frozenset[str], rejected: frozenset[str]) -> None: ...
 
-    def await_learned(self, learned: int) -> None: ...
+    def await_learned(self, artwork_id: str) -> None: ...
 
 
 @dataclass
@@ -245,7 +246,7 @@ def run_curated_stream(artworks: Sequence[StreamArtwork], io: StreamIO, *, curat
         accepted, rejected = expected_verdict(events)
         io.await_decisions(artwork.artwork_id, accepted, rejected)
         t2 = time.monotonic()
-        io.await_learned(i + 1)
+        io.await_learned(artwork.artwork_id)
         t3 = time.monotonic()
         steps.append(StepRecord(artwork.artwork_id, [s["tag_id"] for s in suggestion["suggestions"]],
                                 suggestion["model_version"], len(events), t1 - t0, t2 - t1, t3 - t2))
@@ -561,15 +562,6 @@ def start_curate(kafka, log_path: Path) -> subprocess.Popen:
                                            "ARTTAG_CURATE_GROUP": f"bench-curate-{uuid.uuid4().hex[:6]}"}, log_path)
 
 
-def metric_value(port: int, name: str) -> float | None:
-    """The value of an unlabelled metric on a Prometheus text endpoint, None when absent."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        for line in response.read().decode("utf-8", "replace").splitlines():
-            if line.startswith((name + " ", name + "{")):
-                return float(line.rsplit(" ", 1)[1])
-    return None
-
-
 class TopicWatcher(threading.Thread):
     """Reads the suggestions and decisions topics from the beginning: the newest suggestion and
     the newest decisions record per artwork."""
@@ -622,16 +614,18 @@ class TopicWatcher(threading.Thread):
 class KafkaStreamIO:
     """The stream loop's IO on a broker: created events and feedback produced with the project's
     producer; suggestions and decisions read by a :class:`TopicWatcher`; learning read from
-    the worker's gauge."""
+    the worker's log (``worker_log``; None: do not wait for learning)."""
 
-    def __init__(self, kafka, watcher: TopicWatcher, metrics_port: int | None, timeout_s: float = 120) -> None:
+    def __init__(self, kafka, watcher: TopicWatcher, worker_log: Path | None, timeout_s: float = 120) -> None:
         from arttag.kafka import make_producer
         from arttag.kafka.topics import TAG_FEEDBACK, StreamTopics, topic_name
 
         self.topics = StreamTopics.for_prefix(kafka.topic_prefix)
         self.feedback_topic = topic_name(TAG_FEEDBACK, kafka.topic_prefix)
         self.producer = make_producer(kafka, **{"linger.ms": 0})
-        self.watcher, self.metrics_port, self.timeout_s = watcher, metrics_port, timeout_s
+        self.watcher, self.timeout_s = watcher, timeout_s
+        self.worker_log = open(worker_log, encoding="utf-8", errors="replace") if worker_log else None  # noqa: SIM115
+        self._log_tail = ""
         self.feedback_produced: list[TagFeedbackGiven] = []
 
     def _produce(self, topic: str, key: str, value: bytes) -> None:
@@ -672,14 +666,22 @@ class KafkaStreamIO:
 
         self.watcher.wait(ready, self.timeout_s, f"the decisions of {artwork_id}")
 
-    def await_learned(self, learned: int) -> None:
-        if self.metrics_port is None:
+    def await_learned(self, artwork_id: str) -> None:
+        if self.worker_log is None:
             return
+        needle = LEARNED_LINE.format(artwork_id=artwork_id) + " "
         deadline = time.monotonic() + self.timeout_s
-        while (metric_value(self.metrics_port, LEARNED_GAUGE) or 0) < learned:
+        while True:
+            # the log is read on from where the last wait stopped; a line may arrive in pieces
+            self._log_tail += self.worker_log.read()
+            at = self._log_tail.find(needle)
+            if at >= 0:
+                self._log_tail = self._log_tail[at + len(needle):]
+                return
+            self._log_tail = self._log_tail[-4096:]
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the worker did not learn {learned} artworks in time")
-            time.sleep(0.01)
+                raise RuntimeError(f"the worker did not log learning {artwork_id} in time")
+            time.sleep(0.005)
 
 
 def stream_run(kafka, bundle: Path, artworks: Sequence[StreamArtwork], online: bool, logs: Path) -> dict[str, Any]:
@@ -702,7 +704,7 @@ def stream_run(kafka, bundle: Path, artworks: Sequence[StreamArtwork], online: b
         ready_s = wait_for_line(worker, wlog, "Worker ready")
         if curate is not None:
             wait_for_line(curate, clog, "curate caught up")
-        io = KafkaStreamIO(kafka, watcher, port if online else None)
+        io = KafkaStreamIO(kafka, watcher, wlog if online else None)
         t0 = time.monotonic()
         steps = run_curated_stream(artworks, io) if online else run_backlog(artworks, io)
         elapsed = time.monotonic() - t0
@@ -977,7 +979,7 @@ def main(argv: list[str] | None = None) -> int:
                 "quality": oq, "seconds": online["seconds"], "feedback_events": online["feedback_events"],
                 "decisions_records": online["decisions_records"], "lost": online["lost"],
                 "how": "one artwork at a time; the next is sent once the curator's decisions are on "
-                       "the decisions topic and the worker's learned-artworks gauge counts them",
+                       "the decisions topic and the worker's online learner has logged learning them",
                 "suggestion_lag": lag_summary([s.suggestion_s for s in steps]),
                 "decisions_lag": lag_summary([s.decisions_s for s in steps]),
                 "learned_lag": lag_summary([s.learned_s for s in steps])}

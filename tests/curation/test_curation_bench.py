@@ -50,7 +50,6 @@ class InProcessIO:
         self.state = CurationState()
         self.artworks: dict[str, Any] = {}
         self.known: dict[str, set[str]] = {}  # artist -> tags learned from accepted decisions
-        self.learned = 0
         self.feedback: list[TagFeedbackGiven] = []
 
     def send_artwork(self, art) -> None:
@@ -72,13 +71,14 @@ class InProcessIO:
         record = decisions_of(self.state, artwork_id, RULES)
         assert {d.tag_id for d in record.accepted} == accepted
         assert {d.tag_id for d in record.rejected} == rejected
+        self.decided = (artwork_id, accepted)
+
+    def await_learned(self, artwork_id: str) -> None:
+        decided, accepted = self.decided
+        assert decided == artwork_id  # learning follows the artwork's decisions
         if self.learns:
             artist = self.artworks[artwork_id].metadata.artists[0]
             self.known.setdefault(artist, set()).update(accepted)
-            self.learned += 1
-
-    def await_learned(self, learned: int) -> None:
-        assert not self.learns or self.learned == learned
 
 
 STREAM = [
