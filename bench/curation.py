@@ -557,9 +557,29 @@ def start_worker(kafka, bundle: Path, online: bool, log_path: Path, metrics_port
     return start_process("arttag_stream", env, log_path)
 
 
-def start_curate(kafka, log_path: Path) -> subprocess.Popen:
+def database_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def start_curate(kafka, log_path: Path, database: Path) -> subprocess.Popen:
+    """``arttag curate`` following the feedback, writing its curation database to ``database``."""
     return start_process("arttag_curate", {**kafka_env(kafka), "ARTTAG_POLL_S": "0.05",
-                                           "ARTTAG_CURATE_GROUP": f"bench-curate-{uuid.uuid4().hex[:6]}"}, log_path)
+                                           "ARTTAG_CURATE_GROUP": f"bench-curate-{uuid.uuid4().hex[:6]}",
+                                           "ARTTAG_CURATION_DATABASE_URL": database_url(database)}, log_path)
+
+
+def rebuild_matches(kafka, live: Path, rebuilt: Path) -> bool:
+    """``arttag curate rebuild`` into a new database gives exactly the rows the live processor wrote."""
+    from arttag.curation.store import CurationStore
+
+    subprocess.run([sys.executable, "-m", "arttag_cli", "curate", "rebuild", "--database-url", database_url(rebuilt)],
+                   env={**os.environ, **kafka_env(kafka)}, check=True, capture_output=True)
+    stores = [CurationStore.open(database_url(p), create=False) for p in (live, rebuilt)]
+    try:
+        return stores[0].dump() == stores[1].dump()
+    finally:
+        for store in stores:
+            store.close()
 
 
 class TopicWatcher(threading.Thread):
@@ -578,6 +598,7 @@ class TopicWatcher(threading.Thread):
         self.suggestions: dict[str, dict[str, Any]] = {}
         self.decisions: dict[str, dict[str, Any]] = {}
         self.decision_records = 0
+        self.received = 0
         self.cond = threading.Condition()
         self.stop_flag = threading.Event()
 
@@ -588,6 +609,7 @@ class TopicWatcher(threading.Thread):
                     continue
                 data = json.loads(msg.value())
                 with self.cond:
+                    self.received += 1
                     if msg.topic() == self.suggestions_topic:
                         self.suggestions[data["artwork_id"]] = data
                     else:
@@ -597,12 +619,16 @@ class TopicWatcher(threading.Thread):
         self.c.close()
 
     def wait(self, ready: Callable[[], Any], timeout_s: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout_s
+        """``ready()``'s value once it is true; fails after ``timeout_s`` without a new record
+        (a backlog may take long, but it moves)."""
         with self.cond:
+            seen, deadline = self.received, time.monotonic() + timeout_s
             while not (value := ready()):
+                if self.received != seen:
+                    seen, deadline = self.received, time.monotonic() + timeout_s
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise RuntimeError(f"timed out waiting for {what}")
+                    raise RuntimeError(f"timed out waiting for {what}: nothing new for {timeout_s:.0f} s")
                 self.cond.wait(min(left, 0.5))
             return value
 
@@ -699,7 +725,7 @@ def stream_run(kafka, bundle: Path, artworks: Sequence[StreamArtwork], online: b
     port = free_port()
     wlog, clog = logs / f"worker-{label}.log", logs / f"curate-{label}.log"
     worker = start_worker(kafka, bundle, online, wlog, port, logs / f"data-{label}")
-    curate = start_curate(kafka, clog) if online else None
+    curate = start_curate(kafka, clog, logs / f"curation-{label}.db") if online else None
     try:
         ready_s = wait_for_line(worker, wlog, "Worker ready")
         if curate is not None:
@@ -757,7 +783,8 @@ def feedback_throughput(kafka, events: Sequence[TagFeedbackGiven], expected: dic
                            topic_name(TAG_DECISIONS, kafka.topic_prefix))
     watcher.start()
     clog = logs / "curate-throughput.log"
-    curate = start_curate(kafka, clog)
+    live_db = logs / "curation-throughput.db"
+    curate = start_curate(kafka, clog, live_db)
     try:
         wait_for_line(curate, clog, "curate caught up")
         producer = make_producer(kafka)
@@ -796,7 +823,9 @@ def feedback_throughput(kafka, events: Sequence[TagFeedbackGiven], expected: dic
     finally:
         stop_process(curate)
         watcher.close()
+    rebuilt = rebuild_matches(kafka, live_db, logs / "curation-rebuilt.db")
     return {"events": len(events), "artworks": len(expected), "produce_s": round(produced_s, 2),
+            "rebuild_reproduces_database": rebuilt,
             "seconds": round(elapsed, 2), "events_per_s": round(len(events) / elapsed, 1),
             "decisions_records": records, **lost_feedback(events, published, expected)}
 
@@ -816,6 +845,19 @@ def train(tate: Path, year: int, work: Path, embedding_cache: Path | None) -> Pa
         command += ["--embedding-cache", str(embedding_cache)]
     subprocess.run(command, check=True)
     return out
+
+
+def shown_command(argv: Sequence[str]) -> str:
+    """The command line as the results record it: no work folder (it changes nothing measured)."""
+    words, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--work-dir":
+            skip = True
+        elif not a.startswith("--work-dir="):
+            words.append(shown_path(a))
+    return "python bench/curation.py " + shlex.join(words)
 
 
 def shown_path(path: str) -> str:
@@ -890,6 +932,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kafka-port", type=int, default=29092, help="this benchmark's own broker (and port+1)")
     ap.add_argument("--skip", choices=("static", "online", "crowd", "throughput"), action="append", default=[],
                     help="leave a part out (the crowd and the throughput need the static run)")
+    ap.add_argument("--keep-previous", action="store_true",
+                    help="keep the parts of --out that this run skips (same bundle and stream)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -901,8 +945,7 @@ def main(argv: list[str] | None = None) -> int:
     logs = args.work_dir / f"logs-{uuid.uuid4().hex[:6]}"
     logs.mkdir()
     result: dict[str, Any] = {
-        "command": "python bench/curation.py " + shlex.join(
-            shown_path(a) if os.path.isabs(a) else a for a in (argv if argv is not None else sys.argv[1:])),
+        "command": shown_command(argv if argv is not None else sys.argv[1:]),
         "started_at": datetime.now(UTC).isoformat(),
         "machine": machine_details(onnxruntime=onnxruntime.__version__,
                                    kafka=os.environ.get("KAFKA_VERSION", "3.9.2"),
@@ -922,9 +965,21 @@ def main(argv: list[str] | None = None) -> int:
     result["data"] = {**counts, "stream_artworks": len(artworks),
                       "stream_is_prefix": len(artworks) < counts["acquired_later_tagged"],
                       "true_tags_outside_vocabulary": round(sum(t not in vocab for _, t in pairs) / max(1, len(pairs)), 4)}
+    if args.keep_previous and args.out.exists():
+        # the parts skipped this time come from the previous run of the same stream and bundle
+        previous = json.loads(args.out.read_text())
+        same = (previous.get("bundle", {}).get("model_version") == result["bundle"]["model_version"]
+                and previous.get("data", {}).get("stream_artworks") == len(artworks))
+        if not same:
+            raise SystemExit(f"{args.out} is from another bundle or stream: cannot keep its parts")
+        for part in ("stream", "crowd", "feedback_throughput"):
+            if part in previous:
+                result[part] = previous[part]
+        result["previous_parts_from"] = {"started_at": previous.get("started_at"), "command": previous.get("command"),
+                                         "parts": [p for p in ("stream", "crowd", "feedback_throughput") if p in previous]}
     rules = CurationRules()
     broker = Broker(args.kafka_port, args.work_dir / "kafka")
-    needs_broker = not {"static", "throughput"} <= set(args.skip)
+    needs_broker = not {"static", "online", "throughput"} <= set(args.skip)
     from arttag.settings import KafkaSettings
 
     kafka = KafkaSettings(bootstrap_servers=broker.bootstrap)
@@ -940,8 +995,12 @@ def main(argv: list[str] | None = None) -> int:
         broker.start()
     try:
         static = None
+        steps_file = args.work_dir / "static-steps.json"
         if "static" not in args.skip:
             static = stream_run(kafka, bundle, artworks, False, logs)
+            steps_file.write_text(json.dumps({
+                "model_version": result["bundle"]["model_version"], "stream": [a.artwork_id for a in artworks],
+                "steps": [s.__dict__ for s in static["steps"]]}))
             result["stream"] = {
                 "artworks": len(artworks), "novel_text_artworks": sum(a.novel_text for a in artworks),
                 "order": "accession number", "gold": "all true tags of the artwork (also those outside the vocabulary)",
@@ -949,6 +1008,11 @@ def main(argv: list[str] | None = None) -> int:
                            "how": "online learning off; published at once, one artwork per batch"},
             }
             save()
+        elif args.keep_previous and steps_file.exists():
+            saved = json.loads(steps_file.read_text())
+            if (saved["model_version"], saved["stream"]) == (result["bundle"]["model_version"],
+                                                             [a.artwork_id for a in artworks]):
+                static = {"steps": [StepRecord(**step) for step in saved["steps"]]}
         crowd_events: list[TagFeedbackGiven] | None = None
         if static is not None and not {"crowd", "throughput"} <= set(args.skip):
             by_id = {a.artwork_id: a for a in artworks}
@@ -971,7 +1035,7 @@ def main(argv: list[str] | None = None) -> int:
             result["feedback_throughput"] = {**feedback_throughput(kafka, crowd_events, expected, logs),
                                              "workload": "the 20% adversarial crowd's votes and curator words"}
             save()
-        if static is not None and "online" not in args.skip:
+        if "online" not in args.skip and "static" in (result.get("stream") or {}):
             online = stream_run(kafka, bundle, artworks, True, logs)
             sq, oq = result["stream"]["static"]["quality"], stream_quality(artworks, online["steps"])
             steps = online["steps"]
