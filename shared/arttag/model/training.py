@@ -19,7 +19,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from arttag.catalogue.vocabulary import Vocabulary
 from arttag.checksums import file_sha256
 from arttag.encoders.base import TextEncoder
 from arttag.errors import ArttagError, ModelError
+from arttag.events import TagDecisionsChanged
 from arttag.model.ensemble import Ensemble, RerankerParams
 from arttag.quality.ranking import (
     expected_calibration_error,
@@ -222,8 +223,10 @@ def train_ensemble(
     params: TrainParams,
     cache_dir: Path | None = None,
     progress: bool = False,
+    rejected: Mapping[str, set[str]] | None = None,
 ) -> tuple[Ensemble, dict[str, Any]]:
-    """Fit the scorers on ``train`` and the re-ranker on ``rerank``; returns the ensemble and a report."""
+    """Fit the scorers on ``train`` and the re-ranker on ``rerank``; returns the ensemble and a report.
+    ``rejected`` (artwork id -> tag ids curators rejected) are weighted negatives for the re-ranker."""
     splits = split_records(records)
     if not splits["train"]:
         raise ModelError("the catalogue has no tagged artworks in the train split")
@@ -261,7 +264,10 @@ def train_ensemble(
     if rerank:
         batch = make_batch(rerank, emb["rerank"])
         log.info("fitting the re-ranker on %d rerank artworks", len(rerank))
-        report["reranker"] = ensemble.fit_reranker(batch, gold_sets(rerank, vocab), params.reranker, progress)
+        negatives = None if rejected is None else [
+            {vocab.index(t) for t in rejected.get(r.artwork_id, ()) if t in vocab} for r in rerank]
+        report["reranker"] = ensemble.fit_reranker(batch, gold_sets(rerank, vocab), params.reranker, progress,
+                                                   negatives=negatives)
     else:
         log.warning("no tagged artworks in the rerank split; the ensemble averages scores")
         report["reranker"] = {"trained": False}
@@ -288,9 +294,15 @@ def train_bundle(
     cache_dir: str | Path | None = None,
     progress: bool = False,
     keep: int = 3,
+    decisions: Mapping[str, TagDecisionsChanged] | None = None,
+    decisions_source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train on a catalogue file, write a new bundle version and point ``out_dir`` at it; returns
     its manifest. ``keep`` versions stay behind the pointer (:func:`arttag.model.bundle.write_bundle`).
+
+    ``decisions`` (artwork id -> its curation decisions, :mod:`arttag.curation.labels`) add
+    accepted tags as labels and rejected ones as re-ranker negatives; the manifest's
+    ``training.decisions`` says how many of each were used, with ``decisions_source``.
 
     Example (a few seconds on the bundled sample)::
 
@@ -304,7 +316,16 @@ def train_bundle(
     records, cat_report = load_catalogue(catalogue)
     if cat_report.bad_rows:
         log.warning("%s: %d bad row(s) skipped", catalogue, len(cat_report.bad_rows))
-    ensemble, report = train_ensemble(records, encoder, params, Path(cache_dir) if cache_dir else None, progress)
+    rejected, used = None, None
+    if decisions is not None:
+        from arttag.curation.labels import apply_decisions
+
+        records, rejected, used = apply_decisions(records, decisions)
+    ensemble, report = train_ensemble(records, encoder, params, Path(cache_dir) if cache_dir else None, progress,
+                                      rejected=rejected)
+    if used is not None:
+        report["decisions"] = {**(decisions_source or {}), **used,
+                               "rejected_negatives": report["reranker"].get("rejected_negatives", 0)}
     metrics = None
     if params.evaluate:
         metrics = evaluate_ensemble(ensemble, encoder, records, params.batch_size, cache_dir, progress,

@@ -137,7 +137,7 @@ class Candidates:
 
 
 class Scorer(ABC):
-    """Base class of every scorer. Public: fit, score, score_tags, explain, summarise_evidence, save, load."""
+    """Base class of every scorer. Public: fit, learn, score, score_tags, explain, summarise_evidence, save, load."""
 
     name: ClassVar[str] = "base"
     Params: ClassVar[type[ScorerParams]] = ScorerParams
@@ -167,6 +167,25 @@ class Scorer(ABC):
         self._check_embeddings(corpus)
         self._fit(corpus)
         self._fitted = True
+
+    def learn(self, corpus: Corpus) -> None:
+        """Draw on more tagged artworks from now on, without retraining (online learning from
+        curators' decisions, :mod:`arttag.curation.learning`).
+
+        An artwork whose id the scorer already holds replaces its earlier entry (its tags
+        changed); one with no tags is forgotten. A no-op by default: the neighbour scorers
+        override :meth:`_learn`, others keep what they were trained on. Not safe to call while
+        another thread scores with this scorer (the tagger applies it between batches).
+        """
+        self._check_fitted()
+        if len(corpus) == 0:
+            return
+        if corpus.labels is None or corpus.labels.shape != (len(corpus), len(self.vocabulary)):
+            raise ModelError(f"{self.name}: corpus labels must be (artworks x {len(self.vocabulary)} tags)")
+        if len(set(corpus.ids)) != len(corpus):
+            raise ModelError(f"{self.name}: an artwork is learned once per call")
+        self._check_embeddings(corpus)
+        self._learn(corpus)
 
     def score(self, batch: Batch, limit: int | None = None) -> Candidates:
         """The top ``limit`` (default ``params.limit``) candidates of each artwork in the batch."""
@@ -237,6 +256,9 @@ class Scorer(ABC):
     def _explain(self, batch: Batch, cands: Candidates, row: int, tag: int, max_evidence: int) -> list[Evidence]:
         return []
 
+    def _learn(self, corpus: Corpus) -> None:
+        """Add or replace (by id) tagged artworks; see :meth:`learn`."""
+
     def _save(self, directory: Path) -> None:
         raise NotImplementedError
 
@@ -251,8 +273,9 @@ class Scorer(ABC):
         if not neighbours:
             return []
         best = neighbours[0]
+        decided = ", tagged by a curation decision" if best.from_decision else ""
         return [f"{self.name}: {len(neighbours)} {self.cited_artworks} carry it "
-                f"(closest '{best.title}', similarity {best.similarity:.2f})"]
+                f"(closest '{best.title}', similarity {best.similarity:.2f}{decided})"]
 
     def _terms_phrase(self, evidence: Sequence[Evidence], shown: int = 3) -> list[str]:
         """The first ``shown`` words with their fields."""

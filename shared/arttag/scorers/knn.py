@@ -151,6 +151,53 @@ class KnnVoting(Scorer):
     def summarise_evidence(self, evidence: Sequence[Evidence]) -> list[str]:
         return self._neighbours_phrase(evidence)
 
+    # -- online learning -------------------------------------------------------
+
+    learned: set[str] | frozenset[str] = frozenset()
+    """Ids of the artworks learned online with tags (:meth:`Scorer.learn`); cited as ``from_decision``."""
+
+    def explain(self, batch: Batch, cands: Candidates, row: int, tag: int, max_evidence: int = 5) -> list[Evidence]:
+        evidence = super().explain(batch, cands, row, tag, max_evidence)
+        if not self.learned:
+            return evidence
+        return [e.model_copy(update={"from_decision": True})
+                if isinstance(e, NeighbourEvidence) and e.artwork_id in self.learned else e
+                for e in evidence]
+
+    def _add_training(self, corpus: Corpus) -> np.ndarray:
+        """Puts the corpus's artworks among the voters and returns each one's training index: an
+        id already held keeps its index and gets the new title and tags, a new id is appended;
+        -1 for an untagged artwork the scorer never held (nothing to forget). An artwork
+        learned with no tags stays at its index with an empty tag list: the subclass must
+        keep it out of every neighbourhood (a zero row, no group), or it would take a
+        neighbour's place and dilute the votes."""
+        index = getattr(self, "_index_of", None)
+        if index is None or len(index) != len(self.ids):
+            index = self._index_of = {artwork_id: i for i, artwork_id in enumerate(self.ids)}
+        if not isinstance(self.learned, set):
+            self.learned = set(self.learned)
+        labels = sp.csr_matrix(corpus.labels)
+        positions = np.full(len(corpus), -1, dtype=np.int64)
+        for r, artwork_id in enumerate(corpus.ids):
+            tags = labels.indices[labels.indptr[r]:labels.indptr[r + 1]].astype(np.int64)
+            j = index.get(artwork_id)
+            if j is None:
+                if not len(tags):
+                    continue
+                j = index[artwork_id] = len(self.ids)
+                self.ids.append(artwork_id)
+                self.titles.append(corpus.titles[r])
+                self.label_lists.append(tags)
+            else:
+                self.titles[j] = corpus.titles[r]
+                self.label_lists[j] = tags
+            positions[r] = j
+            if len(tags):
+                self.learned.add(artwork_id)
+            else:
+                self.learned.discard(artwork_id)
+        return positions
+
     # -- storage -------------------------------------------------------------
 
     def _save_training(self, directory: Path) -> None:
@@ -191,6 +238,22 @@ class EmbeddingKnnScorer(KnnVoting):
             out_i.append(i)
             out_s.append(s)
         return np.vstack(out_i), np.vstack(out_s)
+
+    def _learn(self, corpus: Corpus) -> None:
+        positions = self._add_training(corpus)
+        vectors = np.asarray(corpus.embeddings, dtype=np.float32)
+        n, dim = len(self.ids), self.matrix.shape[1]
+        buffer = getattr(self, "_buffer", None)
+        if buffer is None or buffer.shape[0] < n or not np.shares_memory(buffer, self.matrix):
+            # Room to grow: learning one artwork at a time must not copy the whole matrix each time.
+            buffer = np.empty((n + max(256, n // 4), dim), dtype=np.float32)
+            buffer[: self.matrix.shape[0]] = self.matrix
+            self._buffer = buffer
+        for r, j in enumerate(positions):
+            if j >= 0:
+                # a zero row is similar to nothing: a forgotten artwork never votes
+                buffer[j] = vectors[r] if len(self.label_lists[j]) else 0.0
+        self.matrix = buffer[:n]
 
     def _save(self, directory: Path) -> None:
         self._save_training(directory)

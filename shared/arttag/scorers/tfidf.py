@@ -102,6 +102,23 @@ class FieldVectorizer:
         return normalize(sp.hstack(parts, format="csr"), norm="l2", copy=False).astype(np.float32)
 
 
+def _append_entries(m: sp.csr_matrix, shape: tuple[int, int], rows: np.ndarray, cols: np.ndarray,
+                    values: np.ndarray) -> sp.csr_matrix:
+    """``m``, grown to ``shape``, with the entries ``(rows, cols) = values`` added at the ends of
+    their rows: one pass over the arrays instead of a sparse sum and a transpose. The entries
+    of a row need not stay sorted; scipy's products do not need them sorted."""
+    indptr = np.concatenate([m.indptr, np.full(shape[0] - m.shape[0], m.indptr[-1], dtype=m.indptr.dtype)])
+    order = np.argsort(rows, kind="stable")
+    rows, cols, values = rows[order], cols[order], values[order]
+    where = indptr[rows + 1]
+    data = np.insert(m.data, where, values.astype(m.data.dtype))
+    indices = np.insert(m.indices, where, cols.astype(m.indices.dtype))
+    added = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=shape[0]))]).astype(indptr.dtype)
+    out = sp.csr_matrix((data, indices, indptr + added), shape=shape)
+    out.has_sorted_indices = False
+    return out
+
+
 class TfidfKnnScorer(KnnVoting):
     """kNN over field-weighted TF-IDF (word + character n-grams)."""
 
@@ -115,6 +132,29 @@ class TfidfKnnScorer(KnnVoting):
         self.vectorizer = FieldVectorizer(self.params.weights, self.params.char_min_df)
         self.matrix = self.vectorizer.fit_transform(corpus.fields)
         self.matrix_t = self.matrix.T.tocsr()
+
+    def _learn(self, corpus: Corpus) -> None:
+        old_n = len(self.ids)
+        positions = self._add_training(corpus)
+        rows = np.flatnonzero(positions >= 0)
+        if not len(rows):
+            return
+        at = positions[rows]
+        vectors = self.vectorizer.transform([corpus.fields[r] for r in rows]).tocoo()  # the bundle's vocabulary
+        m, mt = self.matrix, self.matrix_t
+        replaced = at[at < old_n]
+        if len(replaced):
+            # The old entries become explicit zeros, in place (the tagger learns between batches):
+            # cheaper than rebuilding matrices of millions of entries for one artwork.
+            for j in replaced:
+                m.data[m.indptr[j]:m.indptr[j + 1]] = 0.0
+            mt.data[np.isin(mt.indices, replaced)] = 0.0
+        # a forgotten artwork gets no entries: similar to nothing, it never votes
+        keep = np.array([len(self.label_lists[j]) > 0 for j in at])[vectors.row]
+        owner, feature, value = at[vectors.row[keep]], vectors.col[keep], vectors.data[keep]
+        n, features = len(self.ids), m.shape[1]
+        self.matrix = _append_entries(m, (n, features), owner, feature, value)
+        self.matrix_t = _append_entries(mt, (features, n), feature, owner, value)
 
     def _neighbours(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         q = self.vectorizer.transform(batch.fields)
@@ -209,6 +249,19 @@ class SameArtistTfidfScorer(TfidfKnnScorer):
     def _fit(self, corpus: Corpus) -> None:
         super()._fit(corpus)
         self._set_artists([self._artist(f) for f in corpus.fields])
+
+    def _learn(self, corpus: Corpus) -> None:
+        super()._learn(corpus)
+        grown = len(self.ids) - len(self.artists)
+        artists = self.artists + [""] * grown
+        codes = np.concatenate([self._artist_code, np.full(grown, self._codes.setdefault("", len(self._codes)))])
+        for r, artwork_id in enumerate(corpus.ids):
+            j = self._index_of.get(artwork_id)
+            if j is not None:
+                artists[j] = self._artist(corpus.fields[r])
+                codes[j] = self._codes.setdefault(artists[j], len(self._codes))
+        # only the changed entries: recoding every artist would cost more than the rest of learning
+        self.artists, self._artist_code = artists, codes.astype(np.int64)
 
     def _set_artists(self, artists: list[str]) -> None:
         self.artists = artists
