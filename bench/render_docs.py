@@ -437,6 +437,10 @@ def render_curation(d: dict, stem: str) -> str:
                                                             ("feedback sent → decisions on the topic", "decisions_lag"),
                                                             ("decisions on the topic → learned by the worker", "learned_lag"))]
         if o:
+            lost = o.get("lost") or {}
+            out.append(f"Online run: {num(o.get('feedback_events'))} curator feedback events, "
+                       f"{num(o.get('decisions_records'))} decisions records, {num(lost.get('lost'))} feedback "
+                       f"events lost; {num(o.get('seconds'), 0)} s in all.\n")
             out.append(table(("online run, per artwork", "p50 s", "p99 s", "max s"),
                              [(n, num(v.get("p50_s")), num(v.get("p99_s")), num(v.get("max_s"))) for n, v in lags]))
     c = d.get("crowd")
@@ -465,7 +469,11 @@ def render_curation(d: dict, stem: str) -> str:
         out.append(f"Feedback throughput: {num(f['events'])} feedback events ({f.get('workload', '')}) on "
                    f"{num(f['artworks'])} artworks produced at once while `arttag curate` follows the topic: "
                    f"{num(f['events_per_s'], 0)} events/s to the last decisions record "
-                   f"({num(f['seconds'], 1)} s); lost {num(f['lost'])}.\n")
+                   f"({num(f['seconds'], 1)} s); lost {num(f['lost'])}"
+                   + ("" if "rebuild_reproduces_database" not in f else
+                      "; `arttag curate rebuild` reproduces the processor's database "
+                      + ("exactly" if f["rebuild_reproduces_database"] else "**not** exactly"))
+                   + ".\n")
     h, targets = d.get("headline", {}), d.get("targets", {})
     out.append(table(("headline", "value", "target"), [(k, plain(v), targets.get(k, "")) for k, v in h.items()]))
     return "\n".join(out)
