@@ -138,6 +138,9 @@ def math_threads(limit: int | None) -> Iterator[None]:
     global _CONTROLLER
     with _CONTROLLER_LOCK:
         if _CONTROLLER is None:
+            # The controller knows the libraries loaded when it is made: load the ones it limits first.
+            import scipy.linalg  # noqa: F401  (scipy's OpenBLAS)
+            import sklearn.utils._openmp_helpers  # noqa: F401  (scikit-learn's OpenMP)
             from threadpoolctl import ThreadpoolController
 
             _CONTROLLER = ThreadpoolController()
