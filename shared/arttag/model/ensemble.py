@@ -140,7 +140,7 @@ def math_threads(limit: int | None) -> Iterator[None]:
         if _CONTROLLER is None:
             # The controller knows the libraries loaded when it is made: load the ones it limits first.
             import scipy.linalg  # noqa: F401  (scipy's OpenBLAS)
-            import sklearn.utils._openmp_helpers  # noqa: F401  (scikit-learn's OpenMP)
+            import sklearn.ensemble  # noqa: F401  (scikit-learn's OpenMP, which the re-ranker uses)
             from threadpoolctl import ThreadpoolController
 
             _CONTROLLER = ThreadpoolController()
