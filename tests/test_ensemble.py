@@ -249,3 +249,39 @@ def test_reranker_progress_shows_each_round_and_leaves_the_model_unchanged(capsy
     assert shown.get_params() == quiet.get_params()  # same pickle, same bundle version
     err = capsys.readouterr().err
     assert "re-ranker rounds" in err and "30/30" in err
+
+
+def test_a_tagger_call_scores_ranks_and_explains_with_the_ensembles_thread_limit(tagger, monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    def pools():
+        return {(i["internal_api"], i["filepath"]): i["num_threads"] for i in threadpool_info()
+                if i["user_api"] in ("blas", "openmp")}
+
+    outside = pools()
+    seen: dict[str, list[dict]] = {"score": [], "explain": []}
+    scorer = tagger.ensemble.scorers[0]
+    score, explain_many = scorer.score, scorer.explain_many
+
+    def spying_score(*args, **kwargs):
+        seen["score"].append(pools())
+        return score(*args, **kwargs)
+
+    def spying_explain(*args, **kwargs):
+        seen["explain"].append(pools())
+        return explain_many(*args, **kwargs)
+
+    monkeypatch.setattr(scorer, "score", spying_score)
+    monkeypatch.setattr(scorer, "explain_many", spying_explain)
+    doc = ArtworkMetadata(title="Town on Hill")
+    tagger.suggest([doc])
+    assert tagger.ensemble.threads == 1
+    assert seen["score"] and seen["explain"]
+    for during in seen["score"] + seen["explain"]:
+        assert set(during.values()) == {1}  # every BLAS and OpenMP pool (scikit-learn's too)
+    assert pools() == outside  # restored after the call
+
+    monkeypatch.setattr(tagger.ensemble, "threads", None)  # the libraries' defaults
+    seen["score"].clear()
+    tagger.suggest([doc])
+    assert seen["score"] == [outside]

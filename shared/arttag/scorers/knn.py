@@ -18,7 +18,15 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from arttag.events import Evidence, NeighbourEvidence
-from arttag.scorers.base import Batch, Candidates, Corpus, Scorer, ScorerParams, top_k
+from arttag.scorers.base import (
+    Batch,
+    Candidates,
+    Corpus,
+    Scorer,
+    ScorerParams,
+    group_by_row,
+    top_k,
+)
 
 
 class KnnParams(ScorerParams):
@@ -138,11 +146,41 @@ class KnnVoting(Scorer):
             return []
         return [(int(idx[pos]), float(sims[pos])) for pos in positions[inverse == local]]
 
+    def voter_positions(self, cands: Candidates, row: int, tags: np.ndarray) -> list[np.ndarray]:
+        """For each of ``tags``, the positions among artwork ``row``'s neighbours (``cands.state[row][0]``
+        and ``[1]``: training indices and similarities) of the voters that :meth:`voters` lists, in its order.
+        One grouping of the row's votes serves every tag."""
+        positions, inverse = cands.state[row][3]
+        local = self._positions(cands, row, np.asarray(tags, dtype=np.int64))
+        order = np.argsort(inverse, kind="stable")  # stable: each tag's votes stay closest first
+        grouped = inverse[order]
+        starts = np.searchsorted(grouped, local, side="left")
+        ends = np.searchsorted(grouped, local, side="right")
+        empty = np.zeros(0, dtype=np.int64)
+        return [positions[order[a:b]] if t >= 0 else empty for t, a, b in zip(local.tolist(), starts, ends)]
+
+    def _cite(self, j: int, similarity: float) -> NeighbourEvidence:
+        """The evidence that training artwork ``j`` voted with ``similarity`` (marked when a
+        curation decision, not the training catalogue, tagged it)."""
+        artwork_id = self.ids[j]
+        if self.learned and artwork_id in self.learned:
+            return NeighbourEvidence(artwork_id=artwork_id, title=self.titles[j],
+                                     similarity=round(similarity, 4), from_decision=True)
+        return NeighbourEvidence(artwork_id=artwork_id, title=self.titles[j], similarity=round(similarity, 4))
+
     def _explain(self, batch: Batch, cands: Candidates, row: int, tag: int, max_evidence: int) -> list[Evidence]:
-        return [
-            NeighbourEvidence(artwork_id=self.ids[j], title=self.titles[j], similarity=round(s, 4))
-            for j, s in self.voters(cands, row, tag)[:max_evidence]
-        ]
+        return [self._cite(j, s) for j, s in self.voters(cands, row, tag)[:max_evidence]]
+
+    def _explain_many(self, batch: Batch, cands: Candidates, wanted: Sequence[tuple[int, int]],
+                      max_evidence: int) -> list[list[Evidence]]:
+        out: list[list[Evidence]] = [[] for _ in wanted]
+        for row, items in group_by_row(wanted).items():
+            idx, sims = cands.state[row][:2]
+            tags = np.array([wanted[i][1] for i in items], dtype=np.int64)
+            for i, pos in zip(items, self.voter_positions(cands, row, tags)):
+                pos = pos[:max_evidence]
+                out[i] = [self._cite(j, s) for j, s in zip(idx[pos].tolist(), sims[pos].tolist())]
+        return out
 
     def cites(self, score: float, rank: int) -> bool:
         # A voting score is exactly its voters: without a score there is nothing to cite.
@@ -155,14 +193,6 @@ class KnnVoting(Scorer):
 
     learned: set[str] | frozenset[str] = frozenset()
     """Ids of the artworks learned online with tags (:meth:`Scorer.learn`); cited as ``from_decision``."""
-
-    def explain(self, batch: Batch, cands: Candidates, row: int, tag: int, max_evidence: int = 5) -> list[Evidence]:
-        evidence = super().explain(batch, cands, row, tag, max_evidence)
-        if not self.learned:
-            return evidence
-        return [e.model_copy(update={"from_decision": True})
-                if isinstance(e, NeighbourEvidence) and e.artwork_id in self.learned else e
-                for e in evidence]
 
     def _add_training(self, corpus: Corpus) -> np.ndarray:
         """Puts the corpus's artworks among the voters and returns each one's training index: an
@@ -233,7 +263,9 @@ class EmbeddingKnnScorer(KnnVoting):
         k = self.params.neighbours
         out_i, out_s = [], []
         for start in range(0, len(q), self.params.chunk_size):
-            sims = q[start:start + self.params.chunk_size] @ self.matrix.T
+            # matrix @ queries.T: the same dot products, bit for bit, by a faster BLAS path for
+            # few queries against many training rows (about 25 % less time at a batch of 32)
+            sims = np.ascontiguousarray((self.matrix @ q[start:start + self.params.chunk_size].T).T)
             i, s = self._topk_rows(sims, k)
             out_i.append(i)
             out_s.append(s)
