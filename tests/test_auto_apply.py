@@ -49,3 +49,59 @@ def test_threshold_from_the_manifest_or_a_clear_error():
         threshold_for(manifest, 0.8)
     with pytest.raises(ConfigurationError):
         threshold_for({"model_version": "old", "training": {}}, 0.95)
+
+
+def _fake_with_thresholds(thresholds: dict, version: str = "fake-1"):
+    from arttag.catalogue.vocabulary import Tag
+    from arttag.model.fake_tagger import FakeTagger, TitleRule
+
+    tagger = FakeTagger([TitleRule("Boat", Tag("1", "boat"), 0.97), TitleRule("sea", Tag("2", "sea"), 0.6)],
+                        model_version=version)
+    tagger.manifest = {"model_version": version, "training": {"auto_apply": {"thresholds": thresholds}}}
+    return tagger
+
+
+def test_the_stream_marks_suggestions_only_when_the_setting_asks():
+    from arttag.events import ArtworkCreated, ArtworkMetadata, encode_event
+    from arttag_stream.processing import BatchProcessor, RawMessage, StateStore
+
+    raw = encode_event(ArtworkCreated(artwork_id="T1", revision=1, artwork=ArtworkMetadata(title="Boat at sea")))
+    message = [RawMessage("artworks.created.v1", 0, 0, b"T1", raw)]
+    tagger = _fake_with_thresholds({"0.95": 0.9, "0.9": 0.5})
+    [(_, off)] = BatchProcessor(tagger, StateStore(), consumer="c").process(message).suggestions
+    assert [s.auto_apply for s in off.suggestions] == [False, False]
+    [(_, on)] = BatchProcessor(tagger, StateStore(), consumer="c",
+                               auto_apply_precision=0.95).process(message).suggestions
+    assert [(s.tag_id, s.auto_apply) for s in on.suggestions] == [("1", True), ("2", False)]
+    processor = BatchProcessor(tagger, StateStore(), consumer="c", auto_apply_precision=0.9)
+    [(_, lower)] = processor.process(message).suggestions
+    assert [s.auto_apply for s in lower.suggestions] == [True, True]
+    # a hot-swapped bundle without thresholds serves unmarked instead of stopping the worker
+    processor.use(_fake_with_thresholds({}, version="fake-2"))
+    [(_, swapped)] = processor.process(message).suggestions
+    assert swapped.model_version == "fake-2" and not any(s.auto_apply for s in swapped.suggestions)
+
+
+def test_the_stream_refuses_to_start_marking_with_a_bundle_that_cannot():
+    from arttag.model.fake_tagger import FakeTagger
+    from arttag_stream.processing import BatchProcessor, StateStore
+
+    with pytest.raises(ConfigurationError, match="no bundle manifest"):
+        BatchProcessor(FakeTagger(), StateStore(), consumer="c", auto_apply_precision=0.95)
+    with pytest.raises(ConfigurationError, match="no threshold"):
+        BatchProcessor(_fake_with_thresholds({"0.9": 0.5}), StateStore(), consumer="c", auto_apply_precision=0.95)
+
+
+def test_training_stores_thresholds_chosen_out_of_fold(hashing_bundle_dir):
+    from arttag.model.bundle import read_manifest
+
+    auto = read_manifest(hashing_bundle_dir)["training"]["auto_apply"]
+    assert set(auto["thresholds"]) == {"0.95", "0.9"}
+    assert "out-of-fold" in auto["chosen_on"]
+    for key, threshold in auto["thresholds"].items():
+        reached = auto["on_rerank"][key]
+        if threshold is not None:  # the sample is small: a target may be out of reach
+            assert reached["precision"] >= float(key) and reached["suggestions"] >= 20
+    t95, t90 = auto["thresholds"]["0.95"], auto["thresholds"]["0.9"]
+    if t95 is not None and t90 is not None:
+        assert t90 <= t95
