@@ -311,7 +311,7 @@ def train_ensemble(
     else:
         log.warning("no tagged artworks in the rerank split; the ensemble averages scores")
         report["reranker"] = {"trained": False}
-    timings["reranker_s"] = time.perf_counter() - t0
+    timings["reranker_s"] = time.perf_counter() - t0 - timings.get("auto_apply_s", 0.0)
     report["scorers_fitted_on"] = ["train"]
     if params.refit_on_rerank and rerank:
         t0 = time.perf_counter()
