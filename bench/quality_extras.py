@@ -36,7 +36,8 @@ def faithfulness(bundle: Path, catalogue: Path, artworks: int, top: int, expecte
 
     tagger = open_tagger(bundle, CliSettings().encoder)
     if expected_version and tagger.model_version != expected_version:
-        raise SystemExit(f"{bundle} is {tagger.model_version}, the quality file describes {expected_version}")
+        print(f"note: {bundle} is {tagger.model_version}, the quality file describes {expected_version}; "
+              "the faithfulness section names the bundle it measured")
     records, _ = load_catalogue(catalogue)
     dev = split_records(records)["dev"][:artworks]
     # Suggested for the artwork as a new one: its own tags would otherwise be marked "already assigned".
