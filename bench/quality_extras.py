@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--artworks", type=int, default=500)
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--new-acquisitions", type=Path, default=None, metavar="JSON")
+    p.add_argument("--faithfulness-from", type=Path, default=None, metavar="JSON",
+                   help="take the faithfulness section of an earlier quality file (of a bundle of the same recipe) "
+                        "instead of measuring with --bundle")
     args = p.parse_args(argv)
     data = json.loads(args.quality.read_text())
     head = data["headline"]
@@ -70,8 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         head.update({"new_acq_f1_at_5": h["f1_at_5"], "new_acq_ndcg_at_10": h["ndcg_at_10"],
                      "new_acq_p_at_1": h["p_at_1"], "new_acq_unseen_tag_recall_at_10": h["unseen_tag_recall_at_10"],
                      "new_acq_artworks": na["dev_artworks"]})
-    if args.bundle:
+    f = None
+    if args.faithfulness_from:
+        f = json.loads(args.faithfulness_from.read_text())["faithfulness"]
+    elif args.bundle:
         f = faithfulness(args.bundle, args.catalogue, args.artworks, args.top, data.get("model_version"))
+    if f is not None:
         data["faithfulness"] = f
         head["faithfulness_comprehensiveness"] = f["comprehensiveness"]["mean"]
         head["faithfulness_sufficiency"] = f["sufficiency"]["mean"]

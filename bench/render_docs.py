@@ -319,7 +319,8 @@ def render_auto_apply(d: dict) -> list[str]:
 def render_faithfulness(f: dict | None) -> list[str]:
     if not f:
         return []
-    out = [f"**Explanations measured** on the top {f['top']} suggestions of {num(f['artworks'])} dev artworks "
+    out = [f"**Explanations measured** (bundle `{f.get('model_version', '?')}`) on the top {f['top']} suggestions "
+           f"of {num(f['artworks'])} dev artworks "
            f"({num(f['suggestions'])} suggestions, {num(f['suggestions_with_removable_evidence'])} citing "
            "neighbours or words; [faithfulness](quality.md#explanations-measured)).\n",
            table(["figure", "mean", "median"], [
