@@ -28,6 +28,15 @@ setup() {
         esac
       done
   .venv/bin/python -c "import arttag" || { echo "run.sh: the install failed" >&2; return 1; }
+  # axe-core for the browser tests, pinned by package-lock.json (node_modules is git-ignored)
+  if command -v npm >/dev/null 2>&1; then
+    if [ ! -f node_modules/axe-core/axe.min.js ] || [ package-lock.json -nt node_modules/axe-core/axe.min.js ]; then
+      echo "run.sh: npm ci (axe-core for the browser tests)" >&2
+      npm ci --no-audit --no-fund --loglevel=error >/dev/null || { echo "run.sh: npm ci failed" >&2; return 1; }
+    fi
+  else
+    echo "run.sh: npm not found: the browser tests (tests/review) will fail without axe-core" >&2
+  fi
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/${KAFKA_PORT:-9092}") 2>/dev/null; }

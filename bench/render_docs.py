@@ -6,7 +6,7 @@
 Every results file gets a section with the command that produced it and the machine it
 records. Files with a known layout (``encoder.json``, ``encoder_quality.json``,
 ``quality.json``, ``quality_vs_annif.json``, ``stream.json``, ``api*.json``,
-``audit*.json``) get their tables; a missing file just has no section; any other file
+``cost.json``, ``audit*.json``) get their tables; a missing file just has no section; any other file
 (say a future ``chaos.json``) is rendered generically: its ``headline`` object as a
 key/value table. A known file whose layout has changed falls back to the generic form
 instead of failing. Only the standard library is used, so the check runs anywhere.
@@ -469,6 +469,41 @@ def render_audit(d: dict, stem: str) -> str:
     return "\n".join(out)
 
 
+def render_cost(d: dict, stem: str) -> str:
+    out = [preamble("Cost per artwork, stage by stage", d, stem)]
+    b, a, h = d["bundle"], d["artworks"], d["headline"]
+    out.append(
+        f"Bundle `{b['model_version']}` (encoder `{b['encoder']}`, {num(b['training_artworks'])} training "
+        f"artworks; its scorers hold {num(b['scorers_fitted_on_artworks'])}), {num(a['count'])} held-out "
+        f"artworks (tagged, `{a['split']}` split), batches of {num(h['batch'])}. One pass of this code, "
+        f"stage by stage; Kafka is the real broker (produce and flush of each batch's records).\n"
+    )
+    stages = d["stages_ms_per_artwork"]
+    rows = [(k, num(v, 3)) for k, v in stages.items()]
+    rows.append(("**after the encoder, before Kafka**", f"**{num(d['stages_post_encoder_ms_per_artwork'], 3)}**"))
+    out.append(table(("stage", "ms per artwork"), rows))
+    ba = d["before_after"]
+    q, e = ba["quality"], ba["equivalence"]
+    out.append(
+        f"Before and after, in one run on the same bundle, artworks and embeddings (`tagger.suggest` "
+        f"plus building and serialising each event; batches alternate which side goes first); "
+        f"before = commit `{str(d['before']['commit'])[:10]}`.\n"
+    )
+    rows = [(side, num(ba["ms_per_artwork"][side], 2), num(q[side]["f1_at_5"], 4), num(q[side]["ndcg_at_10"], 4))
+            for side in ("before", "after")]
+    out.append(table(("code", "ms per artwork after the encoder", "F1@5", "nDCG@10"), rows))
+    out.append(
+        f"Speed-up {num(h['post_encoder_speedup_vs_before'], 2)}×. Suggestions of the two: identical lists for "
+        f"{e['identical_suggestion_lists'] * 100:.1f} % of the artworks, the same tags in the same order for "
+        f"{e['same_tags_same_order'] * 100:.1f} %, the same cited neighbours and words for "
+        f"{e['same_citations'] * 100:.1f} % of the {num(e['tags_in_both'])} tags both published; largest "
+        f"difference in a figure {num(e['largest_figure_difference'], 6)}.\n"
+    )
+    out.append("Headline:\n")
+    out.append(kv_table(h))
+    return "\n".join(out)
+
+
 def render_generic(d: dict, stem: str) -> str:
     out = [preamble(f"`{stem}`", d, stem)]
     headline = d.get("headline")
@@ -481,7 +516,7 @@ def render_generic(d: dict, stem: str) -> str:
 
 def renderer_for(stem: str) -> Callable[[dict, str], str]:
     known = {"encoder": render_encoder, "encoder_quality": render_encoder_quality, "quality": render_quality,
-             "quality_vs_annif": render_quality_vs_annif, "stream": render_stream}
+             "quality_vs_annif": render_quality_vs_annif, "stream": render_stream, "cost": render_cost}
     if stem in known:
         return known[stem]
     if stem == "api" or stem.startswith("api_"):
@@ -491,7 +526,7 @@ def renderer_for(stem: str) -> Callable[[dict, str], str]:
     return render_generic
 
 
-ORDER = ("encoder", "encoder_quality", "quality", "quality_vs_annif", "stream", "api")
+ORDER = ("encoder", "encoder_quality", "quality", "quality_vs_annif", "stream", "api", "cost")
 
 
 def sort_key(path: Path) -> tuple[int, str]:

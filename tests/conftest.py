@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -85,3 +86,53 @@ def tiny_onnx_dir(tiny_mpnet_dir: Path) -> Path:
     out = tiny_mpnet_dir.with_name(tiny_mpnet_dir.name + "-onnx")
     export_onnx(tiny_mpnet_dir, out, texts=calibration_texts(64), progress=False)
     return out
+
+
+def _postgres_binaries() -> bool:
+    return any(Path(p).joinpath("initdb").exists() for p in Path("/usr/lib/postgresql").glob("*/bin"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """A PostgreSQL server's URL: ``ARTTAG_TEST_POSTGRES_URL`` (`.ci/run` starts one), or a
+    throw-away cluster this session starts (and stops) with deploy/postgres/pg.sh. In CI (``CI``
+    set) a missing server fails the test; elsewhere it is skipped."""
+    url = os.environ.get("ARTTAG_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    if not _postgres_binaries():
+        message = "no PostgreSQL: set ARTTAG_TEST_POSTGRES_URL or apt-get install postgresql"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message} (CI needs it)")
+        pytest.skip(message)
+    script = REPO / "deploy" / "postgres" / "pg.sh"
+    # not under pytest's tmp dir: that is private to the user, and under root the cluster runs as another
+    env = {**os.environ, "PG_RUN_DIR": f"{tempfile.gettempdir()}/arttag-test-pg-{uuid.uuid4().hex[:8]}"}
+    url = subprocess.run([str(script), "start"], check=True, env=env, capture_output=True,
+                         text=True).stdout.strip()
+    yield url
+    subprocess.run([str(script), "stop"], check=False, env=env)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A fresh, empty database on the PostgreSQL server, dropped after the test."""
+    import sqlalchemy as sa
+
+    name = f"arttag_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield sa.make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path) -> str:
+    """The curation database on each supported backend: an SQLite file, and PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'curation.db'}"
+    return request.getfixturevalue("postgres_url")

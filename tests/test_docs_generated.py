@@ -108,3 +108,13 @@ def test_check_reports_a_stale_file_and_write_fixes_it(results: Path, tmp_path: 
     assert render_docs.main(["--results", str(results), "--out", str(out), "--check"]) == 0
     (results / "api.json").unlink()
     assert render_docs.main(["--results", str(results), "--out", str(out), "--check"]) == 1
+
+
+def test_the_cost_section_shows_every_stage_and_both_versions():
+    text = render_docs.render(RESULTS)
+    section = text.split("## Cost per artwork, stage by stage", 1)[1].split("\n## ", 1)[0]
+    data = json.loads((RESULTS / "cost.json").read_text())
+    for stage in data["stages_ms_per_artwork"]:
+        assert f"| {stage} |" in section
+    assert "| before |" in section and "| after |" in section
+    assert f"| `post_encoder_speedup_vs_before` | {data['headline']['post_encoder_speedup_vs_before']} |" in section

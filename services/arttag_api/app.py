@@ -8,13 +8,17 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+from arttag.curation.learning import OnlineLearner
+from arttag.curation.store import CurationStore
+from arttag.kafka.artworks import CatalogueFollower, LatestArtworks
 from arttag.model.tagger import CatalogueTagger
 from arttag.settings import ApiSettings, KafkaSettings
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 
-from arttag_api.auth import API_KEY_HEADER, ApiKeyRequired
+from arttag_api.auth import API_KEY_HEADER, CONTRIBUTOR_TOKEN_HEADER, ApiKeyRequired
 from arttag_api.batcher import SuggestBatcher
 from arttag_api.deps import Services, get_settings
 from arttag_api.latest_view import LatestSuggestionsView, LatestViewFollower
@@ -23,15 +27,20 @@ from arttag_api.metrics import ApiMetrics, MetricsMiddleware
 from arttag_api.problems import install_problem_handlers, problem_response
 from arttag_api.publisher import FeedbackPublisher, KafkaFeedbackPublisher
 from arttag_api.ratelimit import RateLimitMiddleware
-from arttag_api.routers import artworks, feedback, health, suggest, tags
+from arttag_api.routers import artworks, curation, feedback, health, suggest, tags
+from arttag_api.web.docs import install_docs
+from arttag_api.web.router import install_review_desk
 
 log = logging.getLogger(__name__)
 
 DESCRIPTION = """Tag suggestions with explanations for artwork metadata, the latest suggestions
 the stream published, curator feedback, and the tag vocabulary.
 
-Writes (`POST /v1/feedback`) need an API key in the `X-API-Key` header; reads
-are public unless `ARTTAG_PUBLIC_READS=false`. Errors are `application/problem+json`.
+Writes (`POST /v1/feedback`) need an API key in the `X-API-Key` header: an integration's
+(the actor is named in the body) or a curator's (`ARTTAG_CURATORS`; the key is the actor).
+Public contributors register with `POST /v1/contributors` and vote with the token they get
+in `X-Contributor-Token` (`POST /v1/votes`). Reads, the curation state and the review queue
+included, are public unless `ARTTAG_PUBLIC_READS=false`. Errors are `application/problem+json`.
 
 The API sheds load instead of queueing it: `/v1` requests are rate limited per API key
 and, without a key, per client address (429 with `Retry-After`); bodies, batches and the
@@ -84,7 +93,10 @@ def _watch_bundle(services: Services) -> None:
     settings = services.settings
     if settings.bundle_reload_interval_s <= 0 or not serves_pointer(services.tagger, settings.bundle_dir):
         return
-    services.watcher = BundleWatcher(settings.bundle_dir, bundle_loader(settings.encoder), services.tagger,
+    loader = bundle_loader(settings.encoder)
+    if services.learner is not None:
+        loader = services.learner.loader(loader)  # a new version learns the decisions before it serves
+    services.watcher = BundleWatcher(settings.bundle_dir, loader, services.tagger,
                                      interval_s=settings.bundle_reload_interval_s)
     services.watcher.subscribe(services.use_tagger)
     services.watcher.start()
@@ -101,6 +113,8 @@ def _load_in_background(services: Services, loader: Callable[[ApiSettings], Cata
             services.tagger_error = f"cannot load the model bundle ({type(exc).__name__}; see the server log)"
             return
         log.info("model %s loaded in %.1fs", services.tagger.model_version, time.perf_counter() - started)
+        if services.learner is not None:
+            services.learner.attach(services.tagger)
         _watch_bundle(services)
 
     thread = threading.Thread(target=run, name="model-loader", daemon=True)
@@ -137,12 +151,20 @@ def create_app(
     view: LatestSuggestionsView | None = None,
     broker_check: Callable[[], bool] | None = None,
     tagger_loader: Callable[[ApiSettings], CatalogueTagger] = load_bundle_tagger,
+    learner: OnlineLearner | None = None,
+    store: CurationStore | None = None,
+    catalogue: LatestArtworks | None = None,
 ) -> FastAPI:
     """The API. Anything not passed in is built from ``settings``.
 
     ``tagger=None`` loads the bundle in the background at start-up (``/readyz``
     says when it is ready); ``view=None`` follows the latest-suggestions topic
-    when ``settings.latest_view`` is on.
+    when ``settings.latest_view`` is on, ``catalogue=None`` the artwork topics when
+    ``settings.catalogue_view`` is (unset: as ``latest_view``); ``store=None`` opens
+    ``settings.curation_database_url`` on first use. The tagger follows ``learner`` (online
+    learning, :mod:`arttag.curation.learning`); when the API loads its own bundle and
+    ``settings.online_learning`` is on, it builds one that follows the decisions topic (and
+    reads the catalogue from the API's own catalogue table when it has one).
     """
     settings = settings or get_settings()
     metrics = ApiMetrics()
@@ -150,6 +172,16 @@ def create_app(
     if view is None and settings.latest_view:
         view = LatestSuggestionsView()
         follower = LatestViewFollower(settings.kafka, view)
+    catalogue_follower = None
+    follow_catalogue = settings.latest_view if settings.catalogue_view is None else settings.catalogue_view
+    if catalogue is None and follow_catalogue:
+        catalogue = LatestArtworks()
+        catalogue_follower = CatalogueFollower(settings.kafka, catalogue)
+    own_learner = learner is None and tagger is None and settings.online_learning
+    if own_learner:
+        learner = OnlineLearner.following(settings.kafka, catalogue=catalogue)
+    if learner is not None and tagger is not None:
+        learner.attach(tagger)
     if view is not None:
         view.on_change = metrics.latest_view_artworks.set
     services = Services(
@@ -161,6 +193,10 @@ def create_app(
         broker_check=broker_check or BrokerCheck(settings.kafka),
         tagger=tagger,
         follower=follower,
+        learner=learner,
+        catalogue=catalogue,
+        catalogue_follower=catalogue_follower,
+        store_factory=(lambda: store) if store is not None else None,
     )
     services.batcher = SuggestBatcher(
         lambda: services.tagger, max_batch=settings.max_batch,  # type: ignore[arg-type,return-value]
@@ -170,21 +206,32 @@ def create_app(
     )
     metrics.tagger_queue_depth.set_function(lambda: services.batcher.queued if services.batcher else 0)
 
+    review_desk = None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if follower is not None:
             follower.start()
+        if own_learner and learner is not None:
+            learner.start()  # catches up in its thread; the tagger learns as it does, batch by batch
+        if catalogue_follower is not None:
+            catalogue_follower.start()
+        if review_desk is not None:
+            review_desk.start()
         if services.tagger is None and services.loader is None:
             services.loader = _load_in_background(services, tagger_loader)
         if not settings.api_key_hashes:
             log.warning("no API keys configured (ARTTAG_API_KEY_HASHES): writes will be refused")
         yield
+        if review_desk is not None:
+            review_desk.stop()  # publishes the actions still held for undo, before the producer closes
         services.close()
 
     docs = settings.docs_enabled
     app = FastAPI(title="arttag API", version="1", description=DESCRIPTION, lifespan=lifespan,
-                  openapi_url="/openapi.json" if docs else None, docs_url="/docs" if docs else None,
-                  redoc_url="/redoc" if docs else None)
+                  openapi_url="/openapi.json" if docs else None, docs_url=None, redoc_url=None)
+    if docs:
+        install_docs(app)  # Swagger UI and ReDoc from local files, not FastAPI's CDN
     app.state.services = services
     # routes read settings through the lru_cached dependency; this app answers with its own
     app.dependency_overrides[get_settings] = lambda: settings
@@ -193,12 +240,23 @@ def create_app(
     app.include_router(suggest.router, dependencies=read_deps)
     app.include_router(artworks.router, dependencies=read_deps)
     app.include_router(tags.router, dependencies=read_deps)
+    app.include_router(curation.reads, dependencies=read_deps)
     app.include_router(feedback.router)
+    app.include_router(curation.writes)
     app.include_router(health.router)
     if settings.metrics_enabled:
         app.include_router(health.metrics_router)
+    if settings.review_enabled:
+        review_desk = install_review_desk(app, services)
 
     install_problem_handlers(app)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        # the driver's message may name hosts and users: logged, not answered
+        log.error("%s %s: curation database error: %s", request.method, request.url.path, exc)
+        return problem_response(503, "Service unavailable", "the curation database cannot be reached; "
+                                "the error was logged", instance=request.url.path, headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -215,6 +273,6 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
-                           allow_methods=["GET", "POST"], allow_headers=["Content-Type", API_KEY_HEADER],
+                           allow_methods=["GET", "POST"], allow_headers=["Content-Type", API_KEY_HEADER, CONTRIBUTOR_TOKEN_HEADER],
                            expose_headers=["Retry-After"], max_age=600)
     return app

@@ -10,6 +10,9 @@ from functools import lru_cache
 from typing import Annotated
 
 from arttag.catalogue.vocabulary import Vocabulary
+from arttag.curation.learning import OnlineLearner
+from arttag.curation.store import CurationStore
+from arttag.kafka.artworks import CatalogueFollower, LatestArtworks
 from arttag.model.bundle_watch import BundleWatcher
 from arttag.model.tagger import CatalogueTagger, Tagger
 from arttag.settings import ApiSettings
@@ -46,7 +49,12 @@ class Services:
     batcher: SuggestBatcher | None = None
     loader: threading.Thread | None = None
     watcher: BundleWatcher | None = None
+    learner: OnlineLearner | None = None
+    catalogue: LatestArtworks | None = None
+    catalogue_follower: CatalogueFollower | None = None
+    store_factory: Callable[[], CurationStore] | None = None
     _publisher: FeedbackPublisher | None = None
+    _store: CurationStore | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -60,6 +68,14 @@ class Services:
                 self._publisher = self.publisher_factory()
             return self._publisher
 
+    def curation_store(self) -> CurationStore:
+        """The curation database, opened on first use (an API that serves no curation opens none)."""
+        with self._lock:
+            if self._store is None:
+                factory = self.store_factory or (lambda: CurationStore.open(self.settings.curation_database_url))
+                self._store = factory()
+            return self._store
+
     def use_tagger(self, tagger: Tagger) -> None:
         """Serve ``tagger`` from the next request batch on (hot reload swaps through this)."""
         self.tagger, self.tagger_error = tagger, None
@@ -69,6 +85,10 @@ class Services:
             self.watcher.stop()
         if self.follower is not None:
             self.follower.stop()
+        if self.learner is not None:
+            self.learner.close()
+        if self.catalogue_follower is not None:
+            self.catalogue_follower.stop()
         if self.batcher is not None:
             self.batcher.close()
         if self._publisher is not None:

@@ -128,7 +128,10 @@ class FeedbackCreate(_In):
     tag_id: str = Field(min_length=1, max_length=500)
     tag_label: str | None = Field(None, max_length=500, description="Filled from the vocabulary when omitted")
     action: Literal["accepted", "rejected", "added"]
-    actor: FeedbackActorCreate
+    actor: FeedbackActorCreate | None = Field(
+        None, description="Who gave the feedback: required with an integration key; with a curator's key "
+        "the curator of the key is the actor and this is ignored",
+    )
     suggestion_id: str | None = Field(None, max_length=500)
     model_version: str | None = Field(None, max_length=200)
     comment: str | None = Field(None, max_length=2000)
@@ -143,6 +146,81 @@ class FeedbackPublic(BaseModel):
     event_id: str = Field(description="The published TagFeedbackGiven event's id")
     topic: str
     status: Literal["published"] = "published"
+
+
+class VoteCreate(_In):
+    """A public contributor's vote on one suggested tag of one artwork."""
+
+    artwork_id: str = Field(min_length=1, max_length=200)
+    tag_id: str = Field(min_length=1, max_length=500)
+    vote: Literal["accept", "reject"]
+    suggestion_id: str | None = Field(None, max_length=500)
+    model_version: str | None = Field(None, max_length=200)
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "artwork_id": "T07799", "tag_id": "1050", "vote": "accept",
+    }]})
+
+
+class ContributorPublic(BaseModel):
+    contributor_id: str = Field(description="pub- and 16 hex digits; the actor id of this contributor's votes")
+    token: str = Field(description="The secret to send in X-Contributor-Token; shown once, stored only as a digest")
+
+
+class ArtworkPublic(BaseModel):
+    """An artwork's newest catalogue record, as the artwork topics tell it."""
+
+    artwork_id: str
+    revision: int
+    artwork: ArtworkMetadata
+
+
+class VotePublic(BaseModel):
+    contributor_id: str
+    vote: Literal["accept", "reject"]
+    at: datetime
+
+
+class TagStatePublic(BaseModel):
+    """One tag's curation state. ``votes_for`` / ``votes_against``: public contributors whose newest
+    vote accepts / rejects it (weight above 0, as consensus counts them)."""
+
+    tag_id: str
+    label: str | None = None
+    group: str | None = None
+    status: Literal["accepted", "rejected", "proposed"]
+    decided_by: Literal["curator", "consensus"] | None = None
+    curator_id: str | None = None
+    decided_at: datetime | None = None
+    suggestion_id: str | None = None
+    model_version: str | None = None
+    votes_for: int = 0
+    votes_against: int = 0
+    votes: list[VotePublic] = Field(default_factory=list, description="Each vote with its contributor; "
+                                    "only a curator's key sees them, others get the counts")
+
+
+class ArtworkDecisionsPublic(BaseModel):
+    artwork_id: str
+    tags: list[TagStatePublic] = Field(description="Every tag anybody gave feedback on, by tag id")
+
+
+class ReviewItemPublic(BaseModel):
+    artwork_id: str
+    title: str | None = Field(None, description="From the catalogue; null while it is not known here")
+    group_title: str | None = None
+    model_version: str
+    undecided: int = Field(description="Suggested tags (within the band asked for) neither accepted nor rejected")
+    top_confidence: float
+    near_consensus: int = Field(description="Undecided tags one public vote away from consensus")
+    priority: float = Field(description="Summed confidence of the undecided suggestions in the uncertain "
+                            "(medium) band")
+
+
+class ReviewQueuePublic(BaseModel):
+    items: list[ReviewItemPublic]
+    total: int = Field(description="Artworks in the queue under these filters, before limit and offset")
+    rule: str
 
 
 class TagPublic(BaseModel):
@@ -175,4 +253,6 @@ class ReadinessPublic(BaseModel):
     broker_reachable: bool
     latest_view: Literal["disabled", "catching_up", "caught_up", "error"]
     latest_view_artworks: int = 0
+    catalogue: Literal["disabled", "catching_up", "caught_up", "error"] = "disabled"
+    catalogue_artworks: int = 0
     detail: list[str] = Field(default_factory=list)

@@ -105,7 +105,7 @@ class RateLimitMiddleware:
     def __init__(self, app: ASGIApp, settings: ApiSettings, metrics: ApiMetrics,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.app = app
-        self.hashes = settings.api_key_hashes
+        self.hashes = [*settings.api_key_hashes, *settings.curators.values()]
         self.keyed = TokenBuckets(settings.rate_limit_keyed_per_s, settings.rate_limit_keyed_burst,
                                   settings.rate_limit_max_clients, clock)
         self.anonymous = TokenBuckets(settings.rate_limit_anonymous_per_s, settings.rate_limit_anonymous_burst,

@@ -28,6 +28,7 @@ from functools import partial
 from typing import Any, Protocol
 
 import faust
+from arttag.curation.learning import OnlineLearner
 from arttag.errors import EventDecodeError
 from arttag.events import (
     ArtworkMetadata,
@@ -147,6 +148,7 @@ def create_app(
     model_version: str | None = None,
     monitor: DataQualityObserver | None = None,
     watcher: BundleWatcher | None = None,
+    learner: OnlineLearner | None = None,
 ) -> faust.App:
     """A faust app whose agent tags artworks from the created and updated topics.
 
@@ -155,7 +157,10 @@ def create_app(
     (e.g. :class:`arttag.quality.monitoring.DataQualityMonitor`) sees every batch's
     artworks and suggestions, and a second agent (``<agent_name>.feedback``) hands it
     each feedback event from ``tags.feedback.v1``. With a ``watcher``, each new model version
-    it loads serves from the next batch on (labelled with its own version).
+    it loads serves from the next batch on (labelled with its own version). With a ``learner``
+    (online learning, :mod:`arttag.curation.learning`), tags rejected for an artwork are left out
+    of its suggestions while its content is the one they were rejected on; the tagger should
+    follow the same learner (``learner.attach(tagger)``) to learn the accepted artworks.
     """
     app_id = app_id or settings.consumer_group
     topics = StreamTopics.for_prefix(settings.kafka.topic_prefix)
@@ -165,6 +170,7 @@ def create_app(
         tagger, store, consumer=app_id,
         options=SuggestOptions(limit=settings.suggestion_limit), model_version=model_version,
         max_record_bytes=settings.max_record_bytes, auto_apply_precision=settings.auto_apply_precision,
+        rejected=learner.rejected_tags if learner is not None else None,
     )
     if watcher is not None:
         watcher.subscribe(processor.use)

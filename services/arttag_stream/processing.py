@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -223,7 +223,11 @@ class BatchProcessor:
         model_version: str | None = None,
         max_record_bytes: int = limits.DEFAULT_MAX_RECORD_BYTES,
         auto_apply_precision: float | None = None,
+        rejected: Callable[[str, ArtworkMetadata], set[str]] | None = None,
     ) -> None:
+        self.rejected = rejected
+        """``rejected(artwork id, artwork)``: tag ids not to suggest for it as it is now (curators'
+        rejections, :meth:`arttag.curation.learning.OnlineLearner.rejected_tags`)."""
         # (tagger, label) as one reference: a batch reads it once, so a swap between batches
         # never splits one batch over two models or labels one model's output with another's name
         self._serving = (tagger, model_version or tagger.model_version)
@@ -334,9 +338,14 @@ class BatchProcessor:
     def _suggest(self, tagger: Tagger, model_version: str, pending: list[_Pending],
                  result: BatchResult) -> None:
         started = time.perf_counter()
+        leave_out = [self.rejected(p.event.artwork_id, p.event.artwork) if self.rejected else set() for p in pending]
+        # ask for as many more as may be left out, so a rejection never shortens the answer
+        extra = max((len(x) for x in leave_out), default=0)
+        options = (self.options.model_copy(update={"limit": min(self.options.limit + extra, 200)})
+                   if extra else self.options)
         try:
             answers: list[list] | None = tagger.suggest(
-                [p.event.artwork for p in pending], self.options
+                [p.event.artwork for p in pending], options
             )
             if len(answers) != len(pending):
                 raise ArttagError(f"tagger answered {len(answers)} of {len(pending)} artworks")
@@ -348,7 +357,7 @@ class BatchProcessor:
             answers = []
             for i, p in enumerate(pending):
                 try:
-                    [one] = tagger.suggest([p.event.artwork], self.options)
+                    [one] = tagger.suggest([p.event.artwork], options)
                     answers.append(one)
                 except Exception as exc:  # noqa: BLE001 - a model failure becomes a dead letter
                     log.debug("artwork %s at %s: model failed: %s",
@@ -362,6 +371,8 @@ class BatchProcessor:
             if tags is None:
                 self._fail(p, result, errors[i], "model")
                 continue
+            if extra:
+                tags = [t for t in tags if t.tag_id not in leave_out[i]][: self.options.limit]
             tags = mark_auto_apply(tags, threshold)
             try:
                 event = TagSuggestionsPublished(

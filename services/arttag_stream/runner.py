@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import faust
+from arttag.curation.learning import OnlineLearner
 from arttag.encoders.loader import encoder_choice
 from arttag.kafka.topics import StreamTopics
 from arttag.model.bundle_watch import BundleWatcher, bundle_loader, serves_pointer
@@ -27,12 +28,27 @@ def load_stream_tagger(settings: StreamSettings, *, bulk: bool = False) -> Tagge
     return open_tagger(settings.bundle_dir, settings.encoder, kind=settings.encoder_kind, bulk=bulk)
 
 
-def bundle_watcher(settings: StreamSettings, tagger: Tagger) -> BundleWatcher | None:
-    """Hot reload of ``settings.bundle_dir`` when ``tagger`` was loaded from it and reloading is on."""
+def bundle_watcher(settings: StreamSettings, tagger: Tagger,
+                   learner: OnlineLearner | None = None) -> BundleWatcher | None:
+    """Hot reload of ``settings.bundle_dir`` when ``tagger`` was loaded from it and reloading is on;
+    with a ``learner``, each new version learns the accepted artworks before it serves."""
     if settings.bundle_reload_interval_s <= 0 or not serves_pointer(tagger, settings.bundle_dir):
         return None
-    return BundleWatcher(settings.bundle_dir, bundle_loader(settings.encoder, settings.encoder_kind), tagger,
+    loader = bundle_loader(settings.encoder, settings.encoder_kind)
+    return BundleWatcher(settings.bundle_dir, learner.loader(loader) if learner is not None else loader, tagger,
                          interval_s=settings.bundle_reload_interval_s)
+
+
+def start_learning(settings: StreamSettings, tagger: Tagger) -> OnlineLearner | None:
+    """Online learning (``settings.online_learning``): the decisions and the catalogue read to their
+    ends before the worker takes events, the tagger taught every accepted artwork, then followed."""
+    if not settings.online_learning:
+        return None
+    learner = OnlineLearner.following(settings.kafka)
+    learner.load()
+    learner.attach(tagger)
+    learner.start()
+    return learner
 
 
 def build_monitor(settings: StreamSettings, metrics: StreamMetrics):
@@ -61,6 +77,7 @@ def run_worker(
     follower = LatestFollower(settings.kafka, topics.latest, store)
     follower.load()
     follower.start()
+    learner = start_learning(settings, tagger)
     metrics = StreamMetrics()
     monitor = build_monitor(settings, metrics)
     encoder = getattr(tagger, "encoder", None)
@@ -69,9 +86,9 @@ def run_worker(
     log.info("worker encoder %s: variant %s on %s, because %s%s", labels["name"], labels["variant"],
              labels["provider"], labels["reason"], f" ({choice.detail})" if choice and choice.detail else "")
     metrics.serve(settings.metrics_port)
-    watcher = bundle_watcher(settings, tagger) if model_version is None else None
+    watcher = bundle_watcher(settings, tagger, learner) if model_version is None else None
     app = create_app(settings, tagger, app_id=app_id, store=store, metrics=metrics,
-                     model_version=model_version, monitor=monitor, watcher=watcher)
+                     model_version=model_version, monitor=monitor, watcher=watcher, learner=learner)
     log.info("worker %s: model %s, batches of up to %d within %d ms, metrics on :%s",
              app.conf.id, model_version or tagger.model_version, settings.batch_max_events,
              settings.batch_max_ms, settings.metrics_port or "off")
@@ -86,4 +103,6 @@ def run_worker(
         if watcher is not None:
             watcher.stop()
         follower.close()
+        if learner is not None:
+            learner.close()
     return 0

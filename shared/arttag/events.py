@@ -161,6 +161,12 @@ class NeighbourEvidence(_Produced):
     artwork_id: str
     title: str
     similarity: float
+    # Written only when true, so the many trained neighbours' records stay as they were.
+    from_decision: bool = Field(
+        False, exclude_if=lambda v: not v,
+        description="The neighbour was learned online: its tags come from an accepted curation "
+        "decision (tags.decisions.v1), not from the bundle's training data",
+    )
 
 
 class TermEvidence(_Produced):

@@ -115,6 +115,11 @@ class CommonSettings(BaseSettings):
     bundle_keep_versions: int = Field(
         3, ge=1, description="Bundle versions `arttag train` keeps behind the pointer (never the current one)"
     )
+    curation_database_url: str = Field(
+        default_factory=lambda: f"sqlite:///{default_cache_dir() / 'curation.db'}",
+        description="SQLAlchemy URL of the curation database `arttag curate` writes and the API reads: "
+        "sqlite:///path (default) or postgresql+psycopg://user:password@host/db (arttag[postgres])",
+    )
     log_level: str = "INFO"
 
 
@@ -153,6 +158,11 @@ class StreamSettings(CommonSettings):
         description="No record the worker publishes is larger (key, value, headers); keep it "
         "below the broker's message.max.bytes. Larger dead letters keep a prefix of the original",
     )
+    online_learning: bool = Field(
+        True, description="Learn from tags.decisions.v1: artworks with accepted tags become tagged "
+        "neighbours at once, and rejected tags are not suggested again for their artwork while its "
+        "content is unchanged (docs/curation.md, 'Learning from decisions')",
+    )
     max_attempts: int = Field(
         3, ge=0,
         description="A message whose processing began this many times without finishing (the "
@@ -176,6 +186,10 @@ class ApiSettings(CommonSettings):
     )
     suggestion_limit: int = Field(10, ge=1)
     latest_view: bool = Field(True, description="Follow the latest-suggestions topic")
+    online_learning: bool = Field(
+        True, description="Learn from tags.decisions.v1: artworks with accepted tags become tagged "
+        "neighbours of the bundle the API loads (docs/curation.md, 'Learning from decisions')",
+    )
     # Load shedding (docs/api-safety.md): refuse early with 429/503 instead of queueing.
     rate_limit_anonymous_per_s: float = Field(
         5.0, ge=0, description="Sustained /v1 requests per second per client address without a key; 0: no limit"
@@ -204,6 +218,31 @@ class ApiSettings(CommonSettings):
     cors_origins: list[str] = Field(
         default_factory=list, description="Browser origins allowed to call the API; empty: CORS off"
     )
+    curators: dict[str, str] = Field(
+        default_factory=dict,
+        description='Curators and their keys: {"<curator id>": "<sha256 hex of their key>"}; a curator '
+        "sends X-API-Key and decides as that id (docs/curation.md)",
+    )
+    public_votes: bool = Field(
+        True, description="Public contributors may register (POST /v1/contributors) and vote (POST /v1/votes)"
+    )
+    catalogue_view: bool | None = Field(
+        None, description="Follow the artwork topics for the metadata of GET /v1/artworks/{id} and the "
+        "review queue; unset: as latest_view",
+    )
+    # The review desk (docs/review.md): /review pages with signed session cookies.
+    review_enabled: bool = Field(True, description="Serve the review desk at /review")
+    session_secret: SecretStr | None = Field(
+        None, min_length=32,
+        description="Key that signs session cookies (32+ characters; every replica needs the same); "
+        "unset: a random one per start, so sessions do not survive a restart",
+    )
+    session_max_age_s: int = Field(8 * 3600, ge=60, description="A session cookie older than this is refused")
+    review_undo_window_s: float = Field(
+        10.0, ge=0,
+        description="A review action is held this long (or until the same person's next action) so it "
+        "can be undone, then published; 0: published at once, no undo",
+    )
 
     @field_validator("metrics_networks")
     @classmethod
@@ -211,6 +250,17 @@ class ApiSettings(CommonSettings):
         for network in value:
             ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
         return value
+
+    @field_validator("curators")
+    @classmethod
+    def _curators(cls, value: dict[str, str]) -> dict[str, str]:
+        for curator_id, digest in value.items():
+            if not curator_id.strip():
+                raise ValueError("a curator id may not be empty")
+            if not re.fullmatch(r"[0-9a-fA-F]{64}", digest.strip()):
+                raise ValueError(f"curator {curator_id!r}: the key must be given as its sha256 hex digest "
+                                 "(64 hex digits), never the key itself")
+        return {c: d.strip().lower() for c, d in value.items()}
 
     @field_validator("cors_origins")
     @classmethod

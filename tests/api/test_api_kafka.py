@@ -107,7 +107,7 @@ def test_feedback_is_503_when_kafka_is_unreachable(tagger):
     app = create_app(settings, tagger)
     app.state.services.publisher_factory = _short_timeout_publisher(settings)
     with TestClient(app) as client:
-        body = {"artwork_id": "T1", "tag_id": "1050", "action": "added", "actor": {"kind": "public", "id": "p"}}
+        body = {"artwork_id": "T1", "tag_id": "1050", "action": "accepted", "actor": {"kind": "public", "id": "p"}}
         r = client.post("/v1/feedback", json=body, headers={"X-API-Key": KEY})
         assert r.status_code == 503 and r.headers["content-type"].startswith("application/problem+json")
         assert int(r.headers["retry-after"]) >= 1

@@ -6,6 +6,8 @@ import threading
 
 import pytest
 import schemathesis
+from arttag.curation.store import CurationStore
+from arttag.kafka.artworks import LatestArtworks
 from arttag.settings import ApiSettings
 from arttag_api.app import create_app
 from arttag_api.auth import hash_api_key
@@ -38,7 +40,8 @@ def _tagger_from_fixture(_settings):
 
 
 APP = create_app(SETTINGS, publisher=InMemoryFeedbackPublisher(), view=LatestSuggestionsView(),
-                 broker_check=lambda: True, tagger_loader=_tagger_from_fixture)
+                 broker_check=lambda: True, tagger_loader=_tagger_from_fixture,
+                 store=CurationStore.open("sqlite://"), catalogue=LatestArtworks())
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 

@@ -36,7 +36,7 @@ def _latest(kafka) -> dict[str, TagDecisionsChanged]:
             for m in _read(kafka, topic_name(TAG_DECISIONS, kafka.topic_prefix))}
 
 
-def test_curate_folds_feedback_into_decisions_and_a_rebuild_agrees(kafka_settings):
+def test_curate_folds_feedback_into_decisions_and_a_rebuild_agrees(kafka_settings, tmp_path):
     create_topics(kafka_settings)
     events = [
         curator("A1", "t-harbour", "accepted", 10, tag_label="harbour"),
@@ -54,7 +54,8 @@ def test_curate_folds_feedback_into_decisions_and_a_rebuild_agrees(kafka_setting
     producer.produce(feedback_topic, key=b"A9", value=b'{"not": "feedback"}')
     flush_or_fail(producer)
 
-    settings = CurateSettings(kafka=kafka_settings, curate_group=f"curate-{uuid.uuid4().hex[:8]}")
+    settings = CurateSettings(kafka=kafka_settings, curate_group=f"curate-{uuid.uuid4().hex[:8]}",
+                              curation_database_url=f"sqlite:///{tmp_path / 'curation.db'}")
     first = CurateProcessor(settings)
     report = first.run(until_caught_up=True)
     assert (report.feedback_read, report.duplicates, report.dead_lettered) == (10, 1, 1)
@@ -83,10 +84,10 @@ def test_curate_folds_feedback_into_decisions_and_a_rebuild_agrees(kafka_setting
     assert rebuilt == latest == _latest(kafka_settings)
 
 
-def test_curate_follows_feedback_that_arrives_after_it_caught_up(kafka_settings):
+def test_curate_follows_feedback_that_arrives_after_it_caught_up(kafka_settings, tmp_path):
     create_topics(kafka_settings)
     settings = CurateSettings(kafka=kafka_settings, curate_group=f"curate-{uuid.uuid4().hex[:8]}",
-                              poll_s=0.2)
+                              poll_s=0.2, curation_database_url=f"sqlite:///{tmp_path / 'curation.db'}")
     processor = CurateProcessor(settings)
     stop = threading.Event()
     runner = threading.Thread(target=processor.run, kwargs={"stop": stop}, daemon=True)

@@ -1,5 +1,5 @@
-"""``/healthz`` (the process answers), ``/readyz`` (model loaded, broker reachable, latest view not in
-error), ``/metrics``."""
+"""``/healthz`` (the process answers), ``/readyz`` (model loaded, broker reachable, latest view and
+catalogue not in error), ``/metrics``."""
 
 from __future__ import annotations
 
@@ -49,15 +49,25 @@ async def readyz(services: ServicesDep) -> JSONResponse:
         detail.append("latest view: cannot read the latest-suggestions topic (see the server log)")
     else:
         view_state = "caught_up" if view.caught_up.is_set() else "catching_up"
+    catalogue, catalogue_follower = services.catalogue, services.catalogue_follower
+    if catalogue is None:
+        catalogue_state = "disabled"
+    elif catalogue_follower is not None and catalogue_follower.error:
+        catalogue_state = "error"
+        detail.append("catalogue: cannot read the artwork topics (see the server log)")
+    else:
+        catalogue_state = "caught_up" if catalogue.caught_up.is_set() else "catching_up"
     body = ReadinessPublic(
         # a view in error would answer every GET of stored suggestions wrongly (404s), so a
         # balancer must not send traffic here until it reads its topic again
-        ready=tagger is not None and broker and view_state != "error",
+        ready=tagger is not None and broker and view_state != "error" and catalogue_state != "error",
         model_loaded=tagger is not None,
         model_version=tagger.model_version if tagger is not None else None,
         broker_reachable=broker,
         latest_view=view_state,
         latest_view_artworks=len(view) if view is not None else 0,
+        catalogue=catalogue_state,
+        catalogue_artworks=len(catalogue) if catalogue is not None else 0,
         detail=detail,
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if body.ready else 503)

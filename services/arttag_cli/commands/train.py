@@ -29,6 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--vocabulary", type=Path, default=None, metavar="FILE",
                    help="a thesaurus (CSV, or SKOS in Turtle or RDF/XML): every term becomes suggestable, "
                         "also those no artwork carries yet")
+    t.add_argument("--decisions", default=None, metavar="SOURCE",
+                   help="curation decisions to learn from: a JSON Lines file of TagDecisionsChanged records, "
+                   "or kafka: for the decisions topic (ARTTAG_KAFKA__*), kafka:TOPIC for another; accepted "
+                   "tags become labels, rejected ones re-ranker negatives (docs/curation.md)")
     t.add_argument("--no-evaluate", action="store_true", help="skip the dev-split evaluation")
     t.add_argument("--json", type=Path, default=None, dest="json_out",
                    help="write the dev-split figures to this file, as `arttag evaluate --json` does")
@@ -84,9 +88,15 @@ def _train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigurationError(f"invalid training parameters: {exc}") from exc
     out = args.out or settings.bundle_dir
+    decisions, source = None, None
+    if args.decisions:
+        from arttag.curation.labels import read_decisions
+
+        decisions, source = read_decisions(args.decisions, settings.kafka)
     manifest = train_bundle(args.catalogue, out, _encoder(args.encoder, settings), params,
                             cache_dir=_cache_dir(args.embedding_cache), progress=True,
-                            keep=settings.bundle_keep_versions, vocabulary=args.vocabulary)
+                            keep=settings.bundle_keep_versions, vocabulary=args.vocabulary, decisions=decisions,
+                            decisions_source=source)
     from arttag.model.bundle import resolve_bundle
 
     print(f"bundle {manifest['model_version']} written to {resolve_bundle(out)}; {out} points at it")
@@ -94,6 +104,12 @@ def _train(args: argparse.Namespace) -> int:
     print(f"catalogue: {data['rows_read']} rows, {data['bad_rows']} bad row(s) skipped")
     for b in data["bad_row_examples"]:
         print(f"  line {b['line']}: {b['error']}")
+    used = manifest["training"].get("decisions")
+    if used:
+        print(f"decisions: {used['records']} record(s) from {used['source']} ({used['bad_records']} bad): "
+              f"{used['accepted_labels']} accepted label(s) added, {used['rejected_labels_removed']} catalogued "
+              f"tag(s) removed, {used['rejected_negatives']} rejected suggestion(s) as re-ranker negatives, "
+              f"{used['unknown_tags']} unknown tag(s), {used['unknown_artworks']} unknown artwork(s)")
     if manifest["metrics"]:
         _print_metrics(manifest["metrics"])
         if args.json_out:

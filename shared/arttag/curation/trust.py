@@ -41,13 +41,17 @@ def confirmation_weight(confirmed: int, contradicted: int, prior_votes: float) -
     return 2.0 * (confirmed + prior_votes / 2) / (confirmed + contradicted + prior_votes)
 
 
+def fast_votes(vote_times: Sequence[datetime], min_seconds: float) -> int:
+    """How many votes were cast less than ``min_seconds`` after the contributor's previous one."""
+    times = sorted(vote_times)
+    return sum((b - a).total_seconds() < min_seconds for a, b in pairwise(times))
+
+
 def fast_vote_share(vote_times: Sequence[datetime], min_seconds: float) -> float:
     """The share of votes cast less than ``min_seconds`` after the contributor's previous one."""
     if len(vote_times) < 2:
         return 0.0
-    times = sorted(vote_times)
-    fast = sum((b - a).total_seconds() < min_seconds for a, b in pairwise(times))
-    return fast / len(times)
+    return fast_votes(vote_times, min_seconds) / len(vote_times)
 
 
 def accepts_everything(accepted: int, votes: int, min_votes: int, max_share: float) -> bool:

@@ -55,7 +55,8 @@ class LatestTable(Generic[V]):
     """Key -> the newest value under :func:`supersedes`; safe to read while a follower writes.
 
     ``caught_up`` is set once the follower has read the topic to its end as of its start;
-    ``on_change(size)`` is called after every change (a gauge, say).
+    ``on_change(size)`` is called after every change (a gauge, say), and every listener given
+    to :meth:`listen` with the key that changed (outside the table's lock, in the writer's thread).
     """
 
     def __init__(self) -> None:
@@ -63,6 +64,11 @@ class LatestTable(Generic[V]):
         self._values: dict[str, V] = {}
         self.caught_up = threading.Event()
         self.on_change: Callable[[int], None] | None = None
+        self._listeners: list[Callable[[str], None]] = []
+
+    def listen(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(key)`` after each change of a key (merge kept, delete, restore)."""
+        self._listeners.append(listener)
 
     def __len__(self) -> int:
         with self._lock:
@@ -72,6 +78,16 @@ class LatestTable(Generic[V]):
         with self._lock:
             return self._values.get(key)
 
+    def items(self) -> list[tuple[str, V]]:
+        """Every (key, value) held now (a copy)."""
+        with self._lock:
+            return list(self._values.items())
+
+    def values(self) -> list[V]:
+        """A snapshot of every value (the review queue scans them)."""
+        with self._lock:
+            return list(self._values.values())
+
     def merge(self, key: str, value: V) -> bool:
         """Keep ``value`` unless the table holds a newer one for ``key``; True when kept."""
         with self._lock:
@@ -79,7 +95,7 @@ class LatestTable(Generic[V]):
                 return False
             self._values[key] = value
             size = len(self._values)
-        self._changed(size)
+        self._changed(size, key)
         return True
 
     def delete(self, key: str) -> None:
@@ -87,7 +103,7 @@ class LatestTable(Generic[V]):
         with self._lock:
             self._values.pop(key, None)
             size = len(self._values)
-        self._changed(size)
+        self._changed(size, key)
 
     def restore(self, key: str, previous: V | None) -> None:
         """Put back what was held before (undo a merge), whatever the rule says."""
@@ -97,11 +113,13 @@ class LatestTable(Generic[V]):
             else:
                 self._values[key] = previous
             size = len(self._values)
-        self._changed(size)
+        self._changed(size, key)
 
-    def _changed(self, size: int) -> None:
+    def _changed(self, size: int, key: str) -> None:
         if self.on_change is not None:
             self.on_change(size)
+        for listener in self._listeners:
+            listener(key)
 
 
 Decoder = Callable[[bytes, list[tuple[str, bytes]] | None], "tuple[str, V]"]

@@ -29,6 +29,7 @@ import platform
 import re
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from arttag.catalogue.split import SPLIT_RULE
 from arttag.catalogue.vocabulary import Tag, Vocabulary
@@ -48,8 +50,8 @@ from arttag.errors import ModelError
 from arttag.events import ArtworkMetadata, TagSuggestion
 from arttag.model.ensemble import BaseEnsemble, Ranked, load_ensemble
 from arttag.model.explain import build_suggestions
-from arttag.model.tagger import SuggestOptions
-from arttag.scorers.base import Batch, Candidates
+from arttag.model.tagger import LearningSource, SuggestOptions, TaggedArtwork
+from arttag.scorers.base import Batch, Candidates, Corpus
 from arttag.settings import EncoderSettings
 
 log = logging.getLogger(__name__)
@@ -389,7 +391,13 @@ def verify_bundle(directory: str | Path, manifest: dict[str, Any] | None = None)
 
 class BundleTagger:
     """A loaded bundle: implements :class:`arttag.model.tagger.Tagger` and :class:`arttag.model.tagger.TagCatalogue`
-    (the vocabulary and a semantic tag search, for the API), and exposes the encoder."""
+    (the vocabulary and a semantic tag search, for the API), and exposes the encoder.
+
+    It also learns online (:meth:`learn`, :meth:`learn_from`): artworks with curated tags become
+    neighbours of the neighbour scorers. Learning and suggesting take one lock, so a batch is
+    scored and explained by one state of the scorers; a followed source's new artworks are
+    learned at the start of the next batch, in the serving thread.
+    """
 
     def __init__(self, directory: Path, manifest: dict[str, Any], ensemble: BaseEnsemble, encoder: TextEncoder | None,
                  batch_size: int = 256) -> None:
@@ -398,6 +406,11 @@ class BundleTagger:
         self.ensemble = ensemble
         self.encoder = encoder
         self.batch_size = batch_size
+        self._lock = threading.RLock()
+        self._source: LearningSource | None = None
+        self._position = 0
+        self.learned: set[str] = set()
+        """Ids of the artworks learned online with tags."""
 
     @property
     def model_version(self) -> str:
@@ -417,18 +430,72 @@ class BundleTagger:
 
     def rank(self, artworks: Sequence[ArtworkMetadata]) -> tuple[Batch, list[Candidates], list[Ranked]]:
         """Both steps of the ensemble, with every per-source score (for evaluation and explanations)."""
-        batch = self._batch(artworks)
-        ranked, cands = self.ensemble.rank(batch)
-        return batch, cands, ranked
+        with self._lock:
+            self._catch_up()
+            batch = self._batch(artworks)
+            ranked, cands = self.ensemble.rank(batch)
+            return batch, cands, ranked
 
     def suggest(self, artworks: Sequence[ArtworkMetadata], options: SuggestOptions | None = None) -> list[list[TagSuggestion]]:
         options = options or SuggestOptions()
         out: list[list[TagSuggestion]] = []
         for start in range(0, len(artworks), self.batch_size):
             part = list(artworks[start:start + self.batch_size])
-            batch, cands, ranked = self.rank(part)
-            out += build_suggestions(self.ensemble, part, batch, cands, ranked, options)
+            with self._lock:  # explanations read the scorers' state: no learning in between
+                batch, cands, ranked = self.rank(part)
+                out += build_suggestions(self.ensemble, part, batch, cands, ranked, options)
         return out
+
+    # -- online learning -------------------------------------------------------
+
+    def learn(self, examples: Sequence[TaggedArtwork]) -> int:
+        """Make ``examples`` tagged neighbours of every scorer that has neighbours
+        (:meth:`arttag.scorers.base.Scorer.learn`), now, without retraining; returns how many
+        artworks changed. An artwork learned again replaces its earlier entry; one with no tags
+        (of this bundle's vocabulary) is forgotten. Tags the vocabulary lacks are left out."""
+        newest: dict[str, TaggedArtwork] = {}
+        for example in examples:
+            newest.pop(example.artwork_id, None)
+            newest[example.artwork_id] = example
+        if not newest:
+            return 0
+        items = list(newest.values())
+        vocab = self.vocabulary
+        rows, cols = [], []
+        for i, example in enumerate(items):
+            for tag_id in example.tag_ids:
+                if tag_id in vocab:
+                    rows.append(i)
+                    cols.append(vocab.index(tag_id))
+        labels = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(items), len(vocab)))
+        with self._lock:
+            batch = self._batch([e.artwork for e in items])
+            corpus = Corpus(batch.texts, batch.fields, batch.embeddings, batch.accession_numbers,
+                            ids=[e.artwork_id for e in items], titles=[e.artwork.title for e in items],
+                            labels=labels)
+            for scorer in self.ensemble.scorers:
+                scorer.learn(corpus)
+            counts = np.diff(labels.indptr)
+            for example, count in zip(items, counts):
+                (self.learned.add if count else self.learned.discard)(example.artwork_id)
+        log.debug("model %s learned %d artwork(s) online (%d in all)", self.model_version, len(items),
+                  len(self.learned))
+        return len(items)
+
+    def learn_from(self, source: LearningSource) -> int:
+        """Follow ``source``: learn what it holds now (returns how many artworks), and what it
+        gains later at the start of each next batch."""
+        with self._lock:
+            self._source, self._position = source, 0
+            return self._catch_up()
+
+    def _catch_up(self) -> int:
+        if self._source is None:
+            return 0
+        examples, position = self._source.examples_since(self._position)
+        learned = self.learn(examples) if examples else 0
+        self._position = position
+        return learned
 
     def search_tags_semantic(self, query: str, limit: int = 20) -> list[tuple[Tag, float]]:
         """Tags whose text is closest in meaning to ``query`` (cosine of embeddings), best first."""

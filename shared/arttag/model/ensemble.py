@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from arttag.catalogue.vocabulary import Vocabulary
 from arttag.errors import ModelError
 from arttag.plugins import load_plugin
-from arttag.scorers.base import Batch, Candidates, Scorer
+from arttag.scorers.base import Batch, Candidates, Scorer, loading_together
 from arttag.scorers.registry import get_scorer_class
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,8 @@ class BaseEnsemble(ABC):
         kind = spec.get("kind", DEFAULT_KIND)
         if kind != cls.kind:
             raise ModelError(f"{directory / 'ensemble.json'} holds a {kind!r} ensemble, not {cls.kind!r}")
-        scorers = [get_scorer_class(name).load(directory / "scorers" / name, vocabulary) for name in spec["scorers"]]
+        with loading_together():  # scorers trained on the same fields share their index
+            scorers = [get_scorer_class(name).load(directory / "scorers" / name, vocabulary) for name in spec["scorers"]]
         return cls._load(directory, vocabulary, scorers, spec)
 
     def _spec(self) -> dict[str, Any]:
@@ -314,8 +315,12 @@ class Ensemble(BaseEnsemble):
             return self.reranker.predict_proba(features)[:, 1]
 
     def fit_reranker(self, batch: Batch, gold: Sequence[set[int]], params: RerankerParams | None = None,
-                     progress: bool = False) -> dict[str, Any]:
-        """Learn step 2 on artworks the scorers were not trained on; returns a short report."""
+                     progress: bool = False, negatives: Sequence[set[int]] | None = None,
+                     negative_weight: float = 2.0) -> dict[str, Any]:
+        """Learn step 2 on artworks the scorers were not trained on; returns a short report.
+
+        ``negatives`` (per artwork, tag indices a curator rejected) weigh ``negative_weight``
+        times as much as other wrong candidates; the report counts them (``rejected_negatives``)."""
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         params = params or RerankerParams()
@@ -324,17 +329,24 @@ class Ensemble(BaseEnsemble):
         if progress:
             from tqdm import tqdm
             rows = tqdm(rows, desc="re-ranker features", unit="artwork")
-        xs, ys = [], []
+        xs, ys, ws = [], [], []
         for row in rows:
             f = self.pair_features(batch, cands, row)
             xs.append(f.matrix)
             ys.append(np.fromiter((int(t) in gold[row] for t in f.tags), dtype=np.int8, count=len(f.tags)))
+            if negatives is not None:
+                rejected = np.fromiter((int(t) in negatives[row] and int(t) not in gold[row] for t in f.tags),
+                                       dtype=bool, count=len(f.tags))
+                ws.append(np.where(rejected, negative_weight, 1.0))
         x = np.vstack(xs) if xs else np.zeros((0, len(self.feature_names)))
         y = np.concatenate(ys) if ys else np.zeros(0, dtype=np.int8)
+        weight = np.concatenate(ws) if ws else None
         reachable = sum(len(gold[row] & {int(t) for c in cands for t in c.tags[row]}) for row in range(len(batch)))
         total_gold = sum(len(g) for g in gold)
         report = {"pairs": int(len(y)), "positives": int(y.sum()), "artworks": len(batch),
                   "candidate_recall": reachable / total_gold if total_gold else 0.0}
+        if weight is not None:
+            report["rejected_negatives"] = int((weight != 1.0).sum())
         if len(np.unique(y)) < 2 or y.sum() < 5:
             log.warning("re-ranker not trained: too few positive candidates (%d); using the score mean", int(y.sum()))
             self.reranker = None
@@ -352,9 +364,9 @@ class Ensemble(BaseEnsemble):
 
         with threadpool_limits(limits=params.threads):
             if progress:
-                _fit_showing_rounds(model, x, y)
+                _fit_showing_rounds(model, x, y, weight)
             else:
-                model.fit(x, y)
+                model.fit(x, y, sample_weight=weight)
         self.reranker = model
         report["trained"] = True
         report["iterations"] = int(model.n_iter_)
@@ -428,12 +440,12 @@ class _RoundsToProgressBar(io.TextIOBase):
         return len(text)
 
 
-def _fit_showing_rounds(model: Any, x: np.ndarray, y: np.ndarray) -> None:
+def _fit_showing_rounds(model: Any, x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> None:
     """``model.fit`` with a progress bar over the boosting rounds (training takes minutes on
     the full catalogue and would otherwise be silent); early stopping ends the bar early."""
     from tqdm import tqdm
 
     with tqdm(total=model.max_iter, desc="re-ranker rounds", unit="round") as bar, \
             contextlib.redirect_stdout(_RoundsToProgressBar(bar)):
-        model.fit(x, y)
+        model.fit(x, y, sample_weight=weight)
     model.set_params(verbose=0)  # the stored model (and so the bundle's version) as without a bar

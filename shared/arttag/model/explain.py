@@ -7,11 +7,17 @@ this artwork's words with the largest contributions (TF-IDF), or the tag text
 compared (semantic). The summary is one readable sentence built from them:
 each scorer words its own evidence (:meth:`Scorer.summarise_evidence`) and
 decides whether it is cited at all (:meth:`Scorer.cites`).
+
+Only the tags that are published are explained, and each scorer explains all of
+a batch's at once (:meth:`Scorer.explain_many`), so work shared between the tags
+of one artwork (its neighbours' words, its own words' components) is done once.
+The events are built last, from plain tuples.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from arttag.events import (
     ArtworkMetadata,
@@ -21,7 +27,7 @@ from arttag.events import (
 )
 from arttag.model.ensemble import BaseEnsemble, Ranked
 from arttag.model.tagger import SuggestOptions
-from arttag.scorers.base import Batch, Candidates
+from arttag.scorers.base import Batch, Candidates, Scorer
 
 
 def summarise(label: str, confidence: float, evidence_phrases: Sequence[str], scorers_proposing: Sequence[str]) -> str:
@@ -30,6 +36,82 @@ def summarise(label: str, confidence: float, evidence_phrases: Sequence[str], sc
     if scorers_proposing:
         parts.append("proposed by " + ", ".join(scorers_proposing))
     return "; ".join(parts)
+
+
+@dataclass
+class Pick:
+    """A tag chosen for publication: its position in the artwork's ranking, and what the scorers say."""
+
+    position: int
+    tag: int
+    confidence: float
+    contributions: list[ScorerContribution] = field(default_factory=list)
+    phrases: list[str] = field(default_factory=list)
+
+
+def published(metas: Sequence[ArtworkMetadata], ranked: Sequence[Ranked], ensemble: BaseEnsemble,
+              options: SuggestOptions) -> list[list[Pick]]:
+    """Per artwork, the ranked tags that pass ``options``, best first, at most ``options.limit``."""
+    tags = ensemble.vocabulary.tags
+    out: list[list[Pick]] = []
+    for meta, r in zip(metas, ranked):
+        assigned = {t.id for t in meta.tags}
+        picks: list[Pick] = []
+        for i, (tag_index, prob) in enumerate(zip(r.tags.tolist(), r.probs.tolist())):
+            if len(picks) >= options.limit:
+                break
+            confidence = min(max(prob, 0.0), 1.0)
+            if confidence < options.min_confidence:
+                break  # sorted by probability: nothing further can pass
+            tag = tags[tag_index]
+            if options.keeps(tag.id, tag.group, assigned):
+                picks.append(Pick(i, tag_index, confidence))
+        out.append(picks)
+    return out
+
+
+def explain_picks(scorer: Scorer, c: Candidates, batch: Batch, ranked: Sequence[Ranked],
+                  picks: Sequence[Sequence[Pick]], max_evidence: int = 5) -> None:
+    """Adds ``scorer``'s contribution and summary phrases to every pick it cites, explaining
+    them all with one :meth:`Scorer.explain_many` call."""
+    wanted: list[tuple[int, int]] = []
+    cited: list[tuple[Pick, float, int]] = []
+    for row, (r, row_picks) in enumerate(zip(ranked, picks)):
+        scores, ranks = r.source_scores[scorer.name], r.source_ranks[scorer.name]
+        for pick in row_picks:
+            score, rank = float(scores[pick.position]), int(ranks[pick.position])
+            if scorer.cites(score, rank):
+                wanted.append((row, pick.tag))
+                cited.append((pick, score, rank))
+    for (pick, score, rank), evidence in zip(cited, scorer.explain_many(batch, c, wanted, max_evidence)):
+        pick.contributions.append(ScorerContribution(
+            scorer=scorer.name, score=round(score, 6), rank=rank or None, evidence=evidence,
+        ))
+        pick.phrases += scorer.summarise_evidence(evidence)
+
+
+def assemble(ensemble: BaseEnsemble, metas: Sequence[ArtworkMetadata], ranked: Sequence[Ranked],
+             picks: Sequence[Sequence[Pick]]) -> list[list[TagSuggestion]]:
+    """The explained picks as :class:`TagSuggestion` events, per artwork."""
+    tags = ensemble.vocabulary.tags
+    out: list[list[TagSuggestion]] = []
+    for meta, r, row_picks in zip(metas, ranked, picks):
+        assigned = {t.id for t in meta.tags}
+        suggestions = []
+        for pick in row_picks:
+            tag = tags[pick.tag]
+            proposing = r.proposed_by(pick.position)
+            suggestions.append(TagSuggestion(
+                tag_id=tag.id, label=tag.label, group=tag.group,
+                score=round(float(r.probs[pick.position]), 6), confidence=round(pick.confidence, 6),
+                scorers=proposing, already_assigned=tag.id in assigned,
+                explanation=Explanation(
+                    summary=summarise(tag.label, pick.confidence, pick.phrases, proposing),
+                    contributions=pick.contributions,
+                ),
+            ))
+        out.append(suggestions)
+    return out
 
 
 def build_suggestions(
@@ -41,41 +123,9 @@ def build_suggestions(
     options: SuggestOptions,
     max_evidence: int = 5,
 ) -> list[list[TagSuggestion]]:
-    vocab = ensemble.vocabulary
-    out: list[list[TagSuggestion]] = []
-    for row, (meta, r) in enumerate(zip(metas, ranked)):
-        assigned = {t.id for t in meta.tags}
-        suggestions: list[TagSuggestion] = []
-        for i, tag_index in enumerate(r.tags):
-            if len(suggestions) >= options.limit:
-                break
-            tag = vocab.tags[int(tag_index)]
-            confidence = float(min(max(r.probs[i], 0.0), 1.0))
-            if confidence < options.min_confidence:
-                break  # sorted by probability: nothing further can pass
-            if not options.keeps(tag.id, tag.group, assigned):
-                continue
-            contributions: list[ScorerContribution] = []
-            phrases: list[str] = []
-            for scorer, c in zip(ensemble.scorers, cands):
-                score = float(r.source_scores[scorer.name][i])
-                rank = int(r.source_ranks[scorer.name][i])
-                if not scorer.cites(score, rank):
-                    continue
-                evidence = scorer.explain(batch, c, row, int(tag_index), max_evidence)
-                contributions.append(ScorerContribution(
-                    scorer=scorer.name, score=round(score, 6), rank=rank or None, evidence=evidence,
-                ))
-                phrases += scorer.summarise_evidence(evidence)
-            proposing = r.proposed_by(i)
-            suggestions.append(TagSuggestion(
-                tag_id=tag.id, label=tag.label, group=tag.group,
-                score=round(float(r.probs[i]), 6), confidence=round(confidence, 6),
-                scorers=proposing, already_assigned=tag.id in assigned,
-                explanation=Explanation(
-                    summary=summarise(tag.label, confidence, phrases, proposing),
-                    contributions=contributions,
-                ),
-            ))
-        out.append(suggestions)
-    return out
+    """The published tags of every artwork of the batch, explained: :func:`published`, then
+    :func:`explain_picks` per scorer (in scorer order, the order of the contributions), then :func:`assemble`."""
+    picks = published(metas, ranked, ensemble, options)
+    for scorer, c in zip(ensemble.scorers, cands):
+        explain_picks(scorer, c, batch, ranked, picks, max_evidence)
+    return assemble(ensemble, metas, ranked, picks)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -79,3 +80,25 @@ class TagCatalogue(Protocol):
 @runtime_checkable
 class CatalogueTagger(Tagger, TagCatalogue, Protocol):
     """Both contracts: what the API serves (:class:`arttag.model.bundle.BundleTagger`, :class:`arttag.testing.FakeTagger`)."""
+
+
+@dataclass(frozen=True)
+class TaggedArtwork:
+    """An artwork with the tags it is known to carry, for a tagger to learn online
+    (:meth:`arttag.model.bundle.BundleTagger.learn`); no tags: forget the artwork."""
+
+    artwork_id: str
+    artwork: ArtworkMetadata
+    tag_ids: frozenset[str]
+
+
+class LearningSource(Protocol):
+    """Where a tagger takes the artworks it learns online from (:class:`arttag.curation.learning.OnlineLearner`).
+
+    Positions are opaque counters: a tagger starts at 0 and passes back the position it was
+    given, so each tagger (a new one after a bundle swap too) gets everything exactly once.
+    """
+
+    def examples_since(self, position: int) -> tuple[list[TaggedArtwork], int]:
+        """The artworks that changed since ``position`` (each once, its newest state) and the new position."""
+        ...

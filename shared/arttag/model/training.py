@@ -22,7 +22,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from arttag.catalogue.vocabulary import Vocabulary
 from arttag.checksums import file_sha256
 from arttag.encoders.base import TextEncoder
 from arttag.errors import ArttagError, ModelError
+from arttag.events import TagDecisionsChanged
 from arttag.model.ensemble import Ensemble, RerankerParams
 from arttag.quality.auto_apply import DEFAULT_PRECISIONS, choose_threshold, precision_key, share_above
 from arttag.quality.views import NEW_ACQUISITIONS_FROM, split_by_acquisition, view_masks
@@ -263,9 +264,11 @@ def train_ensemble(
     cache_dir: Path | None = None,
     progress: bool = False,
     thesaurus: Vocabulary | None = None,
+    rejected: Mapping[str, set[str]] | None = None,
 ) -> tuple[Ensemble, dict[str, Any]]:
     """Fit the scorers on ``train`` and the re-ranker on ``rerank``; returns the ensemble and a report.
-    Every ``thesaurus`` term joins the vocabulary, carried by an artwork or not."""
+    Every ``thesaurus`` term joins the vocabulary, carried by an artwork or not. ``rejected``
+    (artwork id -> tag ids curators rejected) are weighted negatives for the re-ranker."""
     splits = split_records(records)
     if not splits["train"]:
         raise ModelError("the catalogue has no tagged artworks in the train split")
@@ -303,7 +306,10 @@ def train_ensemble(
     if rerank:
         batch = make_batch(rerank, emb["rerank"])
         log.info("fitting the re-ranker on %d rerank artworks", len(rerank))
-        report["reranker"] = ensemble.fit_reranker(batch, gold_sets(rerank, vocab), params.reranker, progress)
+        negatives = None if rejected is None else [
+            {vocab.index(t) for t in rejected.get(r.artwork_id, ()) if t in vocab} for r in rerank]
+        report["reranker"] = ensemble.fit_reranker(batch, gold_sets(rerank, vocab), params.reranker, progress,
+                                                   negatives=negatives)
         if params.auto_apply_folds >= 2 and report["reranker"].get("trained"):
             t1 = time.perf_counter()
             report["auto_apply"] = auto_apply_thresholds(ensemble, batch, gold_sets(rerank, vocab), params)
@@ -383,11 +389,17 @@ def train_bundle(
     progress: bool = False,
     keep: int = 3,
     vocabulary: str | Path | None = None,
+    decisions: Mapping[str, TagDecisionsChanged] | None = None,
+    decisions_source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train on a catalogue file, write a new bundle version and point ``out_dir`` at it; returns
     its manifest. ``keep`` versions stay behind the pointer (:func:`arttag.model.bundle.write_bundle`).
     ``vocabulary``: a thesaurus file (CSV or SKOS, :func:`arttag.catalogue.vocabulary.load_vocabulary`)
     whose every term becomes suggestable.
+
+    ``decisions`` (artwork id -> its curation decisions, :mod:`arttag.curation.labels`) add
+    accepted tags as labels and rejected ones as re-ranker negatives; the manifest's
+    ``training.decisions`` says how many of each were used, with ``decisions_source``.
 
     Example (a few seconds on the bundled sample)::
 
@@ -407,8 +419,16 @@ def train_bundle(
 
         thesaurus = load_vocabulary(Path(vocabulary))
         log.info("thesaurus %s: %d terms", vocabulary, len(thesaurus))
+    rejected, used = None, None
+    if decisions is not None:
+        from arttag.curation.labels import apply_decisions
+
+        records, rejected, used = apply_decisions(records, decisions)
     ensemble, report = train_ensemble(records, encoder, params, Path(cache_dir) if cache_dir else None, progress,
-                                      thesaurus=thesaurus)
+                                      thesaurus=thesaurus, rejected=rejected)
+    if used is not None:
+        report["decisions"] = {**(decisions_source or {}), **used,
+                               "rejected_negatives": report["reranker"].get("rejected_negatives", 0)}
     if thesaurus is not None:
         carried = {t.id for r in records for t in r.metadata.tags}
         report["thesaurus"] = {"path": str(vocabulary), "sha256": file_sha256(Path(vocabulary)),

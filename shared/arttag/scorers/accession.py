@@ -60,6 +60,28 @@ class AccessionScorer(KnnVoting):
         self.series = series
         self._numbers = {prefix: [n for n, _ in items] for prefix, items in series.items()}
 
+    def _learn(self, corpus: Corpus) -> None:
+        positions = self._add_training(corpus)
+        numbers = corpus.accession_numbers or [None] * len(corpus)
+        series_of = getattr(self, "_series_of", None)
+        if series_of is None:
+            series_of = self._series_of = {i: p for p, items in self.series.items() for _, i in items}
+        touched: set[str] = set()
+        for r, j in enumerate(positions.tolist()):
+            if j < 0:
+                continue
+            old = series_of.pop(j, None)
+            if old is not None:
+                self.series[old] = [item for item in self.series[old] if item[1] != j]
+                touched.add(old)
+            parsed = parse_accession(numbers[r])
+            if parsed and len(self.label_lists[j]):
+                bisect.insort(self.series.setdefault(parsed[0], []), (parsed[1], j))
+                series_of[j] = parsed[0]
+                touched.add(parsed[0])
+        for prefix in touched:
+            self._numbers[prefix] = [n for n, _ in self.series[prefix]]
+
     def _neighbours(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         numbers = batch.accession_numbers or [None] * len(batch)
         w, k = self.params.window, self.params.neighbours

@@ -34,9 +34,13 @@ Register it in :data:`arttag.scorers.registry.SCORERS` to train and load it by n
 
 from __future__ import annotations
 
+import hashlib
+import io
 import pickle
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -68,15 +72,52 @@ def save_fitted(obj: Any, directory: Path, stem: str) -> None:
         pickle.dump(obj, fh, protocol=5)
 
 
+_SHARED: ContextVar[dict[Hashable, Any] | None] = ContextVar("arttag_shared_loads", default=None)
+
+
+@contextmanager
+def loading_together() -> Iterator[None]:
+    """Within this block, files of equal content load once (:func:`load_fitted`, :func:`load_sparse`,
+    :func:`derived`): the scorers of one bundle trained on the same fields (``tfidf``,
+    ``tfidf_artist``, ``linear``) then hold the same vectorizer and index objects, which is what
+    lets a batch compute their query vectors and similarities once (:attr:`Batch.memo`).
+    Objects loaded so are shared: a scorer replaces them (as learning does), never changes them."""
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def _shared(key: Hashable, make: Callable[[], Any]) -> Any:
+    table = _SHARED.get()
+    if table is None:
+        return make()
+    if key not in table:
+        table[key] = make()
+    return table[key]
+
+
+def derived(source: Any, what: str, make: Callable[[], Any]) -> Any:
+    """``make()``, shared among the scorers loaded together that derive ``what`` from the same ``source``."""
+    return _shared(("derived", id(source), what), make)
+
+
 def load_fitted(directory: Path, stem: str) -> Any:
     """What :func:`save_fitted` stored; bundles written before it hold ``<stem>.joblib``."""
     path = directory / f"{stem}.pkl"
     if path.exists():
-        with open(path, "rb") as fh:
-            return pickle.load(fh)  # noqa: S301 - bundles are trusted, as documented
+        data = path.read_bytes()  # bundles are trusted, as documented
+        return _shared(("pickle", hashlib.sha256(data).hexdigest()), lambda: pickle.loads(data))
     import joblib
 
     return joblib.load(directory / f"{stem}.joblib")
+
+
+def load_sparse(path: Path) -> sp.csr_matrix:
+    """A matrix stored with ``scipy.sparse.save_npz``, as CSR."""
+    data = path.read_bytes()
+    return _shared(("sparse", hashlib.sha256(data).hexdigest()), lambda: sp.load_npz(io.BytesIO(data)).tocsr())
 
 
 class ScorerParams(BaseModel):
@@ -96,6 +137,10 @@ class Batch:
     embeddings: np.ndarray | None = None
     accession_numbers: list[str | None] | None = None
     """Per artwork, its accession number (not part of the text; see :mod:`arttag.scorers.accession`)."""
+    memo: dict[Hashable, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    """What scorers derive from this batch and may share (the TF-IDF query vectors and
+    similarities of scorers holding the same index): keyed by the objects it was computed
+    from, so a scorer whose index changed computes its own."""
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -137,7 +182,7 @@ class Candidates:
 
 
 class Scorer(ABC):
-    """Base class of every scorer. Public: fit, score, score_tags, explain, summarise_evidence, save, load."""
+    """Base class of every scorer. Public: fit, learn, score, score_tags, explain, summarise_evidence, save, load."""
 
     name: ClassVar[str] = "base"
     Params: ClassVar[type[ScorerParams]] = ScorerParams
@@ -168,6 +213,25 @@ class Scorer(ABC):
         self._fit(corpus)
         self._fitted = True
 
+    def learn(self, corpus: Corpus) -> None:
+        """Draw on more tagged artworks from now on, without retraining (online learning from
+        curators' decisions, :mod:`arttag.curation.learning`).
+
+        An artwork whose id the scorer already holds replaces its earlier entry (its tags
+        changed); one with no tags is forgotten. A no-op by default: the neighbour scorers
+        override :meth:`_learn`, others keep what they were trained on. Not safe to call while
+        another thread scores with this scorer (the tagger applies it between batches).
+        """
+        self._check_fitted()
+        if len(corpus) == 0:
+            return
+        if corpus.labels is None or corpus.labels.shape != (len(corpus), len(self.vocabulary)):
+            raise ModelError(f"{self.name}: corpus labels must be (artworks x {len(self.vocabulary)} tags)")
+        if len(set(corpus.ids)) != len(corpus):
+            raise ModelError(f"{self.name}: an artwork is learned once per call")
+        self._check_embeddings(corpus)
+        self._learn(corpus)
+
     def score(self, batch: Batch, limit: int | None = None) -> Candidates:
         """The top ``limit`` (default ``params.limit``) candidates of each artwork in the batch."""
         self._check_fitted()
@@ -192,6 +256,16 @@ class Scorer(ABC):
         """The evidence behind this scorer's score for tag index ``tag`` of artwork ``row``."""
         self._check_fitted()
         return self._explain(batch, cands, row, tag, max_evidence)
+
+    def explain_many(self, batch: Batch, cands: Candidates, wanted: Sequence[tuple[int, int]],
+                     max_evidence: int = 5) -> list[list[Evidence]]:
+        """:meth:`explain` for many (row, tag index) pairs at once, in their order: what the
+        explanations of one batch ask for. The same evidence as :meth:`explain` gives for each;
+        scorers whose evidence shares work across pairs override :meth:`_explain_many`."""
+        self._check_fitted()
+        if not wanted:
+            return []
+        return self._explain_many(batch, cands, wanted, max_evidence)
 
     def cites(self, score: float, rank: int) -> bool:
         """Whether this scorer's view of a tag goes into the tag's explanation, given the score it
@@ -237,6 +311,13 @@ class Scorer(ABC):
     def _explain(self, batch: Batch, cands: Candidates, row: int, tag: int, max_evidence: int) -> list[Evidence]:
         return []
 
+    def _learn(self, corpus: Corpus) -> None:
+        """Add or replace (by id) tagged artworks; see :meth:`learn`."""
+
+    def _explain_many(self, batch: Batch, cands: Candidates, wanted: Sequence[tuple[int, int]],
+                      max_evidence: int) -> list[list[Evidence]]:
+        return [self._explain(batch, cands, row, tag, max_evidence) for row, tag in wanted]
+
     def _save(self, directory: Path) -> None:
         raise NotImplementedError
 
@@ -251,8 +332,9 @@ class Scorer(ABC):
         if not neighbours:
             return []
         best = neighbours[0]
+        decided = ", tagged by a curation decision" if best.from_decision else ""
         return [f"{self.name}: {len(neighbours)} {self.cited_artworks} carry it "
-                f"(closest '{best.title}', similarity {best.similarity:.2f})"]
+                f"(closest '{best.title}', similarity {best.similarity:.2f}{decided})"]
 
     def _terms_phrase(self, evidence: Sequence[Evidence], shown: int = 3) -> list[str]:
         """The first ``shown`` words with their fields."""
@@ -277,6 +359,14 @@ class Scorer(ABC):
             return
         if batch.embeddings is None or len(batch.embeddings) != len(batch):
             raise ModelError(f"scorer {self.name!r} needs one embedding per artwork")
+
+
+def group_by_row(wanted: Sequence[tuple[int, int]]) -> dict[int, list[int]]:
+    """Positions in ``wanted`` ((row, tag) pairs) by row, for explanations that share work per artwork."""
+    rows: dict[int, list[int]] = {}
+    for i, (row, _) in enumerate(wanted):
+        rows.setdefault(row, []).append(i)
+    return rows
 
 
 def top_k(values: np.ndarray, k: int) -> np.ndarray:

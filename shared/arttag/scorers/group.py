@@ -45,6 +45,28 @@ class GroupScorer(KnnVoting):
                 members.setdefault(g, []).append(i)
         self.members = {g: np.array(v[: self.params.neighbours], dtype=np.int64) for g, v in members.items()}
 
+    def _learn(self, corpus: Corpus) -> None:
+        positions = self._add_training(corpus)
+        group_of = getattr(self, "_group_of", None)
+        if group_of is None:
+            group_of = self._group_of = {int(j): g for g, v in self.members.items() for j in v}
+        for r, j in enumerate(positions.tolist()):
+            if j < 0:
+                continue
+            old = group_of.pop(j, None)
+            if old is not None and old in self.members:
+                left = self.members[old][self.members[old] != j]
+                if len(left):
+                    self.members[old] = left
+                else:
+                    del self.members[old]
+            g = _norm(corpus.fields[r].get(self.field, ""))
+            if g and len(self.label_lists[j]):
+                # learned members first: at the cap, a trained member gives way to a curated one
+                held = self.members.get(g, np.zeros(0, dtype=np.int64))
+                self.members[g] = np.concatenate([[j], held]).astype(np.int64)[: self.params.neighbours]
+                group_of[j] = g
+
     def _neighbours(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         empty = np.zeros(0, dtype=np.int64)
         return self._padded([[(int(j), 1.0) for j in self.members.get(_norm(f.get(self.field, "")), empty)]

@@ -13,9 +13,14 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from arttag.scorers.base import Batch, Corpus, load_fitted, save_fitted
+from arttag.scorers.base import Batch, Corpus, load_fitted, load_sparse, save_fitted
 from arttag.scorers.knn import KnnVoting
-from arttag.scorers.tfidf import FieldVectorizer, TfidfParams
+from arttag.scorers.tfidf import (
+    FieldVectorizer,
+    TfidfParams,
+    query_vectors,
+    similarities,
+)
 
 
 class HybridParams(TfidfParams):
@@ -35,13 +40,13 @@ class HybridKnnScorer(KnnVoting):
         self.embeddings = np.ascontiguousarray(corpus.embeddings, dtype=np.float32)
 
     def _neighbours(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
-        q = self.vectorizer.transform(batch.fields)
+        q = query_vectors(batch, self.vectorizer)
         e = np.asarray(batch.embeddings, dtype=np.float32)
         a = self.params.alpha
         out_i, out_s = [], []
         for start in range(0, q.shape[0], self.params.chunk_size):
             end = start + self.params.chunk_size
-            sims = a * (q[start:end] @ self.matrix_t).toarray() + (1 - a) * (e[start:end] @ self.embeddings.T)
+            sims = a * similarities(q[start:end], self.matrix_t) + (1 - a) * (e[start:end] @ self.embeddings.T)
             i, s = self._topk_rows(sims, self.params.neighbours)
             out_i.append(i)
             out_s.append(s)
@@ -56,5 +61,5 @@ class HybridKnnScorer(KnnVoting):
     def _load(self, directory: Path) -> None:
         self._load_training(directory)
         self.vectorizer = load_fitted(directory, "vectorizer")
-        self.matrix_t = sp.load_npz(directory / "matrix_t.npz").tocsr()
+        self.matrix_t = load_sparse(directory / "matrix_t.npz")
         self.embeddings = np.load(directory / "embeddings.npy").astype(np.float32)

@@ -18,7 +18,15 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from arttag.events import Evidence, NeighbourEvidence
-from arttag.scorers.base import Batch, Candidates, Corpus, Scorer, ScorerParams, top_k
+from arttag.scorers.base import (
+    Batch,
+    Candidates,
+    Corpus,
+    Scorer,
+    ScorerParams,
+    group_by_row,
+    top_k,
+)
 
 
 class KnnParams(ScorerParams):
@@ -138,11 +146,41 @@ class KnnVoting(Scorer):
             return []
         return [(int(idx[pos]), float(sims[pos])) for pos in positions[inverse == local]]
 
+    def voter_positions(self, cands: Candidates, row: int, tags: np.ndarray) -> list[np.ndarray]:
+        """For each of ``tags``, the positions among artwork ``row``'s neighbours (``cands.state[row][0]``
+        and ``[1]``: training indices and similarities) of the voters that :meth:`voters` lists, in its order.
+        One grouping of the row's votes serves every tag."""
+        positions, inverse = cands.state[row][3]
+        local = self._positions(cands, row, np.asarray(tags, dtype=np.int64))
+        order = np.argsort(inverse, kind="stable")  # stable: each tag's votes stay closest first
+        grouped = inverse[order]
+        starts = np.searchsorted(grouped, local, side="left")
+        ends = np.searchsorted(grouped, local, side="right")
+        empty = np.zeros(0, dtype=np.int64)
+        return [positions[order[a:b]] if t >= 0 else empty for t, a, b in zip(local.tolist(), starts, ends)]
+
+    def _cite(self, j: int, similarity: float) -> NeighbourEvidence:
+        """The evidence that training artwork ``j`` voted with ``similarity`` (marked when a
+        curation decision, not the training catalogue, tagged it)."""
+        artwork_id = self.ids[j]
+        if self.learned and artwork_id in self.learned:
+            return NeighbourEvidence(artwork_id=artwork_id, title=self.titles[j],
+                                     similarity=round(similarity, 4), from_decision=True)
+        return NeighbourEvidence(artwork_id=artwork_id, title=self.titles[j], similarity=round(similarity, 4))
+
     def _explain(self, batch: Batch, cands: Candidates, row: int, tag: int, max_evidence: int) -> list[Evidence]:
-        return [
-            NeighbourEvidence(artwork_id=self.ids[j], title=self.titles[j], similarity=round(s, 4))
-            for j, s in self.voters(cands, row, tag)[:max_evidence]
-        ]
+        return [self._cite(j, s) for j, s in self.voters(cands, row, tag)[:max_evidence]]
+
+    def _explain_many(self, batch: Batch, cands: Candidates, wanted: Sequence[tuple[int, int]],
+                      max_evidence: int) -> list[list[Evidence]]:
+        out: list[list[Evidence]] = [[] for _ in wanted]
+        for row, items in group_by_row(wanted).items():
+            idx, sims = cands.state[row][:2]
+            tags = np.array([wanted[i][1] for i in items], dtype=np.int64)
+            for i, pos in zip(items, self.voter_positions(cands, row, tags)):
+                pos = pos[:max_evidence]
+                out[i] = [self._cite(j, s) for j, s in zip(idx[pos].tolist(), sims[pos].tolist())]
+        return out
 
     def cites(self, score: float, rank: int) -> bool:
         # A voting score is exactly its voters: without a score there is nothing to cite.
@@ -150,6 +188,45 @@ class KnnVoting(Scorer):
 
     def summarise_evidence(self, evidence: Sequence[Evidence]) -> list[str]:
         return self._neighbours_phrase(evidence)
+
+    # -- online learning -------------------------------------------------------
+
+    learned: set[str] | frozenset[str] = frozenset()
+    """Ids of the artworks learned online with tags (:meth:`Scorer.learn`); cited as ``from_decision``."""
+
+    def _add_training(self, corpus: Corpus) -> np.ndarray:
+        """Puts the corpus's artworks among the voters and returns each one's training index: an
+        id already held keeps its index and gets the new title and tags, a new id is appended;
+        -1 for an untagged artwork the scorer never held (nothing to forget). An artwork
+        learned with no tags stays at its index with an empty tag list: the subclass must
+        keep it out of every neighbourhood (a zero row, no group), or it would take a
+        neighbour's place and dilute the votes."""
+        index = getattr(self, "_index_of", None)
+        if index is None or len(index) != len(self.ids):
+            index = self._index_of = {artwork_id: i for i, artwork_id in enumerate(self.ids)}
+        if not isinstance(self.learned, set):
+            self.learned = set(self.learned)
+        labels = sp.csr_matrix(corpus.labels)
+        positions = np.full(len(corpus), -1, dtype=np.int64)
+        for r, artwork_id in enumerate(corpus.ids):
+            tags = labels.indices[labels.indptr[r]:labels.indptr[r + 1]].astype(np.int64)
+            j = index.get(artwork_id)
+            if j is None:
+                if not len(tags):
+                    continue
+                j = index[artwork_id] = len(self.ids)
+                self.ids.append(artwork_id)
+                self.titles.append(corpus.titles[r])
+                self.label_lists.append(tags)
+            else:
+                self.titles[j] = corpus.titles[r]
+                self.label_lists[j] = tags
+            positions[r] = j
+            if len(tags):
+                self.learned.add(artwork_id)
+            else:
+                self.learned.discard(artwork_id)
+        return positions
 
     # -- storage -------------------------------------------------------------
 
@@ -191,6 +268,22 @@ class EmbeddingKnnScorer(KnnVoting):
             out_i.append(i)
             out_s.append(s)
         return np.vstack(out_i), np.vstack(out_s)
+
+    def _learn(self, corpus: Corpus) -> None:
+        positions = self._add_training(corpus)
+        vectors = np.asarray(corpus.embeddings, dtype=np.float32)
+        n, dim = len(self.ids), self.matrix.shape[1]
+        buffer = getattr(self, "_buffer", None)
+        if buffer is None or buffer.shape[0] < n or not np.shares_memory(buffer, self.matrix):
+            # Room to grow: learning one artwork at a time must not copy the whole matrix each time.
+            buffer = np.empty((n + max(256, n // 4), dim), dtype=np.float32)
+            buffer[: self.matrix.shape[0]] = self.matrix
+            self._buffer = buffer
+        for r, j in enumerate(positions):
+            if j >= 0:
+                # a zero row is similar to nothing: a forgotten artwork never votes
+                buffer[j] = vectors[r] if len(self.label_lists[j]) else 0.0
+        self.matrix = buffer[:n]
 
     def _save(self, directory: Path) -> None:
         self._save_training(directory)

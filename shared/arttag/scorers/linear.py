@@ -31,11 +31,12 @@ from arttag.scorers.base import (
     Corpus,
     Scorer,
     ScorerParams,
+    group_by_row,
     load_fitted,
     save_fitted,
     top_k,
 )
-from arttag.scorers.tfidf import FieldVectorizer, _default_weights
+from arttag.scorers.tfidf import FieldVectorizer, _default_weights, query_vectors
 
 EMBEDDING_FIELD = "text embedding"
 
@@ -71,7 +72,13 @@ class LinearScorer(Scorer):
         gram[np.diag_indices_from(gram)] += self.params.alpha
         labels = sp.csr_matrix(corpus.labels, dtype=np.float32)
         target = np.asarray((labels.T @ a).T)  # (dims x tags)
-        self.weights = np.linalg.solve(gram.astype(np.float64), target.astype(np.float64)).astype(np.float32)
+        self._set_weights(np.linalg.solve(gram.astype(np.float64), target.astype(np.float64)).astype(np.float32))
+
+    def _set_weights(self, weights: np.ndarray) -> None:
+        """``weights`` (dims x tags) kept tag by tag in memory: a tag's weights are then one
+        contiguous row, which is what scoring given tags and explaining a tag read."""
+        self._by_tag = np.ascontiguousarray(weights.T)
+        self.weights = self._by_tag.T
 
     def _design(self, embeddings: np.ndarray, x: sp.csr_matrix) -> np.ndarray:
         z = np.asarray(x @ self.components.T, dtype=np.float32)
@@ -79,7 +86,7 @@ class LinearScorer(Scorer):
         return np.hstack([e, z, np.ones((len(e), 1), dtype=np.float32)])
 
     def _score(self, batch: Batch, limit: int) -> Candidates:
-        x = self.vectorizer.transform(batch.fields)
+        x = query_vectors(batch, self.vectorizer)
         a = self._design(batch.embeddings, x)
         tags, scores = [], []
         for start in range(0, len(a), self.params.chunk_size):
@@ -91,27 +98,59 @@ class LinearScorer(Scorer):
         return Candidates(self.name, tags, scores, [{} for _ in tags], state={"design": a, "tfidf": x})
 
     def _score_tags(self, batch: Batch, cands: Candidates, row: int, tags: np.ndarray) -> np.ndarray:
-        return cands.state["design"][row] @ self.weights[:, tags]
+        return self._by_tag[tags] @ cands.state["design"][row]
+
+    def _row_terms(self, cands: Candidates, row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Artwork ``row``'s TF-IDF columns and values, and the SVD components on those columns
+        (columns x components): what every tag's word contributions of that artwork multiply."""
+        x = cands.state["tfidf"]
+        span = slice(x.indptr[row], x.indptr[row + 1])
+        cols = x.indices[span]
+        return cols, x.data[span], self.components[:, cols].T
+
+    def _shares(self, cands: Candidates, row: int, terms: tuple[np.ndarray, np.ndarray, np.ndarray],
+                tag: int) -> np.ndarray:
+        """The embedding's contribution to the tag's score, then each word's (in ``terms``' order)."""
+        dim = self.weights.shape[0] - 1 - len(self.components)
+        w = self._by_tag[tag]
+        _, values, components = terms
+        embedding = float(cands.state["design"][row, :dim] @ w[:dim])
+        return np.concatenate([[embedding], values * (components @ w[dim:dim + len(self.components)])])
 
     def contributions(self, cands: Candidates, row: int, tag: int) -> list[tuple[str, str, float]]:
         """(field, term, contribution) of every word with a non-zero share, and of the embedding;
         with the intercept they sum to the score."""
-        dim = self.weights.shape[0] - 1 - len(self.components)
-        a = cands.state["design"][row]
-        out = [(EMBEDDING_FIELD, "(whole text)", float(a[:dim] @ self.weights[:dim, tag]))]
-        x = cands.state["tfidf"][row]
-        per_term = self.components[:, x.indices].T @ self.weights[dim:dim + len(self.components), tag]
-        for col, value in zip(x.indices, x.data * per_term):
-            out.append((self.vectorizer.feature_field[col], self.vectorizer.feature_term[col], float(value)))
+        terms = self._row_terms(cands, row)
+        shares = self._shares(cands, row, terms, tag).tolist()
+        out = [(EMBEDDING_FIELD, "(whole text)", shares[0])]
+        for col, value in zip(terms[0].tolist(), shares[1:]):
+            out.append((self.vectorizer.feature_field[col], self.vectorizer.feature_term[col], value))
         return out
 
     def intercept(self, tag: int) -> float:
-        return float(self.weights[-1, tag])
+        return float(self._by_tag[tag, -1])
 
     def _explain(self, batch: Batch, cands: Candidates, row: int, tag: int, max_evidence: int) -> list[Evidence]:
         parts = [p for p in self.contributions(cands, row, tag) if p[2] > 0]
         parts.sort(key=lambda p: -p[2])
         return [TermEvidence(field=f, term=t, weight=round(c, 4)) for f, t, c in parts[:max_evidence]]
+
+    def _explain_many(self, batch: Batch, cands: Candidates, wanted: Sequence[tuple[int, int]],
+                      max_evidence: int) -> list[list[Evidence]]:
+        out: list[list[Evidence]] = [[] for _ in wanted]
+        fields, words = self.vectorizer.feature_field, self.vectorizer.feature_term
+        for row, items in group_by_row(wanted).items():
+            terms = self._row_terms(cands, row)  # once per artwork, for all its tags
+            cols = terms[0].tolist()
+            for i in items:
+                shares = self._shares(cands, row, terms, wanted[i][1])
+                positive = np.flatnonzero(shares > 0)
+                # stable, as the list sort of _explain: equal shares keep the embedding, then text order
+                chosen = positive[np.argsort(-shares[positive], kind="stable")][:max_evidence]
+                out[i] = [TermEvidence(field=fields[cols[c - 1]] if c else EMBEDDING_FIELD,
+                                       term=words[cols[c - 1]] if c else "(whole text)", weight=round(v, 4))
+                          for c, v in zip(chosen.tolist(), shares[chosen].tolist())]
+        return out
 
     def summarise_evidence(self, evidence: Sequence[Evidence]) -> list[str]:
         return self._terms_phrase(evidence)
@@ -120,10 +159,10 @@ class LinearScorer(Scorer):
         save_fitted(self.vectorizer, directory, "vectorizer")
         # uncompressed: float16 hardly compresses, and inflating 146 MB took 3 s of every start
         np.savez(directory / "linear.npz", components=self.components.astype(np.float16),
-                 weights=self.weights.astype(np.float16))
+                 weights=np.ascontiguousarray(self.weights, dtype=np.float16))
 
     def _load(self, directory: Path) -> None:
         self.vectorizer = load_fitted(directory, "vectorizer")
         data = np.load(directory / "linear.npz")
         self.components = data["components"].astype(np.float32)
-        self.weights = data["weights"].astype(np.float32)
+        self._set_weights(data["weights"].astype(np.float32))

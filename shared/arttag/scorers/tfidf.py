@@ -21,7 +21,16 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from arttag.events import Evidence, TermEvidence
-from arttag.scorers.base import Batch, Candidates, Corpus, load_fitted, save_fitted
+from arttag.scorers.base import (
+    Batch,
+    Candidates,
+    Corpus,
+    derived,
+    group_by_row,
+    load_fitted,
+    load_sparse,
+    save_fitted,
+)
 from arttag.scorers.knn import KnnParams, KnnVoting
 
 # block name -> (fields joined, analyzer, n-gram range)
@@ -102,6 +111,74 @@ class FieldVectorizer:
         return normalize(sp.hstack(parts, format="csr"), norm="l2", copy=False).astype(np.float32)
 
 
+def _append_entries(m: sp.csr_matrix, shape: tuple[int, int], rows: np.ndarray, cols: np.ndarray,
+                    values: np.ndarray) -> sp.csr_matrix:
+    """``m``, grown to ``shape``, with the entries ``(rows, cols) = values`` added at the ends of
+    their rows: one pass over the arrays instead of a sparse sum and a transpose. The entries
+    of a row need not stay sorted; scipy's products do not need them sorted."""
+    indptr = np.concatenate([m.indptr, np.full(shape[0] - m.shape[0], m.indptr[-1], dtype=m.indptr.dtype)])
+    order = np.argsort(rows, kind="stable")
+    rows, cols, values = rows[order], cols[order], values[order]
+    where = indptr[rows + 1]
+    data = np.insert(m.data, where, values.astype(m.data.dtype))
+    indices = np.insert(m.indices, where, cols.astype(m.indices.dtype))
+    added = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=shape[0]))]).astype(indptr.dtype)
+    out = sp.csr_matrix((data, indices, indptr + added), shape=shape)
+    out.has_sorted_indices = False
+    return out
+
+
+def query_vectors(batch: Batch, vectorizer: FieldVectorizer) -> sp.csr_matrix:
+    """``vectorizer.transform(batch.fields)``, once per batch for all scorers holding this vectorizer."""
+    key = ("field-tfidf", id(vectorizer))
+    hit = batch.memo.get(key)
+    if hit is None or hit[0] is not vectorizer:
+        hit = batch.memo[key] = (vectorizer, vectorizer.transform(batch.fields))
+    return hit[1]
+
+
+def similarities(q: sp.csr_matrix, matrix_t: sp.csr_matrix) -> np.ndarray:
+    """``(q @ matrix_t).toarray()``, computed as a dense product over the query's own terms:
+    a few hundred rows of the index instead of a sparse-by-sparse product (same sums, same order)."""
+    cols = np.unique(q.indices)
+    dense = np.zeros((q.shape[0], len(cols)), dtype=np.float32)
+    if len(cols):
+        rows = np.repeat(np.arange(q.shape[0]), np.diff(q.indptr))
+        dense[rows, np.searchsorted(cols, q.indices)] = q.data
+    return np.asarray(dense @ matrix_t[cols], dtype=np.float32)
+
+
+def shared_similarities(batch: Batch, q: sp.csr_matrix, start: int, stop: int, matrix_t: sp.csr_matrix) -> np.ndarray:
+    """:func:`similarities` of rows ``start:stop`` of ``q``, shared by the scorers that hold the same
+    index (``tfidf`` and ``tfidf_artist``); only the latest block is kept, so a large batch holds one."""
+    key = ("tfidf-similarities", id(matrix_t))
+    hit = batch.memo.get(key)
+    if hit is None or hit[0] is not matrix_t or hit[1] is not q or hit[2] != (start, stop):
+        hit = batch.memo[key] = (matrix_t, q, (start, stop), similarities(q[start:stop], matrix_t))
+    return hit[3]
+
+
+def rows_on_columns(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``matrix[rows][:, cols].toarray()`` without scipy's fancy indexing (which costs more than
+    the arithmetic for a few dozen rows)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    starts, ends = matrix.indptr[rows], matrix.indptr[rows + 1]
+    lengths = ends - starts
+    out = np.zeros((len(rows), len(cols)), dtype=matrix.dtype)
+    total = int(lengths.sum())
+    if not total or not len(cols):
+        return out
+    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(total)
+    entry_rows = np.repeat(np.arange(len(rows)), lengths)
+    entry_cols = matrix.indices[offsets]
+    sorter = np.argsort(cols, kind="stable")
+    sorted_cols = cols[sorter]
+    at = np.minimum(np.searchsorted(sorted_cols, entry_cols), len(cols) - 1)
+    hit = sorted_cols[at] == entry_cols
+    out[entry_rows[hit], sorter[at[hit]]] = matrix.data[offsets[hit]]
+    return out
+
+
 class TfidfKnnScorer(KnnVoting):
     """kNN over field-weighted TF-IDF (word + character n-grams)."""
 
@@ -116,13 +193,35 @@ class TfidfKnnScorer(KnnVoting):
         self.matrix = self.vectorizer.fit_transform(corpus.fields)
         self.matrix_t = self.matrix.T.tocsr()
 
+    def _learn(self, corpus: Corpus) -> None:
+        old_n = len(self.ids)
+        positions = self._add_training(corpus)
+        rows = np.flatnonzero(positions >= 0)
+        if not len(rows):
+            return
+        at = positions[rows]
+        vectors = self.vectorizer.transform([corpus.fields[r] for r in rows]).tocoo()  # the bundle's vocabulary
+        m, mt = self.matrix, self.matrix_t
+        replaced = at[at < old_n]
+        if len(replaced):
+            # The old entries become explicit zeros, in place (the tagger learns between batches):
+            # cheaper than rebuilding matrices of millions of entries for one artwork.
+            for j in replaced:
+                m.data[m.indptr[j]:m.indptr[j + 1]] = 0.0
+            mt.data[np.isin(mt.indices, replaced)] = 0.0
+        # a forgotten artwork gets no entries: similar to nothing, it never votes
+        keep = np.array([len(self.label_lists[j]) > 0 for j in at])[vectors.row]
+        owner, feature, value = at[vectors.row[keep]], vectors.col[keep], vectors.data[keep]
+        n, features = len(self.ids), m.shape[1]
+        self.matrix = _append_entries(m, (n, features), owner, feature, value)
+        self.matrix_t = _append_entries(mt, (features, n), feature, owner, value)
+
     def _neighbours(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
-        q = self.vectorizer.transform(batch.fields)
-        self._query = q
+        q = query_vectors(batch, self.vectorizer)
         k = self.params.neighbours
         out_i, out_s = [], []
         for start in range(0, q.shape[0], self.params.chunk_size):
-            sims = (q[start:start + self.params.chunk_size] @ self.matrix_t).toarray()
+            sims = shared_similarities(batch, q, start, start + self.params.chunk_size, self.matrix_t)
             i, s = self._topk_rows(self._eligible(batch, start, sims), k)
             out_i.append(i)
             out_s.append(s)
@@ -135,8 +234,7 @@ class TfidfKnnScorer(KnnVoting):
     def _score(self, batch: Batch, limit: int) -> Candidates:
         cands = super()._score(batch, limit)
         state = _State(cands.state)
-        state.query = self._query
-        del self._query
+        state.query = query_vectors(batch, self.vectorizer)
         cands.state = state
         return cands
 
@@ -170,6 +268,41 @@ class TfidfKnnScorer(KnnVoting):
                  for f, t, c in self.term_contributions(cands, row, tag)[:max_evidence]]
         return [*neighbours, *terms]
 
+    def _explain_many(self, batch: Batch, cands: Candidates, wanted: Sequence[tuple[int, int]],
+                      max_evidence: int) -> list[list[Evidence]]:
+        neighbours = super()._explain_many(batch, cands, wanted, max_evidence)
+        terms = self._terms_many(cands, wanted, max_evidence)
+        return [[*n, *t] for n, t in zip(neighbours, terms)]
+
+    def _terms_many(self, cands: Candidates, wanted: Sequence[tuple[int, int]],
+                    max_evidence: int) -> list[list[Evidence]]:
+        """:meth:`term_contributions` (the first ``max_evidence``) of many (row, tag) pairs: each
+        artwork's neighbours are read from the index once, on its own words only, for all its tags.
+        The arithmetic per tag is :meth:`term_contributions`' own, so the words and weights are too."""
+        out: list[list[Evidence]] = [[] for _ in wanted]
+        q = cands.state.query
+        fields, terms, is_char = self.vectorizer.feature_field, self.vectorizer.feature_term, self.vectorizer.is_char
+        exponent = self.params.power - 1  # d(sim^p)/d(sim) up to p
+        for row, items in group_by_row(wanted).items():
+            cols, qvals = q.indices[q.indptr[row]:q.indptr[row + 1]], q.data[q.indptr[row]:q.indptr[row + 1]]
+            if not len(cols):
+                continue
+            idx, sims = cands.state[row][:2]
+            dense = rows_on_columns(self.matrix, idx, cols)
+            tags = np.array([wanted[i][1] for i in items], dtype=np.int64)
+            for i, pos in zip(items, self.voter_positions(cands, row, tags)):
+                if not len(pos):
+                    continue
+                w = np.array([s ** exponent for s in sims[pos].tolist()])
+                contrib = qvals * (w @ dense[pos])
+                order = np.argsort(-contrib)
+                order = order[contrib[order] > 0]
+                words = order[~is_char[cols[order]]]
+                chosen = (words if len(words) else order)[:max_evidence]
+                out[i] = [TermEvidence(field=fields[c], term=terms[c], weight=round(v, 4))
+                          for c, v in zip(cols[chosen].tolist(), contrib[chosen].tolist())]
+        return out
+
     def summarise_evidence(self, evidence: Sequence[Evidence]) -> list[str]:
         return [*self._neighbours_phrase(evidence), *self._terms_phrase(evidence)]
 
@@ -181,8 +314,8 @@ class TfidfKnnScorer(KnnVoting):
     def _load(self, directory: Path) -> None:
         self._load_training(directory)
         self.vectorizer = load_fitted(directory, "vectorizer")
-        self.matrix = sp.load_npz(directory / "matrix.npz").tocsr()
-        self.matrix_t = self.matrix.T.tocsr()
+        self.matrix = load_sparse(directory / "matrix.npz")
+        self.matrix_t = derived(self.matrix, "transposed", lambda: self.matrix.T.tocsr())
 
 
 class SameArtistTfidfParams(TfidfParams):
@@ -209,6 +342,19 @@ class SameArtistTfidfScorer(TfidfKnnScorer):
     def _fit(self, corpus: Corpus) -> None:
         super()._fit(corpus)
         self._set_artists([self._artist(f) for f in corpus.fields])
+
+    def _learn(self, corpus: Corpus) -> None:
+        super()._learn(corpus)
+        grown = len(self.ids) - len(self.artists)
+        artists = self.artists + [""] * grown
+        codes = np.concatenate([self._artist_code, np.full(grown, self._codes.setdefault("", len(self._codes)))])
+        for r, artwork_id in enumerate(corpus.ids):
+            j = self._index_of.get(artwork_id)
+            if j is not None:
+                artists[j] = self._artist(corpus.fields[r])
+                codes[j] = self._codes.setdefault(artists[j], len(self._codes))
+        # only the changed entries: recoding every artist would cost more than the rest of learning
+        self.artists, self._artist_code = artists, codes.astype(np.int64)
 
     def _set_artists(self, artists: list[str]) -> None:
         self.artists = artists

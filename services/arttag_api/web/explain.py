@@ -1,0 +1,130 @@
+"""A suggestion's explanation as a person reads it: the similar artworks by title, and the
+words that matched, marked in the artwork's own text.
+
+The event's explanation is per scorer (:class:`arttag.events.Explanation`); a reader wants
+it per kind of evidence: one list of similar artworks (each once, at its best similarity)
+and the artwork's fields with the matched words marked. Scorers name fields as the text
+builder does (:func:`arttag.catalogue.text.build_fields`), ``other`` for description and
+inscription together; a term that is not a word of the field (a character n-gram, the
+embedding's "(whole text)") is left out of the marks.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from arttag.catalogue.text import build_fields
+from arttag.events import ArtworkMetadata, NeighbourEvidence, TagSuggestion, TagTextEvidence, TermEvidence
+from markupsafe import Markup, escape
+
+FIELD_LABELS = {
+    "title": "Title", "group_title": "Part of", "artists": "By", "medium": "Medium",
+    "movements": "Movements", "inscription": "Inscription", "description": "Description",
+}
+_FIELD_ALIASES = {"other": ("description", "inscription")}
+_MAX_FIELD_CHARS = 400
+
+
+@dataclass(frozen=True)
+class SimilarArtwork:
+    artwork_id: str
+    title: str
+    similarity: float
+
+
+@dataclass(frozen=True)
+class MarkedField:
+    name: str
+    label: str
+    html: Markup
+    words: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ReadableExplanation:
+    similar: list[SimilarArtwork] = field(default_factory=list)
+    fields: list[MarkedField] = field(default_factory=list)
+    tag_text_similarity: float | None = None
+    scorers: list[str] = field(default_factory=list)
+    summary: str = ""
+
+
+def _pattern(term: str) -> re.Pattern[str] | None:
+    # character n-grams keep their edge spaces ("ns "); "(whole text)" is no word either
+    if not re.fullmatch(r"\w+(?:[\s'-]+\w+)*", term):
+        return None
+    words = re.findall(r"\w+", term)
+    # a term is a word or a phrase, maybe a stem: match it at the start of a word, any case,
+    # and let the last word run on ("harbour" marks "harbours")
+    body = r"\W+".join(re.escape(w) for w in words)
+    return re.compile(rf"(?<!\w){body}\w*", re.IGNORECASE)
+
+
+def mark(text: str, terms: list[str]) -> tuple[Markup, tuple[str, ...]]:
+    """``text`` escaped, with every match of ``terms`` in ``<mark>``; and the terms that matched."""
+    spans: list[tuple[int, int]] = []
+    matched = []
+    for term in terms:
+        pattern = _pattern(term)
+        if pattern is None:
+            continue
+        found = [(m.start(), m.end()) for m in pattern.finditer(text)]
+        if found:
+            matched.append(term)
+            spans += found
+    spans.sort()
+    merged: list[list[int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    out, at = [], 0
+    for start, end in merged:
+        out.append(escape(text[at:start]))
+        out.append(Markup("<mark>") + escape(text[start:end]) + Markup("</mark>"))
+        at = end
+    out.append(escape(text[at:]))
+    return Markup("").join(out), tuple(matched)
+
+
+def _window(text: str, terms: list[str]) -> str:
+    """A long field cut to the stretch around its first match (the card stays readable)."""
+    if len(text) <= _MAX_FIELD_CHARS:
+        return text
+    first = min((m.start() for t in terms if (p := _pattern(t)) for m in [p.search(text)] if m), default=0)
+    start = max(0, first - _MAX_FIELD_CHARS // 3)
+    piece = text[start:start + _MAX_FIELD_CHARS]
+    return ("…" if start else "") + piece + ("…" if start + _MAX_FIELD_CHARS < len(text) else "")
+
+
+def readable(suggestion: TagSuggestion, artwork: ArtworkMetadata | None, max_similar: int = 5) -> ReadableExplanation:
+    best: dict[str, SimilarArtwork] = {}
+    terms: dict[str, list[str]] = {}
+    tag_text = None
+    for contribution in suggestion.explanation.contributions:
+        for evidence in contribution.evidence:
+            if isinstance(evidence, NeighbourEvidence):
+                seen = best.get(evidence.artwork_id)
+                if seen is None or evidence.similarity > seen.similarity:
+                    best[evidence.artwork_id] = SimilarArtwork(evidence.artwork_id, evidence.title,
+                                                               evidence.similarity)
+            elif isinstance(evidence, TermEvidence):
+                for name in _FIELD_ALIASES.get(evidence.field, (evidence.field,)):
+                    if evidence.term not in terms.setdefault(name, []):
+                        terms[name].append(evidence.term)
+            elif isinstance(evidence, TagTextEvidence):
+                tag_text = max(tag_text or 0.0, evidence.similarity)
+    similar = sorted(best.values(), key=lambda s: (-s.similarity, s.title))[:max_similar]
+    fields = []
+    if artwork is not None:
+        texts = build_fields(artwork)
+        for name, label in FIELD_LABELS.items():
+            if name not in texts or name not in terms:
+                continue
+            html, words = mark(_window(texts[name], terms[name]), terms[name])
+            if words:
+                fields.append(MarkedField(name, label, html, words))
+    return ReadableExplanation(similar=similar, fields=fields, tag_text_similarity=tag_text,
+                               scorers=list(suggestion.scorers), summary=suggestion.explanation.summary)

@@ -1,0 +1,56 @@
+"""The readable explanation: similar artworks once each by title, matched words marked in the record."""
+
+from __future__ import annotations
+
+from arttag.events import (
+    ArtworkMetadata,
+    Explanation,
+    NeighbourEvidence,
+    ScorerContribution,
+    TagSuggestion,
+    TagTextEvidence,
+    TermEvidence,
+)
+from arttag_api.web.explain import mark, readable
+
+
+def _suggestion(*contributions: ScorerContribution) -> TagSuggestion:
+    return TagSuggestion(tag_id="t1", label="harbour", group="places", score=0.5, confidence=0.5,
+                         scorers=[c.scorer for c in contributions], already_assigned=False,
+                         explanation=Explanation(summary="because", contributions=list(contributions)))
+
+
+def test_mark_escapes_the_text_and_marks_words_phrases_and_stems():
+    html, matched = mark("Boats & in <Dieppe> Harbours, harbour wall", ["harbour", "boats in", "ns ", "gull"])
+    assert str(html) == ("<mark>Boats &amp; in</mark> &lt;Dieppe&gt; <mark>Harbours</mark>, "
+                         "<mark>harbour</mark> wall")
+    assert matched == ("harbour", "boats in")  # the n-gram and the absent word are left out
+
+
+def test_mark_does_not_match_inside_a_word():
+    html, matched = mark("Charming armchair", ["arm"])
+    assert str(html) == "Charming <mark>armchair</mark>" and matched == ("arm",)
+
+
+def test_readable_keeps_each_neighbour_once_at_its_best_and_marks_fields():
+    artwork = ArtworkMetadata(title="Fishing Boats in Dieppe Harbour", artists=["Christopher Wood"], date="1929",
+                              medium="Oil paint on canvas", description="A harbour at dusk.")
+    s = _suggestion(
+        ScorerContribution(scorer="knn", score=0.4, evidence=[
+            NeighbourEvidence(artwork_id="9", title="Harbour at Night", similarity=0.61),
+            NeighbourEvidence(artwork_id="7", title="The Quay", similarity=0.8)]),
+        ScorerContribution(scorer="tfidf", score=0.3, evidence=[
+            NeighbourEvidence(artwork_id="9", title="Harbour at Night", similarity=0.9),
+            TermEvidence(field="title", term="harbour", weight=0.2),
+            TermEvidence(field="other", term="dusk", weight=0.1),
+            TermEvidence(field="embedding", term="(whole text)", weight=0.3)]),
+        ScorerContribution(scorer="semantic", score=0.2, evidence=[TagTextEvidence(tag_text="harbour", similarity=0.4)]),
+    )
+    e = readable(s, artwork)
+    assert [(x.title, x.similarity) for x in e.similar] == [("Harbour at Night", 0.9), ("The Quay", 0.8)]
+    assert [(f.name, str(f.html)) for f in e.fields] == [
+        ("title", "Fishing Boats in Dieppe <mark>Harbour</mark>"),
+        ("description", "A harbour at <mark>dusk</mark>"),
+    ]
+    assert e.tag_text_similarity == 0.4 and e.summary == "because"
+    assert readable(s, None).fields == []  # without the record there is nothing to mark

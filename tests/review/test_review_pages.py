@@ -1,0 +1,43 @@
+"""The review page without a browser: the queue filters reach the curation API's queue."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from arttag.events import Explanation, TagSuggestion, TagSuggestionsPublished
+from arttag.model.fake_tagger import FakeTagger
+from arttag.settings import ApiSettings
+from arttag_api.app import create_app
+from arttag_api.latest_view import LatestSuggestionsView
+from arttag_api.publisher import InMemoryFeedbackPublisher
+from fastapi.testclient import TestClient
+
+
+def _published(artwork_id: str, group: str, confidence: float) -> TagSuggestionsPublished:
+    s = TagSuggestion(tag_id=f"t-{artwork_id}", label=f"tag of {artwork_id}", group=group, score=confidence,
+                      confidence=confidence, scorers=["s"], already_assigned=False,
+                      explanation=Explanation(summary="s", contributions=[]))
+    return TagSuggestionsPublished(suggestion_id=f"{artwork_id}:1:h:m1", artwork_id=artwork_id, revision=1,
+                                   content_hash="h", model_version="m1", produced_at=datetime.now(UTC),
+                                   suggestions=[s])
+
+
+def test_the_queue_filters_by_tag_group_band_and_model_version(tmp_path):
+    view = LatestSuggestionsView()
+    for event in (_published("A1", "places", 0.9), _published("A2", "nature", 0.5)):
+        view.apply(event)
+    settings = ApiSettings(latest_view=False, catalogue_view=False,
+                           curation_database_url=f"sqlite:///{tmp_path / 'c.db'}")
+    app = create_app(settings, FakeTagger(), view=view, publisher=InMemoryFeedbackPublisher())
+    with TestClient(app) as client:
+        def listed(query: str) -> list[str]:
+            page = client.get(f"/review{query}").text
+            return [a for a in ("A1", "A2") if f'href="/review/artworks/{a}' in page]
+
+        assert listed("") == ["A1", "A2"] or listed("") == ["A2", "A1"]
+        assert listed("?tag_group=places") == ["A1"]
+        assert listed("?band=medium") == ["A2"]
+        assert listed("?model_version=m2") == []
+        page = client.get("/review?tag_group=nature")
+        assert page.status_code == 200 and "tag of A2" in page.text  # the first listed artwork's card
+        assert client.get("/review/artworks/nope").status_code == 404
