@@ -263,7 +263,82 @@ def render_quality(d: dict, stem: str) -> str:
     if timings:
         extra["training time, s"] = num(timings, 0)
     out.append(table(("figure", "value"), extra.items()))
+    out += render_views(d)
+    out += render_auto_apply(d)
+    out += render_faithfulness(d.get("faithfulness"))
     return "\n".join(out)
+
+
+VIEW_COLUMNS = (("p_at_1", "P@1"), ("f1_at_5", "F1@5"), ("ndcg_at_10", "nDCG@10"),
+                ("unseen_recall_at_10", "unseen R@10"))
+VIEW_NAMES = {"isolated": "isolated", "isolated_new_artist": "isolated, artist new to training"}
+
+
+def _view_rows(label: str, d: dict) -> list[list[str]]:
+    rows = [[label, num(d.get("dev_artworks"))] + [num(d["ensemble"].get(k)) for k, _ in VIEW_COLUMNS],
+            [f"{label}, novel text", num(d.get("novel_text_artworks"))]
+            + [num(d["novel_text"]["ensemble"].get(k)) for k, _ in VIEW_COLUMNS]]
+    for name, v in (d.get("views") or {}).items():
+        rows.append([f"{label}: {VIEW_NAMES.get(name, name)}", num(v["artworks"])]
+                    + [num(v["ensemble"].get(k)) for k, _ in VIEW_COLUMNS])
+        rows.append([f"{label}: {VIEW_NAMES.get(name, name)}, novel text", num(v["novel_text"]["artworks"])]
+                    + [num(v["novel_text"]["ensemble"].get(k)) for k, _ in VIEW_COLUMNS])
+    return rows
+
+
+def render_views(d: dict) -> list[str]:
+    if "views" not in d:
+        return []
+    rows = _view_rows("random", d)
+    na = d.get("new_acquisitions")
+    if na:
+        rows += _view_rows(f"new acquisitions (from {na.get('acquired_from')})", na)
+    out = ["**Evaluation views** (ensemble; [how the views are chosen](quality.md#evaluation-views))"
+           + (f"; new acquisitions: bundle `{na.get('model_version')}`, trained on "
+              f"{num(na.get('training_artworks'))} artworks acquired before {na.get('acquired_from')}" if na else "")
+           + ".\n"]
+    out.append(table(["view", "artworks"] + [label for _, label in VIEW_COLUMNS], rows))
+    return out
+
+
+def render_auto_apply(d: dict) -> list[str]:
+    on_dev = d.get("auto_apply")
+    stored = ((d.get("training") or {}).get("auto_apply") or {})
+    if not on_dev:
+        return []
+    rows = []
+    for key, m in on_dev.items():
+        rerank = (stored.get("on_rerank") or {}).get(key) or {}
+        rows.append([key, num(m.get("threshold")), num(rerank.get("precision")), num(m.get("suggestions")),
+                     num(m.get("precision")), num(m.get("recall"))])
+    return ["**Tags safe to apply unreviewed** (thresholds chosen on out-of-fold re-ranker probabilities of "
+            "the rerank artworks; [auto-apply](quality.md#tags-safe-to-apply-unreviewed)).\n",
+            table(["target precision", "confidence threshold", "precision on rerank", "dev suggestions above",
+                   "dev precision reached", "share of dev true tags recovered"], rows)]
+
+
+def render_faithfulness(f: dict | None) -> list[str]:
+    if not f:
+        return []
+    out = [f"**Explanations measured** (bundle `{f.get('model_version', '?')}`) on the top {f['top']} suggestions "
+           f"of {num(f['artworks'])} dev artworks "
+           f"({num(f['suggestions'])} suggestions, {num(f['suggestions_with_removable_evidence'])} citing "
+           "neighbours or words; [faithfulness](quality.md#explanations-measured)).\n",
+           table(["figure", "mean", "median"], [
+               ["comprehensiveness (p − p without the cited evidence)", num(f["comprehensiveness"]["mean"]),
+                num(f["comprehensiveness"]["median"])],
+               ["sufficiency (p with only the cited evidence / p)", num(f["sufficiency"]["mean"]),
+                num(f["sufficiency"]["median"])],
+               ["mean confidence: full / without / only the evidence",
+                f"{num(f['mean_confidence'])} / {num(f['mean_confidence_without'])} / {num(f['mean_confidence_only'])}",
+                ""]])]
+    for name in ("comprehensiveness", "sufficiency"):
+        h = f[name]["histogram"]
+        edges, counts = h["edges"], h["counts"]
+        rows = [[f"{edges[i]:.1f} to {edges[i + 1]:.1f}", num(c)] for i, c in enumerate(counts) if c]
+        out.append(f"{name} histogram (values beyond the ends in the end bins):\n")
+        out.append(table(["bin", "suggestions"], rows))
+    return out
 
 
 ANNIF_ROWS = METRIC_COLUMNS + (("docs_per_s", "documents/s"),)

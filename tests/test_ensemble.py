@@ -34,7 +34,14 @@ FAST = {"reranker": {"max_iter": 60}}
 def synthetic_bundle(tmp_path_factory):
     root = tmp_path_factory.mktemp("ens")
     catalogue = write_synthetic_catalogue(root / "cat.jsonl.gz")
-    manifest = train_bundle(catalogue, root / "bundle", HashingEncoder(), FAST)
+    # The thesaurus names the lighthouse, which only a dev artwork carries: without it the
+    # vocabulary (the training artworks' tags) would not hold it at all.
+    from arttag.catalogue.synthetic import UNSEEN_TAG
+    from arttag.catalogue.vocabulary import Tag, Vocabulary
+
+    tag_id, label, group = UNSEEN_TAG
+    Vocabulary([Tag(str(tag_id), label, group)]).to_csv(root / "thesaurus.csv")
+    manifest = train_bundle(catalogue, root / "bundle", HashingEncoder(), FAST, vocabulary=root / "thesaurus.csv")
     return root / "bundle", manifest
 
 
