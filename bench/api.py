@@ -1,7 +1,7 @@
 """Benchmark of ``POST /v1/suggest``: requests/s and p50/p99 latency with the real model, over loopback.
 
 The API runs as ``arttag api`` in a subprocess (uvicorn, one worker) with the bundle in
-``--bundle-dir`` and the ONNX encoder from the usual settings; the encoder's
+``--bundle`` and the ONNX encoder from the usual settings; the encoder's
 embedding cache is off, so every request really runs the model. The load
 generator (httpx, asyncio) sends:
 
@@ -14,7 +14,7 @@ generator (httpx, asyncio) sends:
 Payloads are distinct sample artworks without their tags (new artworks to tag).
 Writes ``bench/results/api.json`` with the machine details and a ``headline``.
 
-    .venv/bin/python bench/api.py --bundle-dir ~/.cache/arttag/bundles/current
+    .venv/bin/python bench/api.py --bundle ~/.cache/arttag/bundles/current
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
-from machine_info import machine_details
+from machine_info import bundle_details, machine_details, portable_command
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "shared" / "arttag" / "data" / "tate_sample.jsonl.gz"
@@ -288,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     from arttag.settings import ApiSettings
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--bundle-dir", type=Path, default=ApiSettings().bundle_dir)
+    p.add_argument("--bundle", "--bundle-dir", dest="bundle_dir", type=Path, default=ApiSettings().bundle_dir,
+                   help="model bundle (default: ARTTAG_BUNDLE_DIR)")
     p.add_argument("--rates", type=float, nargs="+", default=[5, 10, 20, 40], help="offered requests/s")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16], help="closed-loop clients")
     p.add_argument("--duration", type=float, default=30.0, help="seconds per run")
@@ -341,19 +342,21 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "POST /v1/suggest, single artwork, loopback, one uvicorn worker",
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": "python bench/api.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": portable_command("bench/api.py", argv if argv is not None else sys.argv[1:]),
         "headline": {
             "p99_ms_at_10rps": best10["p99_ms"] if best10 else None,
             "p50_ms_at_10rps": best10["p50_ms"] if best10 else None,
             "max_rps": max_rps,
             "intra_op_threads": best["intra_op_threads"],
+            "bundle_training_artworks": bundle_details(args.bundle_dir)["training_artworks"],
             "target": "p99 < 150 ms at 10 requests/s",
             "target_met": bool(best10 and best10["p99_ms"] is not None and best10["p99_ms"] < 150
                                and not best10["errors"]),
         },
         "machine": info,
+        "bundle": bundle_details(args.bundle_dir),
         "model": {"model_version": manifest.get("model_version"), "encoder": manifest.get("encoder"),
-                  "bundle_dir": str(args.bundle_dir), "encoder_cache": "off",
+                  "encoder_cache": "off",
                   "suggestions_per_artwork": args.limit},
         "settings": {"rates": args.rates, "concurrency": args.concurrency, "duration_s": args.duration,
                      "max_in_flight": args.max_in_flight, "warmup_requests": args.warmup,

@@ -33,7 +33,16 @@ def portable_path(path: object) -> str:
     try:
         return "~/" + p.relative_to(Path.home()).as_posix()
     except ValueError:
-        return p.as_posix()
+        pass
+    if p.parts[:2] == ("/", "tmp"):
+        return p.as_posix()  # scratch space, the same on every machine
+    return ".../" + "/".join(p.parts[-3:])  # elsewhere: its last names, not the machine's layout
+
+
+def portable_command(script: str, argv: list[str]) -> str:
+    """``python SCRIPT ARGS`` as a results file records it: paths as :func:`portable_path` writes them."""
+    words = [portable_path(a) if a.startswith("/") and Path(a).exists() else a for a in argv]
+    return " ".join(["python", script, *words])
 
 
 def machine_details(**extra: object) -> dict:
@@ -49,4 +58,23 @@ def machine_details(**extra: object) -> dict:
         "git_commit": git_commit(),
         "load_average_at_start": list(os.getloadavg()),
         **extra,
+    }
+
+
+def bundle_details(bundle: object) -> dict:
+    """What every speed result records about the bundle it ran: the version, the encoder and
+    how many artworks it was trained on (its scorers' and explanations' cost grows with that)."""
+    from arttag.model.bundle import read_manifest
+
+    path = Path(str(bundle)).expanduser()
+    manifest = read_manifest(path)
+    artworks = manifest.get("training", {}).get("artworks", {})
+    return {
+        "bundle": portable_path(path),
+        "model_version": manifest.get("model_version"),
+        "encoder": (manifest.get("encoder") or {}).get("name"),
+        "training_artworks": artworks.get("train"),
+        "artworks_by_split": artworks,
+        "catalogue_rows": manifest.get("data", {}).get("rows_read"),
+        "vocabulary_size": manifest.get("vocabulary_size"),
     }

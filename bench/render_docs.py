@@ -377,10 +377,32 @@ def render_quality_vs_annif(d: dict, stem: str) -> str:
     return "\n".join(out)
 
 
+def bundle_line(d: dict) -> str:
+    """The bundle a speed result ran on: version, encoder, training size."""
+    b = d.get("bundle")
+    if not isinstance(b, dict) or not b:
+        return ""
+    return (f"Bundle `{b.get('model_version')}` ({b.get('encoder')}), trained on "
+            f"{num(b.get('training_artworks'))} artworks of a {num(b.get('catalogue_rows'))}-row catalogue.\n")
+
+
+def backfill_cell(run: dict | None) -> str:
+    """A measured backfill run as one table cell; an unfinished one says how far it got."""
+    if not run:
+        return "not measured"
+    if run.get("completed"):
+        return f"{num(run['seconds'], 0)} s ({num(run.get('events_per_s'), 1)} artworks/s)"
+    return (f"not completed ({run.get('stop_reason')}): {num(run.get('artworks_done'))} of "
+            f"{num(run.get('rows_published'))} artworks in {num(run.get('seconds'), 0)} s")
+
+
 def render_stream(d: dict, stem: str) -> str:
     out = [preamble("Stream worker", d, stem)]
     st, lat, pipe = d["stream_throughput"], d["latency_half_capacity"], d["pipeline"]
+    head = d.get("headline", {})
     targets = d.get("targets", {})
+    if bundle_line(d):
+        out.append(bundle_line(d))
     out.append(
         f"Real broker on the same machine, the bundle's ONNX encoder, embedding cache "
         f"{d.get('encoder_cache', '?')}, batches of {num(d.get('batch_max_events'))} "
@@ -396,17 +418,62 @@ def render_stream(d: dict, stem: str) -> str:
          f"(target p99 {targets.get('p99_latency_s_at_half_capacity', '–')})",
          f"{num(lat['p50_s'])} / {num(lat['p90_s'])} / {num(lat['p99_s'])}"),
     ]
+    if "post_encoder_ms_per_artwork" in head:
+        rows.append(("cost after the encoder, ms per artwork (cost breakdown)", num(head["post_encoder_ms_per_artwork"], 2)))
+        rows.append((f"... speed-up over the code before (target {targets.get('post_encoder_speedup_vs_before', '–')})",
+                     num(head.get("post_encoder_speedup_vs_before"), 2)))
     bf = d.get("backfill_publish")
     if bf:
         rows.append((f"`arttag backfill` of {num(bf['events'])} rows, publishing only, s", num(bf["seconds"], 1)))
-    tate = d.get("backfill_tate")
-    if tate:
+    tate = d.get("backfill_tate") or {}
+    if "cold" in tate or "warm" in tate:
+        for name in ("cold", "warm"):
+            rows.append((f"whole catalogue through `arttag backfill` and one worker, embedding cache {name}, "
+                         "measured end to end", backfill_cell(tate.get(name))))
+    elif tate:  # the older layout: processing extrapolated from segments
         how = " (extrapolated)" if tate.get("extrapolated") else ""
         rows.append((f"processing all {num(tate['rows'])} rows through one worker{how}, s",
                      num(tate.get("processing_s_extrapolated", tate.get("seconds")), 0)))
     out.append(table(("figure", "value"), rows))
-    if tate and tate.get("how"):
+    if tate.get("how"):
         out.append(f"Backfill: {tate['how']}.\n")
+    return "\n".join(out)
+
+
+def render_backfill(d: dict, stem: str) -> str:
+    cache = d.get("embedding_cache", {})
+    out = [preamble(f"Backfill, embedding cache {cache.get('mode', '?')} (`{stem}.json`)", d, stem)]
+    if bundle_line(d):
+        out.append(bundle_line(d))
+    out.append(f"{d['how'][0].upper()}{d['how'][1:]}.\n")
+    rows = [
+        ("completed", num(d["completed"]) + ("" if d["completed"] else f" ({d.get('stop_reason')})")),
+        ("artworks published / done", f"{num(d.get('rows_published'))} / {num(d.get('artworks_done'))}"),
+        ("start to last suggestion published, s", num(d.get("seconds"), 1)),
+        ("artworks/s, end to end", num(d.get("events_per_s"), 1)),
+        ("publishing alone (`arttag backfill`), s", num(d.get("publish_s"), 1)),
+        ("workers / partitions", f"{num(d.get('workers'))} / {num(d.get('partitions'))}"),
+        ("embeddings cached at start / at the end", f"{num(cache.get('entries_at_start'))} / "
+                                                    f"{num(cache.get('entries_at_end'))}"),
+        ("worker start-up (ready), s", num(d.get("worker_ready_s"), 1)),
+        ("suggestions seen twice or more / dead letters",
+         f"{num(d.get('suggestions_seen_twice_or_more'))} / {num(d.get('dead_letters'))}"),
+    ]
+    out.append(table(("figure", "value"), rows))
+    return "\n".join(out)
+
+
+def render_scaleout(d: dict, stem: str) -> str:
+    out = [preamble("Scale-out: workers in one consumer group", d, stem)]
+    if bundle_line(d):
+        out.append(bundle_line(d))
+    head = d["headline"]
+    out.append(f"{num(d.get('artworks_per_run'))} artworks per run, {num(d.get('partitions'))} partitions, "
+               f"embedding cache off; {d['how']}.\n")
+    rows = [(f"{n} worker{'s' if n != '1' else ''}", num(v, 1)) for n, v in head["events_per_s_by_workers"].items()]
+    rows.append(("2 workers / 1 worker", num(head.get("speedup_2_vs_1"), 2)))
+    rows.append(("suggestions seen twice (all runs)", num(head.get("duplicates"))))
+    out.append(table(("workers", "artworks/s"), rows))
     return "\n".join(out)
 
 
@@ -609,6 +676,10 @@ def renderer_for(stem: str) -> Callable[[dict, str], str]:
         return render_api
     if stem == "audit" or stem.startswith("audit_"):
         return render_audit
+    if stem.startswith("backfill"):
+        return render_backfill
+    if stem == "scaleout":
+        return render_scaleout
     return render_generic
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from arttag.encoders import HashingEncoder
@@ -80,3 +82,82 @@ def test_cache_of_a_reexported_model_is_refused(tmp_path):
     assert CachedEncoder(Versioned("aaaa")).load(path) == 0
     with pytest.raises(ModelError, match="written by"):
         CachedEncoder(Versioned("bbbb")).load(path)
+
+
+# -- a cache folder (ARTTAG_ENCODER__CACHE_DIR): warm start, written back at shutdown --------------
+
+
+def _onnx_settings(tiny_mpnet_dir, cache_dir, **update):
+    from arttag.settings import EncoderSettings
+
+    return EncoderSettings(model_dir=tiny_mpnet_dir, intra_op_threads=1, execution_provider="cpu",
+                           variant="int8", cache_dir=cache_dir, **update)
+
+
+def test_a_cache_folder_carries_embeddings_to_the_next_process(tiny_mpnet_dir, tiny_onnx_dir, tmp_path):
+    from arttag.encoders.cache import cache_file, model_sha256, persist
+    from arttag.encoders.loader import load_encoder
+
+    texts = [f"oil painting of a harbour, number {i}" for i in range(40)]
+    folder = tmp_path / "empty"
+    cold = load_encoder(_onnx_settings(tiny_mpnet_dir, folder))
+    assert len(cold) == 0  # nothing there yet: cold
+    expected = cold.encode(texts)
+    path = persist(cold, folder)
+    assert path == cache_file(folder, cold.name) and path.name == "tiny-mpnet_onnx-int8.npz"
+    sidecar = json.loads(path.with_name(path.name + ".json").read_text())
+    assert sidecar == {"encoder": cold.name, "model_sha256": model_sha256(cold)} and sidecar["model_sha256"]
+
+    warm = load_encoder(_onnx_settings(tiny_mpnet_dir, folder))
+    assert len(warm) == len(texts)
+    np.testing.assert_array_equal(warm.encode(texts), expected)
+    assert (warm.hits, warm.misses) == (len(texts), 0)  # the model never ran
+
+
+def test_a_cache_file_of_another_export_is_skipped_and_the_encoder_starts_cold(tiny_mpnet_dir, tiny_onnx_dir,
+                                                                               tmp_path, caplog):
+    from arttag.encoders.cache import cache_file
+    from arttag.encoders.loader import load_encoder
+
+    class Impostor(CountingEncoder):
+        name = "tiny-mpnet/onnx-int8"  # same name, another model file
+        fingerprint = "0000000000000000"
+
+    folder = tmp_path / "cache"
+    impostor = CachedEncoder(Impostor(32))
+    impostor.encode(["a"])
+    impostor.save(cache_file(folder, impostor.name))
+    encoder = load_encoder(_onnx_settings(tiny_mpnet_dir, folder))
+    assert len(encoder) == 0 and "embedding cache not used" in caplog.text
+    assert encoder.encode(["a"]).shape == (1, encoder.dim)
+
+
+def test_training_reads_a_cache_folder_the_worker_wrote(tmp_path):
+    from arttag.encoders.cache import persist
+    from arttag.model.training import embed_texts
+
+    texts = [f"artwork {i}" for i in range(30)]
+    worker_side = CachedEncoder(CountingEncoder())
+    expected = worker_side.encode(texts)
+    persist(worker_side, tmp_path)
+    inner = CountingEncoder()
+    np.testing.assert_array_equal(embed_texts(inner, texts, cache_dir=tmp_path), expected)
+    assert inner.encoded == []
+
+
+def test_the_worker_writes_its_cache_at_shutdown_only_when_a_folder_is_set(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from arttag.encoders.cache import cache_file
+    from arttag.settings import StreamSettings
+    from arttag_stream.runner import save_embeddings
+
+    encoder = CachedEncoder(CountingEncoder())
+    encoder.encode(["one", "two"])
+    tagger = SimpleNamespace(encoder=encoder)
+    save_embeddings(StreamSettings(), tagger)  # no folder: nothing written anywhere
+    monkeypatch.setenv("ARTTAG_ENCODER__CACHE_DIR", str(tmp_path / "cache"))
+    settings = StreamSettings()
+    save_embeddings(settings, tagger)
+    reader = CachedEncoder(CountingEncoder())
+    assert reader.load(cache_file(settings.encoder.cache_dir, encoder.name)) == 2

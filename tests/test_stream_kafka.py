@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -353,7 +354,29 @@ def test_worker_killed_mid_batch_and_restarted_loses_nothing(kafka_settings, bun
     assert duplicates <= 32  # at most the uncommitted window is redone
 
 
-def test_two_workers_split_the_partitions(kafka_bootstrap, bundle_dir, artworks, tmp_path):
+PUBLISHED_LINE = re.compile(r"artwork (\S+) rev \d+ from (\S+)\[(\d+)\]@\d+: published (\S+)")
+
+
+def wait_for_members(kafka: KafkaSettings, group: str, members: int, timeout_s: float = 120.0) -> list[int]:
+    """Until ``group`` has ``members`` members each holding partitions; returns how many each holds."""
+    from arttag.kafka.admin import admin_client
+
+    admin = admin_client(kafka)
+    deadline = time.monotonic() + timeout_s
+    held: list[int] = []
+    while time.monotonic() < deadline:
+        try:
+            desc = admin.describe_consumer_groups([group])[group].result(10)
+            held = [len(m.assignment.topic_partitions) for m in desc.members]
+        except Exception:  # noqa: BLE001 - the group is not there yet
+            held = []
+        if len(held) == members and all(held):
+            return held
+        time.sleep(0.5)
+    pytest.fail(f"group {group} did not settle on {members} members with partitions: {held}")
+
+
+def test_two_workers_in_one_group_tag_every_artwork_exactly_once(kafka_bootstrap, bundle_dir, artworks, tmp_path):
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap,
                           topic_prefix=f"test-{uuid.uuid4().hex[:8]}.", partitions=4)
     create_topics(kafka)
@@ -363,19 +386,35 @@ def test_two_workers_split_the_partitions(kafka_bootstrap, bundle_dir, artworks,
     try:
         for w in workers:
             w.wait_ready()
-        time.sleep(3)  # let the second join's rebalance settle
-        batch = artworks[:100]
+        wait_for_members(kafka, group, 2)  # the second join's rebalance has settled
+        batch = artworks[:120]
         publish(kafka, [(topics.created, a.encode(), created(a, m)) for a, m in batch])
-        out = read_until(kafka, topics.suggestions, lambda rs: len(ids(rs)) >= len(batch),
-                         timeout_s=120)
-        assert {r["artwork_id"] for r in out} == {a for a, _ in batch}
-        counts = [w.published() for w in workers]
-        print(f"suggestions published per worker: {counts}")
-        assert all(c > 0 for c in counts), counts
-        assert sum(counts) >= len(batch)
+        read_until(kafka, topics.suggestions, lambda rs: len(ids(rs)) >= len(batch), timeout_s=120)
+        time.sleep(2)  # a second answer to any artwork would arrive in this window
+        out = read_all(kafka, topics.suggestions)
     finally:
         for w in workers:
-            w.stop()
+            assert w.stop() == 0, w.log()[-3000:]
+    # Every artwork once, by artwork id and by suggestion id: no artwork missed, none tagged twice.
+    per_artwork = {}
+    for r in out:
+        per_artwork.setdefault(r["artwork_id"], []).append(r["suggestion_id"])
+    assert set(per_artwork) == {a for a, _ in batch}
+    assert {a: len(s) for a, s in per_artwork.items() if len(s) != 1} == {}
+    model_version = out[0]["model_version"]
+    assert sorted(r["suggestion_id"] for r in out) == sorted(
+        TagSuggestionsPublished.make_id(a, 1, content_hash(m), model_version) for a, m in batch)
+    # Each worker tagged its own partitions' artworks: the two shares are disjoint and cover the batch.
+    shares = [{m.group(1): (int(m.group(3)), m.group(4)) for m in PUBLISHED_LINE.finditer(w.log())}
+              for w in workers]
+    print(f"artworks tagged per worker: {[len(s) for s in shares]}")
+    assert all(shares), [len(s) for s in shares]
+    assert not set(shares[0]) & set(shares[1])
+    assert set(shares[0]) | set(shares[1]) == set(per_artwork)
+    partitions = [{p for p, _ in s.values()} for s in shares]
+    assert not partitions[0] & partitions[1], partitions  # a partition belongs to one worker
+    by_id = {r["artwork_id"]: r["suggestion_id"] for r in out}
+    assert all(by_id[a] == sid for share in shares for a, (_, sid) in share.items())
 
 
 # -- backfill ----------------------------------------------------------------------------------------

@@ -105,4 +105,21 @@ def run_worker(
         follower.close()
         if learner is not None:
             learner.close()
+        save_embeddings(settings, watcher.tagger if watcher is not None else tagger)
     return 0
+
+
+def save_embeddings(settings: StreamSettings, tagger: Tagger) -> None:
+    """Write the serving encoder's embedding cache to ``ARTTAG_ENCODER__CACHE_DIR`` (when set), so the
+    next worker starts warm; a failure to write is logged, never raised (the offsets are committed)."""
+    from arttag.encoders.cache import persist
+
+    if settings.encoder.cache_dir is None:
+        return
+    try:
+        path = persist(getattr(tagger, "encoder", None), settings.encoder.cache_dir)
+    except OSError as exc:
+        log.error("embedding cache not saved to %s: %s", settings.encoder.cache_dir, exc)
+        return
+    if path is not None:
+        log.info("embedding cache saved to %s", path)

@@ -81,6 +81,13 @@ class EncoderSettings(BaseModel):
     execution_provider: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = Field(32, ge=1)
     cache_size: int = Field(100_000, ge=0, description="Embeddings kept in memory, keyed by text hash")
+    cache_dir: Path | None = Field(
+        None,
+        description="Folder of .npz embedding caches, one per encoder (<encoder name>.npz, the layout of "
+        "`arttag train --embedding-cache`): the encoder starts with the file's embeddings when it is "
+        "there and made by the same model export, and the stream worker writes what it holds back "
+        "at shutdown; unset: memory only",
+    )
     # Bulk work (`arttag replay`) on a GPU with torch; the runtime above never imports torch.
     bulk_device: str | None = Field(
         None, pattern=r"^(cpu|cuda(:\d+)?)$",

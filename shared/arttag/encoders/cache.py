@@ -3,13 +3,17 @@
 Catalogue events mostly repeat texts (updates that do not touch the text,
 replays, backfills), so unchanged texts are never encoded twice. The cache
 is a bounded LRU in memory and can be saved to / loaded from an ``.npz``
-file, so a whole catalogue's embeddings carry over between processes.
+file, so a whole catalogue's embeddings carry over between processes; a folder of such
+files, one per encoder (:func:`cache_file`), is what ``arttag train --embedding-cache`` and
+``ARTTAG_ENCODER__CACHE_DIR`` name.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -19,7 +23,7 @@ import numpy as np
 
 from arttag.catalogue.text import text_hash
 from arttag.encoders.base import TextEncoder
-from arttag.errors import ModelError
+from arttag.errors import ArttagError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -135,3 +139,58 @@ class CachedEncoder:
                 self._put(key, vector)
         log.info("loaded %d cached embeddings from %s", len(keys), path)
         return len(keys)
+
+
+def cache_file(folder: str | Path, encoder_name: str) -> Path:
+    """The cache file of the encoder named ``encoder_name`` in ``folder``: ``<name>.npz``, the
+    name made safe for a file system (``all-mpnet-base-v2/onnx-int8`` -> ``all-mpnet-base-v2_onnx-int8.npz``)."""
+    return Path(folder) / (re.sub(r"[^A-Za-z0-9_.-]+", "_", encoder_name) + ".npz")
+
+
+def model_sha256(encoder: object) -> str | None:
+    """sha256 of the model file behind an ONNX encoder, through a cache (None for encoders without one).
+
+    The encoder's name says which model and variant, not which export of it; a re-export
+    (another quantisation recipe) changes every vector, so cache files record this too.
+    """
+    inner = getattr(encoder, "inner", encoder)
+    manifest, variant = getattr(inner, "manifest", None), getattr(inner, "variant", None)
+    if manifest is None or not variant:
+        return None
+    try:
+        return str(manifest.variant(variant).sha256)
+    except (ArttagError, AttributeError):
+        return None
+
+
+def write_cache_file(cached: CachedEncoder, path: str | Path, sha256: str | None) -> Path:
+    """``cached.save(path)`` and the ``<file>.json`` beside it naming the encoder and its model
+    file's sha256, which training checks before it trusts a cache file."""
+    path = cached.save(path)
+    path.with_name(path.name + ".json").write_text(
+        json.dumps({"encoder": cached.name, "model_sha256": sha256}) + "\n")
+    return path
+
+
+def warm_start(encoder: object, folder: str | Path) -> int:
+    """Load ``encoder``'s cache file from ``folder`` into it when there is one; returns how many
+    embeddings were added. A file of another encoder or export, or an unreadable one, is logged
+    and skipped: the encoder starts cold rather than not at all."""
+    if not isinstance(encoder, CachedEncoder) or encoder.max_size <= 0:
+        return 0
+    path = cache_file(folder, encoder.name)
+    if not path.exists():
+        log.info("no embedding cache %s yet: starting cold", path)
+        return 0
+    try:
+        return encoder.load(path)
+    except ModelError as exc:
+        log.warning("embedding cache not used, starting cold: %s", exc)
+        return 0
+
+
+def persist(encoder: object, folder: str | Path) -> Path | None:
+    """Write what ``encoder``'s cache holds to its cache file in ``folder`` (None: no cache)."""
+    if not isinstance(encoder, CachedEncoder) or encoder.max_size <= 0:
+        return None
+    return write_cache_file(encoder, cache_file(folder, encoder.name), model_sha256(encoder))

@@ -48,7 +48,7 @@ def load_encoder(settings: EncoderSettings, *, bundle_variant: str | None = None
     fetched and exported yet (``arttag model fetch`` then ``arttag model export``).
     """
     # onnxruntime is imported here, not at package import, so importing arttag stays cheap.
-    from arttag.encoders.cache import CachedEncoder
+    from arttag.encoders.cache import CachedEncoder, warm_start
     from arttag.encoders.choice import EncoderChoice, choose_variant, measure_fastest
     from arttag.encoders.onnx import OnnxEncoder, select_providers
     from arttag.machine import cpu_flags
@@ -89,5 +89,8 @@ def load_encoder(settings: EncoderSettings, *, bundle_variant: str | None = None
     encoder.choice = choice
     log.info("encoder variant %s on %s (%s): %s", choice.variant, choice.provider, choice.reason, choice.detail)
     if settings.cache_size > 0:
-        return CachedEncoder(encoder, max_size=settings.cache_size)
+        cached = CachedEncoder(encoder, max_size=settings.cache_size)
+        if settings.cache_dir is not None:
+            warm_start(cached, settings.cache_dir)
+        return cached
     return encoder

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -37,6 +36,7 @@ from arttag.catalogue.text import build_text
 from arttag.catalogue.vocabulary import Vocabulary
 from arttag.checksums import file_sha256
 from arttag.encoders.base import TextEncoder
+from arttag.encoders.cache import cache_file, model_sha256, write_cache_file
 from arttag.errors import ArttagError, ModelError
 from arttag.events import TagDecisionsChanged
 from arttag.model.ensemble import Ensemble, RerankerParams
@@ -161,24 +161,13 @@ def held_out_gold(records: Sequence[CatalogueRecord], vocabulary: Vocabulary) ->
 
 
 def _cache_file(cache_dir: Path, encoder: TextEncoder) -> Path:
-    return cache_dir / (re.sub(r"[^A-Za-z0-9_.-]+", "_", encoder.name) + ".npz")
+    return cache_file(cache_dir, encoder.name)
 
 
 def encoder_fingerprint(encoder: TextEncoder) -> str | None:
-    """sha256 of the model file behind an ONNX encoder (None for encoders without one).
-
-    The encoder's name says which model and variant, not which export of it; a
-    re-export (another quantisation recipe) changes every vector, so caches are
-    keyed by this too.
-    """
-    inner = getattr(encoder, "inner", encoder)
-    manifest, variant = getattr(inner, "manifest", None), getattr(inner, "variant", None)
-    if manifest is None or not variant:
-        return None
-    try:
-        return str(manifest.variant(variant).sha256)
-    except (ArttagError, AttributeError):
-        return None
+    """sha256 of the model file behind an ONNX encoder (None for encoders without one); see
+    :func:`arttag.encoders.cache.model_sha256`."""
+    return model_sha256(encoder)
 
 
 def _cache_matches(path: Path, fingerprint: str | None) -> bool:
@@ -237,9 +226,7 @@ def embed_texts(encoder: TextEncoder, texts: Sequence[str], cache_dir: Path | No
 
 
 def _save_cache(cached: Any, path: Path, fingerprint: str | None) -> None:
-    cached.save(path)
-    path.with_name(path.name + ".json").write_text(
-        json.dumps({"encoder": cached.name, "model_sha256": fingerprint}) + "\n")
+    write_cache_file(cached, path, fingerprint)
 
 
 def make_batch(records: Sequence[CatalogueRecord], embeddings: np.ndarray | None) -> Batch:
