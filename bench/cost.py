@@ -184,7 +184,7 @@ def stage_breakdown(tagger: Any, encoder: Any, metas: list, ids: list[str], batc
     """Seconds per stage over all artworks (this code), and the embeddings the encoder produced."""
     from arttag.events import encode_event
     from arttag.kafka.clients import flush_or_fail
-    from arttag.model.ensemble import Ranked
+    from arttag.model.ensemble import Ranked, math_threads
     from arttag.model.explain import assemble, explain_picks, published
     from arttag.scorers.base import Batch
 
@@ -202,6 +202,9 @@ def stage_breakdown(tagger: Any, encoder: Any, metas: list, ids: list[str], batc
         with clock("tokenising + encoding"):
             batch.embeddings = np.asarray(encoder.encode(batch.texts), dtype=np.float32)
         vectors.update(zip(batch.texts, batch.embeddings))
+        # the thread limit the tagger applies after the encoder (BundleTagger.rank and .suggest)
+        limit = math_threads(ens.threads)
+        limit.__enter__()
         cands = []
         for s in ens.scorers:
             with clock(f"scoring: {s.name}"):
@@ -229,6 +232,7 @@ def stage_breakdown(tagger: Any, encoder: Any, metas: list, ids: list[str], batc
                 for i, tags in zip(part_ids, suggestions)]
         with clock("serialisation"):
             values = [encode_event(e) for e in built]
+        limit.__exit__(None, None, None)
         with clock("Kafka produce + flush"):
             for artwork_id, value in zip(part_ids, values):
                 producer.produce(topic, key=artwork_id.encode(), value=value)

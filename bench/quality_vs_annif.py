@@ -52,6 +52,7 @@ from arttag.catalogue.text import build_text
 from arttag.catalogue.vocabulary import Vocabulary
 from arttag.checksums import file_sha256
 from arttag.quality.ranking import ranking_metrics, subset_recall
+from arttag.quality.views import NEW_ACQUISITIONS_FROM, split_by_acquisition, view_masks
 from machine_info import machine_details
 
 REPO = Path(__file__).resolve().parents[1]
@@ -399,6 +400,67 @@ def print_table(rows: dict[str, dict[str, Any]], best_annif: str) -> None:
         print(f"{m:<22}" + "".join(cells) + diff)
 
 
+VIEW_LABELS = {"all": "whole view", "novel_text": "novel text", "isolated": "isolated",
+               "isolated_novel_text": "isolated, novel text", "isolated_new_artist": "isolated, new artist",
+               "isolated_new_artist_novel_text": "isolated, new artist, novel text"}
+
+
+def score_views(masks: dict[str, list[bool]], gold: Sequence[set[int]], rare: set[int], unseen: set[int],
+                rankings: dict[str, list[list[int]]]) -> dict[str, dict[str, Any]]:
+    """Every system scored on each part of the evaluated artworks (:func:`arttag.quality.views.view_masks`);
+    per part the best Annif system by F1@5."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, flags in masks.items():
+        sel = [i for i, f in enumerate(flags) if f]
+        systems = {n: score([r[i] for i in sel], [gold[i] for i in sel], rare, unseen) for n, r in rankings.items()}
+        annif = [n for n in systems if n.startswith("annif-")]
+        best = max(annif, key=lambda n: systems[n]["f1_at_5"]) if annif and sel else None
+        out[name] = {"artworks": len(sel), "annif_best": best.removeprefix("annif-") if best else None,
+                     "systems": systems}
+    return out
+
+
+def view_headline(per_view: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``isolated_arttag_f1_at_5``, ``isolated_annif_best_f1_at_5``... for the isolated parts."""
+    out: dict[str, Any] = {}
+    for view in ("isolated", "isolated_new_artist"):
+        v = per_view.get(view)
+        if not v:
+            continue
+        out[f"{view}_artworks"] = v["artworks"]
+        for metric in ("f1_at_5", "ndcg_at_10"):
+            out[f"{view}_arttag_{metric}"] = v["systems"].get("arttag", {}).get(metric)
+            out[f"{view}_annif_best_{metric}"] = (v["systems"][f"annif-{v['annif_best']}"][metric]
+                                                 if v["annif_best"] else None)
+    return out
+
+
+def print_views(per_view: dict[str, dict[str, Any]]) -> None:
+    print()
+    print(f"{'part':<34}{'artworks':>9}{'arttag F1@5':>13}{'nDCG@10':>9}{'best Annif':>18}{'F1@5':>7}{'nDCG@10':>9}")
+    for name, v in per_view.items():
+        a = v["systems"].get("arttag", {})
+        b = v["systems"].get(f"annif-{v['annif_best']}", {}) if v["annif_best"] else {}
+        print(f"{VIEW_LABELS.get(name, name):<34}{v['artworks']:>9}{a.get('f1_at_5', float('nan')):>13.3f}"
+              f"{a.get('ndcg_at_10', float('nan')):>9.3f}{v['annif_best'] or '-':>18}"
+              f"{b.get('f1_at_5', float('nan')):>7.3f}{b.get('ndcg_at_10', float('nan')):>9.3f}")
+
+
+def merge_new_acquisitions(path: Path, result: dict[str, Any]) -> None:
+    """Adds a new-acquisitions run to the random-view result file (``new_acquisitions``, headline ``new_acq_*``)."""
+    data = json.loads(path.read_text())
+    h = result["headline"]
+    data["new_acquisitions"] = {k: result[k] for k in ("headline", "views", "command", "finished_at", "data")}
+    data["headline"].update({
+        "new_acq_arttag_f1_at_5": h["arttag_f1_at_5"], "new_acq_annif_best_f1_at_5": h["annif_best_f1_at_5"],
+        "new_acq_arttag_ndcg_at_10": h["arttag_ndcg_at_10"], "new_acq_annif_best_ndcg_at_10": h["annif_best_ndcg_at_10"],
+        "new_acq_annif_best_system": h["annif_best_system"], "new_acq_dev_artworks": h["dev_artworks"],
+    })
+    data["headline"].setdefault("annif_best_system_per_view", {}).update(
+        {f"new_acquisitions_{k}": v for k, v in h["annif_best_system_per_view"].items()})
+    path.write_text(json.dumps(data, indent=2, default=float) + "\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -424,6 +486,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--throughput-sample", type=int, default=None,
                    help="with --embedding-cache: time arttag on the first N dev artworks (default: all)")
     p.add_argument("--note", default=None, help="free text stored in the JSON (e.g. which bundle and why)")
+    p.add_argument("--view", choices=("random", "new-acquisitions"), default="random",
+                   help="random: the dev split (default); new-acquisitions: both systems learn from the artworks "
+                        "acquired before --acquired-from (train + rerank of them) and are evaluated on those acquired "
+                        "from it on (--bundle must be trained on the former only)")
+    p.add_argument("--acquired-from", type=int, default=NEW_ACQUISITIONS_FROM)
+    p.add_argument("--vocabulary", type=Path, default=None, metavar="THESAURUS",
+                   help="the thesaurus the arttag bundle was trained with (`arttag train --vocabulary`): its terms "
+                        "join both systems' vocabulary")
+    p.add_argument("--merge-into", type=Path, default=None, metavar="JSON",
+                   help="with --view new-acquisitions: also add this run's figures to that random-view result file "
+                        "(its `new_acquisitions` and headline `new_acq_*`)")
     args = p.parse_args(argv)
 
     started = datetime.now(timezone.utc)
@@ -441,7 +514,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # 1. Annif
     t0 = time.perf_counter()
-    annif = Annif(ensure_annif(cache, args.annif_spec), cache / "annif-bench")
+    annif = Annif(ensure_annif(cache, args.annif_spec),
+                  cache / ("annif-bench" if args.view == "random" else f"annif-bench-{args.view}"))
     annif_version = annif.version()
     timings["annif_install_check_s"] = time.perf_counter() - t0
 
@@ -451,8 +525,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     records, cat_report = load_catalogue(args.catalogue)
     catalogue_sha256 = file_sha256(args.catalogue)
     tagged = [r for r in records if r.metadata.tags]
-    train = [r for r in tagged if split_of(r.artwork_id) != "dev"]
-    dev = [r for r in tagged if split_of(r.artwork_id) == "dev"]
+    if args.view == "new-acquisitions":
+        pool, dev = split_by_acquisition(tagged, args.acquired_from)
+        train = [r for r in pool if split_of(r.artwork_id) != "dev"]
+    else:
+        train = [r for r in tagged if split_of(r.artwork_id) != "dev"]
+        dev = [r for r in tagged if split_of(r.artwork_id) == "dev"]
     if args.train_limit:
         train = train[: args.train_limit]
     if args.dev_limit:
@@ -463,13 +541,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         bundle_dir = CliSettings().bundle_dir
     have_bundle = (bundle_dir / "manifest.json").exists() and not args.skip_arttag
-    # The catalogue's vocabulary, with usage counted on the train split, exactly as `arttag train`
-    # builds it: it fixes the tag indices both systems are scored in, and which tags count as rare
-    # or never trained on. Annif's subject vocabulary is the same tag set.
-    from arttag.model.training import build_vocabulary, split_records
+    # The vocabulary as `arttag train` builds it: the tags of the artworks learnt from, plus the
+    # thesaurus; it fixes the tag indices both systems are scored in. Annif's subject vocabulary is
+    # the same tag set. A dev tag outside it counts as missed (a negative id no ranking holds).
+    from arttag.catalogue.vocabulary import load_vocabulary
+    from arttag.model.training import build_vocabulary, held_out_gold
 
-    vocab = build_vocabulary(records, split_records(records)["train"])
-    gold = [{vocab.index(t.id) for t in r.metadata.tags if t.id in vocab} for r in dev]
+    thesaurus = load_vocabulary(args.vocabulary) if args.vocabulary else None
+    vocab = build_vocabulary(train, train, thesaurus)
+    gold = held_out_gold(dev, vocab)
     # Rare / never seen: counted over the artworks Annif trains on, train + rerank, which are also
     # what arttag's scorers are fitted on (`refit_on_rerank`, the default) and what `arttag evaluate` counts.
     counts: dict[str, int] = {}
@@ -478,7 +558,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             counts[tid] = counts.get(tid, 0) + 1
     usage = np.array([counts.get(t.id, 0) for t in vocab])
     rare = set(np.flatnonzero((usage >= 1) & (usage <= RARE_MAX_USES)).tolist())
-    unseen = set(np.flatnonzero(usage == 0).tolist())
+    unseen = set(np.flatnonzero(usage == 0).tolist()) | {t for g in gold for t in g if t < 0}
+    train_texts = {build_text(r.metadata) for r in train}
+    novel = [build_text(r.metadata) not in train_texts for r in dev]
+    masks = {"all": [True] * len(dev), "novel_text": novel}
+    for name, flags in view_masks([r.metadata for r in dev], [r.metadata for r in train]).items():
+        masks[name] = flags
+        masks[f"{name}_novel_text"] = [f and n for f, n in zip(flags, novel)]
     say(f"{len(records)} artworks ({len(cat_report.bad_rows)} bad rows skipped), {len(tagged)} tagged: "
         f"Annif trains on {len(train)} (train + rerank), both are evaluated on {len(dev)} dev artworks; "
         f"{len(vocab)} tags ({len(rare)} rare, {len(unseen)} never in train + rerank)")
@@ -493,6 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_record: dict[str, Any] = json.loads(record_path.read_text()) if record_path.exists() else {}
     t0 = time.perf_counter()
     annif_results: dict[str, dict[str, Any]] = {}
+    annif_rankings: dict[str, list[list[int]]] = {}
     reused_from = None
     if args.reuse_annif:
         prev = json.loads(args.reuse_annif.read_text())
@@ -503,7 +590,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"Annif: reusing the run that finished at {prev['finished_at']} ({args.reuse_annif}), re-scoring its suggestions")
         for s in systems:
             res = dict(prev["annif"]["systems"][s])
-            res["metrics"] = score(read_index_output(annif.work / "out" / f"{s}.jsonl", vocab, len(dev)), gold, rare, unseen)
+            annif_rankings[s] = read_index_output(annif.work / "out" / f"{s}.jsonl", vocab, len(dev))
+            res["metrics"] = score(annif_rankings[s], gold, rare, unseen)
             res["reused"] = True
             annif_results[s] = res
     else:
@@ -544,7 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # On a busy machine the difference can drown in noise; then only the end-to-end figure stands.
         res["docs_per_s"] = len(dev) / res["suggest_s"] if res["suggest_s"] > 0.1 * res["index_s"] else None
         res["docs_per_s_end_to_end"] = len(dev) / res["index_s"]
-        rankings = read_index_output(out_file, vocab, len(dev))
+        rankings = annif_rankings[s] = read_index_output(out_file, vocab, len(dev))
         res["metrics"] = score(rankings, gold, rare, unseen)
         say(f"Annif {s}: F1@5 {res['metrics']['f1_at_5']:.3f}, nDCG@10 {res['metrics']['ndcg_at_10']:.3f}, "
             f"{res['docs_per_s'] or float('nan'):.1f} docs/s (index {res['index_s']:.1f} s, of which start-up and loading {res['load_s']:.1f} s)")
@@ -627,6 +715,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"no arttag bundle at {bundle_dir}: the arttag column is left out")
 
     # 5. report
+    per_view = score_views(masks, gold, rare, unseen,
+                           {**({"arttag": run["rankings"]["ensemble"]} if arttag_result else {}),
+                            **{f"annif-{s}": r for s, r in annif_rankings.items()}})
     best_annif = max(annif_results, key=lambda s: annif_results[s]["metrics"]["f1_at_5"])
     fastest_annif = max(annif_results, key=lambda s: annif_results[s]["docs_per_s"] or 0.0)
     rows: dict[str, dict[str, Any]] = {}
@@ -668,7 +759,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "dev_artworks": len(dev),
             "arttag_model_version": arttag_result["model_version"] if arttag_result else None,
             "arttag_bundle_trained_on_this_catalogue": arttag_result["trained_on_this_catalogue"] if arttag_result else None,
+            "view": args.view,
+            "annif_version": annif_version,
+            "annif_best_system_per_view": {v: r["annif_best"] for v, r in per_view.items()},
+            **view_headline(per_view),
         },
+        "views": per_view,
         "command": command,
         "note": args.note,
         "started_at": started.isoformat(timespec="seconds"),
@@ -705,9 +801,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             "systems": annif_results,
         },
     }
+    if args.view == "new-acquisitions":
+        out["data"]["view"] = (f"new acquisitions: learn from the tagged artworks acquired before {args.acquired_from} "
+                               f"(train + rerank of them), evaluate on those acquired from {args.acquired_from} on")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2, default=float) + "\n")
     say(f"results written to {args.out}")
+    print_views(per_view)
+    if args.merge_into and args.view == "new-acquisitions":
+        merge_new_acquisitions(args.merge_into, out)
+        say(f"new-acquisitions figures added to {args.merge_into}")
     return 0
 
 

@@ -5,7 +5,7 @@
 
 Every results file gets a section with the command that produced it and the machine it
 records. Files with a known layout (``encoder.json``, ``encoder_quality.json``,
-``quality.json``, ``quality_vs_annif.json``, ``stream.json``, ``api*.json``,
+``quality.json``, ``quality_vs_annif.json``, ``stream.json``, ``curation.json``, ``api*.json``,
 ``cost.json``, ``audit*.json``) get their tables; a missing file just has no section; any other file
 (say a future ``chaos.json``) is rendered generically: its ``headline`` object as a
 key/value table. A known file whose layout has changed falls back to the generic form
@@ -33,6 +33,7 @@ PRODUCERS = {
     "quality": "arttag train CATALOGUE --json bench/results/quality.json",
     "quality_vs_annif": "python bench/quality_vs_annif.py",
     "stream": "python bench/stream.py",
+    "curation": "python bench/curation.py",
     "api": "python bench/api.py",
     "audit": "arttag audit CATALOGUE --out DIR --bundle BUNDLE\n"
              "python bench/audit_summary.py DIR/audit.json --wall-s SECONDS --note '...' --out FILE",
@@ -262,7 +263,82 @@ def render_quality(d: dict, stem: str) -> str:
     if timings:
         extra["training time, s"] = num(timings, 0)
     out.append(table(("figure", "value"), extra.items()))
+    out += render_views(d)
+    out += render_auto_apply(d)
+    out += render_faithfulness(d.get("faithfulness"))
     return "\n".join(out)
+
+
+VIEW_COLUMNS = (("p_at_1", "P@1"), ("f1_at_5", "F1@5"), ("ndcg_at_10", "nDCG@10"),
+                ("unseen_recall_at_10", "unseen R@10"))
+VIEW_NAMES = {"isolated": "isolated", "isolated_new_artist": "isolated, artist new to training"}
+
+
+def _view_rows(label: str, d: dict) -> list[list[str]]:
+    rows = [[label, num(d.get("dev_artworks"))] + [num(d["ensemble"].get(k)) for k, _ in VIEW_COLUMNS],
+            [f"{label}, novel text", num(d.get("novel_text_artworks"))]
+            + [num(d["novel_text"]["ensemble"].get(k)) for k, _ in VIEW_COLUMNS]]
+    for name, v in (d.get("views") or {}).items():
+        rows.append([f"{label}: {VIEW_NAMES.get(name, name)}", num(v["artworks"])]
+                    + [num(v["ensemble"].get(k)) for k, _ in VIEW_COLUMNS])
+        rows.append([f"{label}: {VIEW_NAMES.get(name, name)}, novel text", num(v["novel_text"]["artworks"])]
+                    + [num(v["novel_text"]["ensemble"].get(k)) for k, _ in VIEW_COLUMNS])
+    return rows
+
+
+def render_views(d: dict) -> list[str]:
+    if "views" not in d:
+        return []
+    rows = _view_rows("random", d)
+    na = d.get("new_acquisitions")
+    if na:
+        rows += _view_rows(f"new acquisitions (from {na.get('acquired_from')})", na)
+    out = ["**Evaluation views** (ensemble; [how the views are chosen](quality.md#evaluation-views))"
+           + (f"; new acquisitions: bundle `{na.get('model_version')}`, trained on "
+              f"{num(na.get('training_artworks'))} artworks acquired before {na.get('acquired_from')}" if na else "")
+           + ".\n"]
+    out.append(table(["view", "artworks"] + [label for _, label in VIEW_COLUMNS], rows))
+    return out
+
+
+def render_auto_apply(d: dict) -> list[str]:
+    on_dev = d.get("auto_apply")
+    stored = ((d.get("training") or {}).get("auto_apply") or {})
+    if not on_dev:
+        return []
+    rows = []
+    for key, m in on_dev.items():
+        rerank = (stored.get("on_rerank") or {}).get(key) or {}
+        rows.append([key, num(m.get("threshold")), num(rerank.get("precision")), num(m.get("suggestions")),
+                     num(m.get("precision")), num(m.get("recall"))])
+    return ["**Tags safe to apply unreviewed** (thresholds chosen on out-of-fold re-ranker probabilities of "
+            "the rerank artworks; [auto-apply](quality.md#tags-safe-to-apply-unreviewed)).\n",
+            table(["target precision", "confidence threshold", "precision on rerank", "dev suggestions above",
+                   "dev precision reached", "share of dev true tags recovered"], rows)]
+
+
+def render_faithfulness(f: dict | None) -> list[str]:
+    if not f:
+        return []
+    out = [f"**Explanations measured** (bundle `{f.get('model_version', '?')}`) on the top {f['top']} suggestions "
+           f"of {num(f['artworks'])} dev artworks "
+           f"({num(f['suggestions'])} suggestions, {num(f['suggestions_with_removable_evidence'])} citing "
+           "neighbours or words; [faithfulness](quality.md#explanations-measured)).\n",
+           table(["figure", "mean", "median"], [
+               ["comprehensiveness (p − p without the cited evidence)", num(f["comprehensiveness"]["mean"]),
+                num(f["comprehensiveness"]["median"])],
+               ["sufficiency (p with only the cited evidence / p)", num(f["sufficiency"]["mean"]),
+                num(f["sufficiency"]["median"])],
+               ["mean confidence: full / without / only the evidence",
+                f"{num(f['mean_confidence'])} / {num(f['mean_confidence_without'])} / {num(f['mean_confidence_only'])}",
+                ""]])]
+    for name in ("comprehensiveness", "sufficiency"):
+        h = f[name]["histogram"]
+        edges, counts = h["edges"], h["counts"]
+        rows = [[f"{edges[i]:.1f} to {edges[i + 1]:.1f}", num(c)] for i, c in enumerate(counts) if c]
+        out.append(f"{name} histogram (values beyond the ends in the end bins):\n")
+        out.append(table(["bin", "suggestions"], rows))
+    return out
 
 
 ANNIF_ROWS = METRIC_COLUMNS + (("docs_per_s", "documents/s"),)
@@ -461,6 +537,90 @@ def render_audit(d: dict, stem: str) -> str:
     return "\n".join(out)
 
 
+def render_curation(d: dict, stem: str) -> str:
+    out = [preamble("Curation loop", d, stem)]
+    b, data = d.get("bundle", {}), d.get("data", {})
+    artworks = (b.get("training_artworks") or {})
+    out.append(
+        f"Bundle `{b.get('model_version', '?')}` trained on {b.get('trained_on', '?')} "
+        f"({num(data.get('training_rows'))} rows; fitted on {num(artworks.get('train'))} + "
+        f"{num(artworks.get('rerank'))} artworks, encoder `{b.get('encoder', '?')}`).\n"
+    )
+    if b.get("matches_split") is False:
+        out.append(f"**The bundle read {num(b.get('rows_read'))} rows, not those acquired before the year: "
+                   f"the stream's artworks are not unseen by it, and these figures are not the benchmark's.**\n")
+    s = d.get("stream")
+    if s:
+        prefix = (f"the first {num(s['artworks'])} of the {num(data.get('acquired_later_tagged'))} tagged artworks "
+                  f"acquired later" if data.get("stream_is_prefix") else f"all {num(s['artworks'])} tagged artworks acquired later")
+        out.append(
+            f"Stream: {prefix}, in {s.get('order', 'accession number')} order, published without their tags "
+            f"through the stream worker; {num(s['novel_text_artworks'])} of them have text that appears nowhere "
+            f"in training. Gold: {s.get('gold', 'their true tags')} "
+            f"({num(data.get('true_tags_outside_vocabulary', 0) * 100, 1)} % of them are outside the bundle's "
+            f"vocabulary). Online: {(s.get('online') or {}).get('how', 'not run')}; static: "
+            f"{s['static'].get('how', '')}.\n"
+        )
+        rows = []
+        for run in ("static", "online"):
+            q = (s.get(run) or {}).get("quality")
+            if q is None:
+                rows.append((run, "not run", "", "", ""))
+                continue
+            rows.append((run, num(q["all"]["f1_at_5"]), num(q["all"]["ndcg_at_10"]),
+                         num(q["novel_text"]["f1_at_5"]), num(q["novel_text"]["ndcg_at_10"])))
+        g = s.get("gain")
+        if g:
+            rows.append(("gain", signed(g["f1_at_5"]), signed(g["ndcg_at_10"]), signed(g["novel_text_f1_at_5"]),
+                         signed(g["novel_text_ndcg_at_10"])))
+        out.append(table(("run", "F1@5", "nDCG@10", "F1@5, novel text", "nDCG@10, novel text"), rows))
+        o = s.get("online") or {}
+        lags = [(name, o.get(key) or {}) for name, key in (("artwork sent → suggestion", "suggestion_lag"),
+                                                            ("feedback sent → decisions on the topic", "decisions_lag"),
+                                                            ("decisions on the topic → learned by the worker", "learned_lag"))]
+        if o:
+            lost = o.get("lost") or {}
+            out.append(f"Online run: {num(o.get('feedback_events'))} curator feedback events, "
+                       f"{num(o.get('decisions_records'))} decisions records, {num(lost.get('lost'))} feedback "
+                       f"events lost; {num(o.get('seconds'), 0)} s in all.\n")
+            out.append(table(("online run, per artwork", "p50 s", "p99 s", "max s"),
+                             [(n, num(v.get("p50_s")), num(v.get("p99_s")), num(v.get("max_s"))) for n, v in lags]))
+    c = d.get("crowd")
+    if c:
+        p = c.get("params", {})
+        out.append(
+            f"Crowd ({'in-process, through the real fold' if c.get('in_process') else 'on the broker'}), on the "
+            f"static run's suggestions for {num(c['artworks'])} artworks: {num(p.get('honest_per_suggestion'))} "
+            f"honest voters per suggestion (right {num(p.get('honest_accuracy'), 2)} of the time, from "
+            f"{num(p.get('honest_pool'))} contributors) vote on its top {num(p.get('top_k'))}, plus adversarial "
+            f"voters who accept everything, casting the given share of the votes; curators review "
+            f"{num(p.get('curator_share', 0) * 100, 0)} % of the artworks. Measured on the artworks no curator "
+            f"reviewed: precision of the consensus-accepted tags, recall of the true tags put to the vote and "
+            f"of all true tags; \"no trust\": the same votes with every weight 1.\n"
+        )
+        rows = []
+        for r in c["rows"]:
+            nt = r.get("without_trust") or {}
+            rows.append((f"{r['adversarial_share'] * 100:.0f} %", num(r["precision"]), num(r["recall_of_voted_true_tags"]),
+                         num(r["recall_of_all_true_tags"]), num(r["consensus_accepted"]), num(nt.get("precision")),
+                         f"{num(r.get('median_weight_honest'), 2)} / {num(r.get('median_weight_adversarial'), 2)}"))
+        out.append(table(("adversarial votes", "precision", "recall (voted)", "recall (all)", "accepted",
+                          "precision, no trust", "median weight honest / adversarial"), rows))
+    f = d.get("feedback_throughput")
+    if f:
+        out.append(f"Feedback throughput: {num(f['events'])} feedback events ({f.get('workload', '')}) on "
+                   f"{num(f['artworks'])} artworks produced at once while `arttag curate` follows the topic: "
+                   f"{num(f['events_per_s'], 0)} events/s to the last decisions record "
+                   f"({num(f['seconds'], 1)} s); lost {num(f['lost'])}"
+                   + ("" if "rebuild_reproduces_database" not in f else
+                      "; `arttag curate rebuild` reproduces the processor's database "
+                      + ("exactly" if f["rebuild_reproduces_database"] else "**not** exactly"))
+                   + ".\n")
+    h, targets = d.get("headline", {}), d.get("targets", {})
+    out.append(table(("headline", "value", "target"), [(k, plain(v), targets.get(k, "")) for k, v in h.items()]))
+    return "\n".join(out)
+
+
 def render_cost(d: dict, stem: str) -> str:
     out = [preamble("Cost per artwork, stage by stage", d, stem)]
     b, a, h = d["bundle"], d["artworks"], d["headline"]
@@ -508,7 +668,8 @@ def render_generic(d: dict, stem: str) -> str:
 
 def renderer_for(stem: str) -> Callable[[dict, str], str]:
     known = {"encoder": render_encoder, "encoder_quality": render_encoder_quality, "quality": render_quality,
-             "quality_vs_annif": render_quality_vs_annif, "stream": render_stream, "cost": render_cost}
+             "quality_vs_annif": render_quality_vs_annif, "stream": render_stream, "cost": render_cost,
+             "curation": render_curation}
     if stem in known:
         return known[stem]
     if stem == "api" or stem.startswith("api_"):

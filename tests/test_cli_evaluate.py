@@ -80,3 +80,36 @@ def test_curves_from_known_rankings():
     vocab = Vocabulary([Tag("a", "a", "g1", "x", 1), Tag("b", "b", "g1", "x", 1), Tag("c", "c", "g2", "x", 1)])
     by_group = recall_by_group([[0, 2], [1]], [{0, 1}, {1, 2}], vocab)
     assert by_group == {"g1": {"recall": 2 / 3, "gold": 3}, "g2": {"recall": 0.0, "gold": 1}}
+
+
+def test_evaluate_reports_views_and_the_new_acquisitions_split(capsys, tmp_path: Path, sample_catalogue: Path,
+                                                              hashing_bundle_dir: Path):
+    from arttag.catalogue.records import load_catalogue
+    from arttag.catalogue.split import split_of
+
+    records, _ = load_catalogue(sample_catalogue)
+    tagged = [r for r in records if r.metadata.tags]
+    figures = tmp_path / "dev.json"
+    assert main(["evaluate", str(sample_catalogue), "--bundle", str(hashing_bundle_dir), "--json", str(figures),
+                 "--embedding-cache", str(tmp_path / "emb")]) == 0
+    out = capsys.readouterr().out
+    dev = json.loads(figures.read_text())
+    views = dev["views"]
+    assert 0 < views["isolated_new_artist"]["artworks"] <= views["isolated"]["artworks"] < dev["dev_artworks"]
+    assert views["isolated"]["novel_text"]["artworks"] <= views["isolated"]["artworks"]
+    assert dev["headline"]["isolated_f1_at_5"] == views["isolated"]["ensemble"]["f1_at_5"]
+    assert "isolated, by an artist with no work in training" in out
+    # thresholds stored at training are checked on dev
+    assert set(dev["auto_apply"]) == {"0.95", "0.9"}
+
+    figures = tmp_path / "new.json"
+    assert main(["evaluate", str(sample_catalogue), "--bundle", str(hashing_bundle_dir), "--split",
+                 "new-acquisitions", "--acquired-from", "1990", "--json", str(figures),
+                 "--embedding-cache", str(tmp_path / "emb")]) == 0
+    new = json.loads(figures.read_text())
+    assert new["split"] == "new-acquisitions" and new["acquired_from"] == 1990
+    assert new["dev_artworks"] == sum(1 for r in tagged if (r.metadata.acquisition_year or 0) >= 1990)
+    assert new["training_artworks"] == sum(1 for r in tagged if r.metadata.acquisition_year is not None
+                                           and r.metadata.acquisition_year < 1990
+                                           and split_of(r.artwork_id) != "dev")
+    assert "isolated" in new["views"]

@@ -34,7 +34,14 @@ FAST = {"reranker": {"max_iter": 60}}
 def synthetic_bundle(tmp_path_factory):
     root = tmp_path_factory.mktemp("ens")
     catalogue = write_synthetic_catalogue(root / "cat.jsonl.gz")
-    manifest = train_bundle(catalogue, root / "bundle", HashingEncoder(), FAST)
+    # The thesaurus names the lighthouse, which only a dev artwork carries: without it the
+    # vocabulary (the training artworks' tags) would not hold it at all.
+    from arttag.catalogue.synthetic import UNSEEN_TAG
+    from arttag.catalogue.vocabulary import Tag, Vocabulary
+
+    tag_id, label, group = UNSEEN_TAG
+    Vocabulary([Tag(str(tag_id), label, group)]).to_csv(root / "thesaurus.csv")
+    manifest = train_bundle(catalogue, root / "bundle", HashingEncoder(), FAST, vocabulary=root / "thesaurus.csv")
     return root / "bundle", manifest
 
 
@@ -249,3 +256,47 @@ def test_reranker_progress_shows_each_round_and_leaves_the_model_unchanged(capsy
     assert shown.get_params() == quiet.get_params()  # same pickle, same bundle version
     err = capsys.readouterr().err
     assert "re-ranker rounds" in err and "30/30" in err
+
+
+def test_a_tagger_call_scores_ranks_and_explains_with_the_ensembles_thread_limit(tagger, monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    def pools():
+        return {(i["internal_api"], i["filepath"]): i["num_threads"] for i in threadpool_info()
+                if i["user_api"] in ("blas", "openmp")}
+
+    outside = pools()
+    seen: dict[str, list[dict]] = {"score": [], "explain": []}
+    scorer = tagger.ensemble.scorers[0]
+    score, explain_many = scorer.score, scorer.explain_many
+
+    def spying_score(*args, **kwargs):
+        seen["score"].append(pools())
+        return score(*args, **kwargs)
+
+    def spying_explain(*args, **kwargs):
+        seen["explain"].append(pools())
+        return explain_many(*args, **kwargs)
+
+    monkeypatch.setattr(scorer, "score", spying_score)
+    monkeypatch.setattr(scorer, "explain_many", spying_explain)
+    doc = ArtworkMetadata(title="Town on Hill")
+    tagger.suggest([doc])
+    assert tagger.ensemble.threads == 1
+    assert seen["score"] and seen["explain"]
+    # The pools known when the tagger first limited them: numpy's and scipy's BLAS and
+    # scikit-learn's OpenMP. A library loaded later by another test (torch's) is not limited;
+    # the serving processes load none.
+    from arttag.model import ensemble as ensemble_module
+
+    limited = {(i["internal_api"], i["filepath"]) for i in ensemble_module._CONTROLLER.info()
+               if i["user_api"] in ("blas", "openmp")}
+    assert any(api == "openmp" for api, _ in limited)
+    for during in seen["score"] + seen["explain"]:
+        assert {during[pool] for pool in limited if pool in during} == {1}
+    assert pools() == outside  # restored after the call
+
+    monkeypatch.setattr(tagger.ensemble, "threads", None)  # the libraries' defaults
+    seen["score"].clear()
+    tagger.suggest([doc])
+    assert seen["score"] == [outside]

@@ -169,7 +169,7 @@ def create_app(
     processor = BatchProcessor(
         tagger, store, consumer=app_id,
         options=SuggestOptions(limit=settings.suggestion_limit), model_version=model_version,
-        max_record_bytes=settings.max_record_bytes,
+        max_record_bytes=settings.max_record_bytes, auto_apply_precision=settings.auto_apply_precision,
         rejected=learner.rejected_tags if learner is not None else None,
     )
     if watcher is not None:

@@ -15,7 +15,7 @@ from typing import Literal
 
 from arttag import limits
 from arttag.catalogue.text import content_hash
-from arttag.errors import ArttagError, EventDecodeError
+from arttag.errors import ArttagError, ConfigurationError, EventDecodeError
 from arttag.events import (
     ArtworkCreated,
     ArtworkMetadata,
@@ -28,6 +28,7 @@ from arttag.events import (
 from arttag.kafka.follower import LatestTable
 from arttag.kafka.sink import dead_letter_key, suggestion_headers, suggestion_key
 from arttag.model.tagger import SuggestOptions, Tagger
+from arttag.quality.auto_apply import mark_auto_apply, threshold_for
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +222,7 @@ class BatchProcessor:
         options: SuggestOptions | None = None,
         model_version: str | None = None,
         max_record_bytes: int = limits.DEFAULT_MAX_RECORD_BYTES,
+        auto_apply_precision: float | None = None,
         rejected: Callable[[str, ArtworkMetadata], set[str]] | None = None,
     ) -> None:
         self.rejected = rejected
@@ -233,6 +235,10 @@ class BatchProcessor:
         self.consumer = consumer
         self.options = options or SuggestOptions()
         self.max_record_bytes = max_record_bytes
+        self.auto_apply_precision = auto_apply_precision
+        # Checked at start-up: a worker asked to mark tags safe to apply must not start on a
+        # bundle that cannot say which are (ConfigurationError).
+        self._auto_apply = (tagger, self._auto_apply_threshold(tagger))
 
     def dead_letter(
         self, message: RawMessage, error: str, error_type: str, attempts: int | None = None
@@ -260,7 +266,22 @@ class BatchProcessor:
 
     def use(self, tagger: Tagger) -> None:
         """Serve the next batches with ``tagger``, labelled with its own model version (hot reload)."""
+        try:
+            threshold = self._auto_apply_threshold(tagger)
+        except ConfigurationError as exc:
+            log.error("model %s serves without marking auto-apply suggestions: %s", tagger.model_version, exc)
+            threshold = None
+        self._auto_apply = (tagger, threshold)
         self._serving = (tagger, tagger.model_version)
+
+    def _auto_apply_threshold(self, tagger: Tagger) -> float | None:
+        if self.auto_apply_precision is None:
+            return None
+        manifest = getattr(tagger, "manifest", None)
+        if manifest is None:
+            raise ConfigurationError(f"auto_apply_precision is set but model {tagger.model_version} "
+                                     "has no bundle manifest with auto-apply thresholds")
+        return threshold_for(manifest, self.auto_apply_precision)
 
     def process(self, messages: Sequence[RawMessage]) -> BatchResult:
         tagger, model_version = self._serving
@@ -344,12 +365,15 @@ class BatchProcessor:
                     errors[i] = f"model could not process artwork {p.event.artwork_id}: {type(exc).__name__}: {exc}"
                     answers.append(None)
         result.encode_score_s += time.perf_counter() - started
+        marked_by, threshold = self._auto_apply
+        threshold = threshold if marked_by is tagger else None
         for i, (p, tags) in enumerate(zip(pending, answers)):
             if tags is None:
                 self._fail(p, result, errors[i], "model")
                 continue
             if extra:
                 tags = [t for t in tags if t.tag_id not in leave_out[i]][: self.options.limit]
+            tags = mark_auto_apply(tags, threshold)
             try:
                 event = TagSuggestionsPublished(
                     suggestion_id=TagSuggestionsPublished.make_id(

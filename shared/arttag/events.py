@@ -214,6 +214,9 @@ class TagSuggestion(_Produced):
     scorers: list[str] = Field(description="Scorers that proposed this tag as a candidate")
     already_assigned: bool = Field(description="A human already gave the artwork this tag")
     explanation: Explanation
+    auto_apply: bool = Field(
+        False, description="Confidence at or above the bundle's threshold for the precision the "
+        "worker's auto_apply_precision setting names: safe to apply without review (false when unset)")
 
 
 class TagSuggestionsPublished(_Produced):

@@ -140,6 +140,10 @@ class StreamSettings(CommonSettings):
         20, ge=1, description="A micro-batch also closes when no event arrived for this long"
     )
     suggestion_limit: int = Field(10, ge=1)
+    auto_apply_precision: float | None = Field(
+        None, gt=0.0, le=1.0,
+        description="Mark suggestions at or above the bundle's confidence threshold for this precision "
+        "(0.95 or 0.9: the ones training stores) `auto_apply: true`, safe to apply unreviewed; unset: never mark")
     metrics_port: int = Field(9108, ge=0, description="Prometheus metrics port; 0 disables")
     web_port: int = Field(6066, ge=1)
     data_dir: Path = Field(default_factory=lambda: default_cache_dir() / "stream")

@@ -34,7 +34,7 @@ from arttag.scorers.base import Batch
 
 from .helpers import curator
 
-LIGHTHOUSE = "99"  # in the vocabulary, carried by no training artwork (arttag.catalogue.synthetic)
+LIGHTHOUSE = "99"  # in the vocabulary (from the thesaurus), carried by no training artwork (arttag.catalogue.synthetic)
 SKETCHBOOK = {"artists": ["Anna Nobody"], "group_title": "Zennor Sketchbook", "medium": "Graphite on paper"}
 PAGE = ArtworkMetadata(title="Keeper's Cottage below the Light, Zennor Head", accession_number="D90001", **SKETCHBOOK)
 NEXT_PAGE = ArtworkMetadata(title="Keeper's Cottage below the Light, Zennor Head, Evening",
@@ -45,7 +45,13 @@ NEXT_PAGE = ArtworkMetadata(title="Keeper's Cottage below the Light, Zennor Head
 def bundle(tmp_path_factory):
     root = tmp_path_factory.mktemp("learning")
     catalogue = write_synthetic_catalogue(root / "cat.jsonl.gz")
-    train_bundle(catalogue, root / "bundle", HashingEncoder(), {"reranker": {"max_iter": 60}, "evaluate": False})
+    # The lighthouse is carried only by a dev artwork: the thesaurus is what puts it in the vocabulary.
+    from arttag.catalogue.synthetic import UNSEEN_TAG
+    from arttag.catalogue.vocabulary import Tag, Vocabulary
+
+    Vocabulary([Tag(str(UNSEEN_TAG[0]), UNSEEN_TAG[1], UNSEEN_TAG[2])]).to_csv(root / "thesaurus.csv")
+    train_bundle(catalogue, root / "bundle", HashingEncoder(), {"reranker": {"max_iter": 60}, "evaluate": False},
+                 vocabulary=root / "thesaurus.csv")
     return root / "bundle"
 
 

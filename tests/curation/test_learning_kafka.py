@@ -38,7 +38,13 @@ MILL_NEXT = ArtworkMetadata(title="Old Engine House at Trewellard Mine, from the
 def bundle(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("learning-kafka")
     catalogue = write_synthetic_catalogue(root / "cat.jsonl.gz")
-    train_bundle(catalogue, root / "bundle", HashingEncoder(), {"reranker": {"max_iter": 60}, "evaluate": False})
+    # The lighthouse is carried only by a dev artwork: the thesaurus is what puts it in the vocabulary.
+    from arttag.catalogue.synthetic import UNSEEN_TAG
+    from arttag.catalogue.vocabulary import Tag, Vocabulary
+
+    Vocabulary([Tag(str(UNSEEN_TAG[0]), UNSEEN_TAG[1], UNSEEN_TAG[2])]).to_csv(root / "thesaurus.csv")
+    train_bundle(catalogue, root / "bundle", HashingEncoder(), {"reranker": {"max_iter": 60}, "evaluate": False},
+                 vocabulary=root / "thesaurus.csv")
     return root / "bundle"
 
 

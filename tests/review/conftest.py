@@ -29,7 +29,9 @@ def _missing(what: str, how: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+# module scope: Playwright's sync API keeps an event loop running in the main thread while it
+# is open, which makes later tests' asyncio.run() fail; it closes with each browser test module
+@pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
         _missing(f"the browser {CHROMIUM}", "apt-get install chromium chromium-driver")

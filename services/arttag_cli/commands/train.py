@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--params", type=Path, default=None, help="JSON file with TrainParams (scorers, reranker...)")
     t.add_argument("--embedding-cache", type=Path, default=None,
                    help="folder for the .npz embedding cache (default: <user cache>/arttag/embeddings)")
+    t.add_argument("--vocabulary", type=Path, default=None, metavar="FILE",
+                   help="a thesaurus (CSV, or SKOS in Turtle or RDF/XML): every term becomes suggestable, "
+                        "also those no artwork carries yet")
     t.add_argument("--decisions", default=None, metavar="SOURCE",
                    help="curation decisions to learn from: a JSON Lines file of TagDecisionsChanged records, "
                    "or kafka: for the decisions topic (ARTTAG_KAFKA__*), kafka:TOPIC for another; accepted "
@@ -43,9 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     e.add_argument("catalogue", type=Path,
                    help="artworks with tags: Tate-format JSON lines or ArtworkMetadata JSON / JSON lines (.gz ok)")
-    e.add_argument("--split", choices=("dev", "all"), default="dev",
+    e.add_argument("--split", choices=("dev", "new-acquisitions", "all"), default="dev",
                    help="dev: the artworks training held out (default; honest on the training catalogue); "
-                   "all: every tagged artwork (for a catalogue the bundle was not trained on)")
+                   "new-acquisitions: the artworks acquired from --acquired-from on, for a bundle trained on "
+                   "those acquired before; all: every tagged artwork (for a catalogue the bundle was not trained on)")
+    e.add_argument("--acquired-from", type=int, default=None, metavar="YEAR",
+                   help="first acquisition year of the new-acquisitions split (default 2000)")
     e.add_argument("--all", action="store_const", const="all", dest="split", help="the same as --split all")
     e.add_argument("--plots", type=Path, default=None, metavar="DIR",
                    help="write precision_recall.png, calibration.png and recall_by_group.png into DIR")
@@ -89,7 +95,8 @@ def _train(args: argparse.Namespace) -> int:
         decisions, source = read_decisions(args.decisions, settings.kafka)
     manifest = train_bundle(args.catalogue, out, _encoder(args.encoder, settings), params,
                             cache_dir=_cache_dir(args.embedding_cache), progress=True,
-                            keep=settings.bundle_keep_versions, decisions=decisions, decisions_source=source)
+                            keep=settings.bundle_keep_versions, vocabulary=args.vocabulary, decisions=decisions,
+                            decisions_source=source)
     from arttag.model.bundle import resolve_bundle
 
     print(f"bundle {manifest['model_version']} written to {resolve_bundle(out)}; {out} points at it")
@@ -153,10 +160,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     records, rows_read, bad_rows = _read_tagged(args.catalogue)
     tagger = _load(args.bundle, settings)
     fitted_on = tagger.manifest.get("training", {}).get("scorers_fitted_on", ["train"])
+    from arttag.quality.views import NEW_ACQUISITIONS_FROM
+
     collected: dict[str, Any] = {}
+    thresholds = ((tagger.manifest.get("training") or {}).get("auto_apply") or {}).get("thresholds")
     result = evaluate_ensemble(tagger.ensemble, tagger.encoder, records,
                                cache_dir=_cache_dir(args.embedding_cache), progress=True, fitted_on=fitted_on,
-                               split=args.split, collect=collected)
+                               split=args.split, collect=collected, auto_apply=thresholds,
+                               acquired_from=args.acquired_from or NEW_ACQUISITIONS_FROM)
     if not result["dev_artworks"]:
         raise ArttagError(f"{args.catalogue}: no tagged artwork in the {args.split} split; try --split all")
     _print_metrics(result)
@@ -205,10 +216,28 @@ def _table(title: str, rows: dict[str, dict[str, Any]]) -> None:
         print(f"  {name:12s} " + " ".join(f"{m.get(c, 0.0):13.3f}" for c in _COLUMNS))
 
 
+_VIEW_TITLES = {
+    "isolated": "isolated (no training artwork of the same group title, nor by the same artist within "
+                "10 accession numbers)",
+    "isolated_new_artist": "isolated, by an artist with no work in training",
+}
+
+
 def _print_metrics(result: dict[str, Any]) -> None:
     _table(f"{result.get('split', 'dev')} split: {result['dev_artworks']} tagged artworks",
            {**result["scorers"], "ensemble": result["ensemble"]})
     _table(f"novel text (text appears nowhere in training): {result['novel_text_artworks']} artworks",
            {**result["novel_text"]["scorers"], "ensemble": result["novel_text"]["ensemble"]})
+    for view, figures in (result.get("views") or {}).items():
+        _table(f"{_VIEW_TITLES[view]}: {figures['artworks']} artworks "
+               f"({figures['novel_text']['artworks']} with novel text)",
+               {"ensemble": figures["ensemble"], "novel text": figures["novel_text"]["ensemble"]})
+    for key, figures in (result.get("auto_apply") or {}).items():
+        if figures["threshold"] is None:
+            print(f"auto-apply at precision {key}: no threshold (no confidence reached it at training)")
+        else:
+            print(f"auto-apply at precision {key} (confidence >= {figures['threshold']:.3f}): "
+                  f"{figures['suggestions']} suggestions, precision {figures['precision'] or 0.0:.3f}, "
+                  f"{figures['recall']:.3f} of the true tags recovered")
     print(f"ensemble ECE (top 10, 10 bins): {result['ece']:.4f}; "
           f"candidate recall (gold tags among step-1 candidates): {result['candidate_recall']:.3f}")

@@ -1,14 +1,13 @@
 """The tag vocabulary: id, label, level-1 group, level-0 area and usage count.
 
 Built from a training catalogue (Tate's hierarchy) or loaded from a CSV or
-SKOS (RDF/XML) file for other collections.
+SKOS (Turtle, RDF/XML... through rdflib) file for other collections.
 """
 
 from __future__ import annotations
 
 import csv
 import re
-import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -127,39 +126,60 @@ class Vocabulary:
 
     @classmethod
     def from_skos(cls, path: Path, lang: str = "en") -> Vocabulary:
-        """SKOS in RDF/XML: each ``skos:Concept`` with a ``prefLabel`` is a tag; its
-        ``broader`` concept's label is the group, and that concept's broader the area."""
-        ns = {
-            "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
-            "skos": "http://www.w3.org/2004/02/skos/core#",
-            "xml": "http://www.w3.org/XML/1998/namespace",
-        }
-        root = ET.parse(path).getroot()
-        about = f"{{{ns['rdf']}}}about"
-        resource = f"{{{ns['rdf']}}}resource"
-        lang_attr = f"{{{ns['xml']}}}lang"
-        labels: dict[str, str] = {}
-        broader: dict[str, str] = {}
-        for concept in root.iter(f"{{{ns['skos']}}}Concept"):
-            uri = concept.get(about)
-            if not uri:
-                continue
-            chosen = None
-            for pref in concept.findall("skos:prefLabel", ns):
-                if chosen is None or pref.get(lang_attr) == lang:
-                    chosen = (pref.text or "").strip()
-            if chosen:
-                labels[uri] = chosen
-            parent = concept.find("skos:broader", ns)
-            if parent is not None and parent.get(resource):
-                broader[uri] = parent.get(resource)  # type: ignore[assignment]
+        """SKOS in any RDF syntax rdflib reads (Turtle ``.ttl``, RDF/XML ``.rdf``/``.xml``/``.skos``,
+        N-Triples, JSON-LD; chosen by the file's suffix, RDF/XML when unknown).
+
+        Each ``skos:Concept`` without narrower concepts is a tag: its id is its ``skos:notation``
+        (so a thesaurus can name the ids the catalogue uses) or else its URI; its label the
+        ``prefLabel`` in ``lang`` (else an untagged one, else any); its ``broader`` concept's label
+        is the group, and that concept's broader the area. Concepts with narrower ones are groups
+        and areas, not tags.
+        """
+        import rdflib
+        from rdflib.namespace import RDF, SKOS
+        from rdflib.util import guess_format
+
+        graph = rdflib.Graph()
+        fmt = "xml" if path.suffix.lower() in (".skos", ".rdf", ".owl") else (guess_format(str(path)) or "xml")
+        try:
+            graph.parse(str(path), format=fmt)
+        except Exception as exc:  # noqa: BLE001 - rdflib raises many kinds; all mean "not readable SKOS"
+            raise ArttagError(f"{path}: not readable as SKOS ({fmt}): {type(exc).__name__}: {exc}",
+                              path=str(path)) from exc
+        concepts = set(graph.subjects(RDF.type, SKOS.Concept))
+        broader: dict[object, object] = {}
+        for child, parent in graph.subject_objects(SKOS.broader):
+            broader.setdefault(child, parent)
+        for parent, child in graph.subject_objects(SKOS.narrower):
+            broader.setdefault(child, parent)
+        concepts |= set(broader) | set(broader.values())
+
+        def label(node: object) -> str | None:
+            found = {}
+            for value in graph.objects(node, SKOS.prefLabel):  # type: ignore[arg-type]
+                found.setdefault(getattr(value, "language", None) or "", str(value).strip())
+            return found.get(lang) or found.get("") or next(iter(sorted(found.items())), (None, None))[1] or None
+
         parents = set(broader.values())
         tags = []
-        for uri, label in labels.items():
-            if uri in parents:
-                continue  # a group or area, not a leaf tag
-            group_uri = broader.get(uri)
-            area_uri = broader.get(group_uri or "")
-            tags.append(Tag(id=uri, label=label, group=labels.get(group_uri or ""),
-                            area=labels.get(area_uri or "")))
-        return cls(tags)
+        for node in concepts - parents:
+            text = label(node)
+            if not text:
+                continue
+            notation = next(iter(sorted(str(n) for n in graph.objects(node, SKOS.notation))), None)  # type: ignore[arg-type]
+            group = broader.get(node)
+            area = broader.get(group) if group is not None else None
+            tags.append(Tag(id=notation or str(node), label=text,
+                            group=label(group) if group is not None else None,
+                            area=label(area) if area is not None else None))
+        if not tags:
+            raise ArttagError(f"{path}: no SKOS concept with a prefLabel", path=str(path))
+        return cls(sorted(tags, key=lambda t: (len(t.id), t.id)))
+
+
+def load_vocabulary(path: Path) -> Vocabulary:
+    """A thesaurus file: CSV (``.csv``, :meth:`Vocabulary.from_csv`) or SKOS (anything else,
+    :meth:`Vocabulary.from_skos`)."""
+    if not path.exists():
+        raise ArttagError(f"vocabulary file not found: {path}", path=str(path))
+    return Vocabulary.from_csv(path) if path.suffix.lower() == ".csv" else Vocabulary.from_skos(path)

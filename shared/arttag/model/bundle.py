@@ -48,7 +48,7 @@ from arttag.encoders.choice import variant_of
 from arttag.encoders.loader import EncoderKind, open_encoder
 from arttag.errors import ModelError
 from arttag.events import ArtworkMetadata, TagSuggestion
-from arttag.model.ensemble import BaseEnsemble, Ranked, load_ensemble
+from arttag.model.ensemble import BaseEnsemble, Ranked, load_ensemble, math_threads
 from arttag.model.explain import build_suggestions
 from arttag.model.tagger import LearningSource, SuggestOptions, TaggedArtwork
 from arttag.scorers.base import Batch, Candidates, Corpus
@@ -433,7 +433,8 @@ class BundleTagger:
         with self._lock:
             self._catch_up()
             batch = self._batch(artworks)
-            ranked, cands = self.ensemble.rank(batch)
+            with math_threads(self.ensemble.threads):
+                ranked, cands = self.ensemble.rank(batch)
             return batch, cands, ranked
 
     def suggest(self, artworks: Sequence[ArtworkMetadata], options: SuggestOptions | None = None) -> list[list[TagSuggestion]]:
@@ -443,7 +444,8 @@ class BundleTagger:
             part = list(artworks[start:start + self.batch_size])
             with self._lock:  # explanations read the scorers' state: no learning in between
                 batch, cands, ranked = self.rank(part)
-                out += build_suggestions(self.ensemble, part, batch, cands, ranked, options)
+                with math_threads(self.ensemble.threads):
+                    out += build_suggestions(self.ensemble, part, batch, cands, ranked, options)
         return out
 
     # -- online learning -------------------------------------------------------

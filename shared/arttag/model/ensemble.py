@@ -22,8 +22,9 @@ import io
 import json
 import logging
 import re
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar, overload
@@ -116,6 +117,37 @@ def _ranks(proposed: np.ndarray, tags: np.ndarray) -> np.ndarray:
 
 S = TypeVar("S", bound=Scorer)
 
+_CONTROLLER: Any = None
+_CONTROLLER_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def math_threads(limit: int | None) -> Iterator[None]:
+    """OpenMP (scikit-learn) and BLAS (numpy, scipy) use at most ``limit`` threads inside the
+    block; ``None`` leaves the libraries' defaults.
+
+    One thread is faster here even on an idle machine: a batch's products are a few dozen
+    milliseconds, too short for a second thread to pay for its hand-over, and on busy CPUs
+    the idle thread spins (on the full-Tate bundle, 2 threads cost 1.5-2.3 times the CPU
+    time of 1 for the kNN, linear and semantic products). The libraries are looked up once
+    (:class:`threadpoolctl.ThreadpoolController`): a fresh ``threadpool_limits`` walks
+    every loaded library, about 2 ms of CPU time per call."""
+    if limit is None:
+        yield
+        return
+    global _CONTROLLER
+    with _CONTROLLER_LOCK:
+        if _CONTROLLER is None:
+            # The controller knows the libraries loaded when it is made: load the ones it limits first.
+            import scipy.linalg  # noqa: F401  (scipy's OpenBLAS)
+            import sklearn.ensemble  # noqa: F401  (scikit-learn's OpenMP, which the re-ranker uses)
+            from threadpoolctl import ThreadpoolController
+
+            _CONTROLLER = ThreadpoolController()
+        controller = _CONTROLLER
+    with controller.limit(limits=limit):
+        yield
+
 
 class BaseEnsemble(ABC):
     """Scorers composed into one ranking per artwork, keeping every scorer's scores and ranks
@@ -141,6 +173,10 @@ class BaseEnsemble(ABC):
 
     kind: ClassVar[str]
     """Its name in :data:`ENSEMBLES` and in the bundle's ``ensemble.json``."""
+
+    threads: int | None = 1
+    """OpenMP and BLAS threads while the tagger scores, ranks and explains a batch
+    (:func:`math_threads`); ``None``: the libraries' defaults (every core)."""
 
     def __init__(self, vocabulary: Vocabulary, scorers: Sequence[Scorer]) -> None:
         if not scorers:
@@ -227,7 +263,6 @@ class Ensemble(BaseEnsemble):
     def __init__(self, vocabulary: Vocabulary, scorers: Sequence[Scorer], reranker: Any = None) -> None:
         super().__init__(vocabulary, scorers)
         self.reranker = reranker
-        self.threads = 1
         usage = np.array([t.usage for t in vocabulary], dtype=np.float64)
         self._log_usage = np.log1p(usage)
         groups = {g: i for i, g in enumerate(sorted({t.group or "" for t in vocabulary}))}
@@ -309,9 +344,7 @@ class Ensemble(BaseEnsemble):
             cols = [self.feature_names.index(f"{s.name}.score") for s in self.scorers if s.supervised]
             cols = cols or [self.feature_names.index(f"{self.scorers[0].name}.score")]
             return np.clip(features[:, cols].mean(axis=1), 0.0, 1.0)
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=self.threads):
+        with math_threads(self.threads):
             return self.reranker.predict_proba(features)[:, 1]
 
     def fit_reranker(self, batch: Batch, gold: Sequence[set[int]], params: RerankerParams | None = None,

@@ -3,13 +3,16 @@
 Steps of :func:`train_bundle`:
 
 1. read the catalogue (bad rows are reported with their line and skipped);
-2. the vocabulary: every tag the catalogue names, with its usage counted on
-   the ``train`` split only (tags used only in ``rerank``/``dev`` stay in the
-   vocabulary with usage 0: the semantic scorer can still propose them);
+2. the vocabulary: every tag the ``train`` and ``rerank`` artworks name, plus every term of
+   an optional thesaurus (``vocabulary=``, CSV or SKOS), with usage counted on the ``train``
+   split only (thesaurus terms no training artwork carries have usage 0: the semantic and
+   mention scorers can still propose them). Tags only dev artworks carry are left out, so
+   evaluation never learns from dev which tags exist;
 3. split by :func:`arttag.catalogue.split.split_of`; embed every needed text once
    (an optional ``.npz`` cache keyed by text hash carries embeddings over runs);
 4. fit every scorer on the tagged ``train`` artworks;
-5. fit the re-ranker on the tagged ``rerank`` artworks (unseen by the scorers);
+5. fit the re-ranker on the tagged ``rerank`` artworks (unseen by the scorers), and choose on
+   them the auto-apply thresholds (:mod:`arttag.quality.auto_apply`);
 6. evaluate on the tagged ``dev`` artworks; write the bundle (:mod:`arttag.model.bundle`).
 """
 
@@ -37,6 +40,8 @@ from arttag.encoders.cache import cache_file, model_sha256, write_cache_file
 from arttag.errors import ArttagError, ModelError
 from arttag.events import TagDecisionsChanged
 from arttag.model.ensemble import Ensemble, RerankerParams
+from arttag.quality.auto_apply import DEFAULT_PRECISIONS, choose_threshold, precision_key, share_above
+from arttag.quality.views import NEW_ACQUISITIONS_FROM, split_by_acquisition, view_masks
 from arttag.quality.ranking import (
     expected_calibration_error,
     ranking_metrics,
@@ -68,6 +73,19 @@ class TrainParams(BaseModel):
     refit_on_rerank: bool = Field(
         True, description="After the re-ranker has learned, refit the scorers on train + rerank (more neighbours)")
     batch_size: int = Field(512, ge=1, description="Artworks scored at a time")
+    auto_apply_precisions: list[float] = Field(
+        default_factory=lambda: list(DEFAULT_PRECISIONS),
+        description="Target precisions whose confidence thresholds are chosen for unreviewed application")
+    auto_apply_folds: int = Field(
+        2, ge=0, le=10, description="Folds of the rerank artworks for out-of-fold re-ranker probabilities, "
+        "on which the thresholds are chosen (0: choose none)")
+
+    @field_validator("auto_apply_precisions")
+    @classmethod
+    def _precisions_are_probabilities(cls, value: list[float]) -> list[float]:
+        if any(not 0.0 < v <= 1.0 for v in value):
+            raise ValueError("auto_apply_precisions must lie in (0, 1]")
+        return value
 
     @field_validator("scorers")
     @classmethod
@@ -96,13 +114,22 @@ def split_records(records: Sequence[CatalogueRecord]) -> dict[str, list[Catalogu
     return out
 
 
-def build_vocabulary(records: Sequence[CatalogueRecord], train: Sequence[CatalogueRecord]) -> Vocabulary:
+def build_vocabulary(records: Sequence[CatalogueRecord], train: Sequence[CatalogueRecord],
+                     thesaurus: Vocabulary | None = None) -> Vocabulary:
+    """Every tag ``records`` name, then every ``thesaurus`` term they do not (in its order), with
+    usage counted on ``train``. A term in both keeps the catalogue's label and takes the
+    thesaurus's group and area where the catalogue has none."""
     full = Vocabulary.from_records(records)
     usage: dict[str, int] = {}
     for r in train:
         for t in {t.id for t in r.metadata.tags}:
             usage[t] = usage.get(t, 0) + 1
-    return Vocabulary(replace(t, usage=usage.get(t.id, 0)) for t in full)
+    tags = [replace(t, usage=usage.get(t.id, 0)) for t in full]
+    if thesaurus is not None:
+        tags = [replace(t, group=t.group or thesaurus.get(t.id).group, area=t.area or thesaurus.get(t.id).area)
+                if t.id in thesaurus else t for t in tags]  # type: ignore[union-attr] - in thesaurus
+        tags += [replace(t, usage=usage.get(t.id, 0)) for t in thesaurus if t.id not in full]
+    return Vocabulary(tags)
 
 
 def label_matrix(records: Sequence[CatalogueRecord], vocabulary: Vocabulary) -> sp.csr_matrix:
@@ -118,6 +145,19 @@ def label_matrix(records: Sequence[CatalogueRecord], vocabulary: Vocabulary) -> 
 
 def gold_sets(records: Sequence[CatalogueRecord], vocabulary: Vocabulary) -> list[set[int]]:
     return [{vocabulary.index(t.id) for t in r.metadata.tags if t.id in vocabulary} for r in records]
+
+
+def held_out_gold(records: Sequence[CatalogueRecord], vocabulary: Vocabulary) -> list[set[int]]:
+    """Gold tag indices for evaluation; a tag the vocabulary lacks gets a negative id of its own,
+    which no ranking contains: it counts as a miss (and as never seen in training), not as absent."""
+    unknown: dict[str, int] = {}
+    out = []
+    for r in records:
+        g = set()
+        for t in r.metadata.tags:
+            g.add(vocabulary.index(t.id) if t.id in vocabulary else unknown.setdefault(t.id, -1 - len(unknown)))
+        out.append(g)
+    return out
 
 
 def _cache_file(cache_dir: Path, encoder: TextEncoder) -> Path:
@@ -210,14 +250,16 @@ def train_ensemble(
     params: TrainParams,
     cache_dir: Path | None = None,
     progress: bool = False,
+    thesaurus: Vocabulary | None = None,
     rejected: Mapping[str, set[str]] | None = None,
 ) -> tuple[Ensemble, dict[str, Any]]:
     """Fit the scorers on ``train`` and the re-ranker on ``rerank``; returns the ensemble and a report.
-    ``rejected`` (artwork id -> tag ids curators rejected) are weighted negatives for the re-ranker."""
+    Every ``thesaurus`` term joins the vocabulary, carried by an artwork or not. ``rejected``
+    (artwork id -> tag ids curators rejected) are weighted negatives for the re-ranker."""
     splits = split_records(records)
     if not splits["train"]:
         raise ModelError("the catalogue has no tagged artworks in the train split")
-    vocab = build_vocabulary(records, splits["train"])
+    vocab = build_vocabulary([*splits["train"], *splits["rerank"]], splits["train"], thesaurus)
     scorer_classes = [(name, get_scorer_class(name)) for name in params.scorers]
     needs_embeddings = any(cls.needs_embeddings for _, cls in scorer_classes)
     timings: dict[str, float] = {}
@@ -255,10 +297,14 @@ def train_ensemble(
             {vocab.index(t) for t in rejected.get(r.artwork_id, ()) if t in vocab} for r in rerank]
         report["reranker"] = ensemble.fit_reranker(batch, gold_sets(rerank, vocab), params.reranker, progress,
                                                    negatives=negatives)
+        if params.auto_apply_folds >= 2 and report["reranker"].get("trained"):
+            t1 = time.perf_counter()
+            report["auto_apply"] = auto_apply_thresholds(ensemble, batch, gold_sets(rerank, vocab), params)
+            timings["auto_apply_s"] = time.perf_counter() - t1
     else:
         log.warning("no tagged artworks in the rerank split; the ensemble averages scores")
         report["reranker"] = {"trained": False}
-    timings["reranker_s"] = time.perf_counter() - t0
+    timings["reranker_s"] = time.perf_counter() - t0 - timings.get("auto_apply_s", 0.0)
     report["scorers_fitted_on"] = ["train"]
     if params.refit_on_rerank and rerank:
         t0 = time.perf_counter()
@@ -273,6 +319,54 @@ def train_ensemble(
     return ensemble, report
 
 
+def out_of_fold_probabilities(ensemble: Ensemble, batch: Batch, gold: Sequence[set[int]],
+                              folds: int = 2, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Re-ranker probabilities of every candidate of ``batch``, each from a copy of the ensemble's
+    re-ranker (same settings) fitted on the other folds' artworks, and whether each is right.
+
+    The re-ranker's probabilities on its own training artworks are optimistic (it has seen their
+    answers); thresholds chosen on them would miss their precision on new artworks.
+    """
+    from sklearn.base import clone
+    from threadpoolctl import threadpool_limits
+
+    if ensemble.reranker is None:
+        raise ModelError("out-of-fold probabilities need a trained re-ranker")
+    cands = ensemble.gather(batch)
+    xs, ys, fold_of = [], [], []
+    for row in range(len(batch)):
+        f = ensemble.pair_features(batch, cands, row)
+        xs.append(f.matrix)
+        ys.append(np.fromiter((int(t) in gold[row] for t in f.tags), dtype=np.int8, count=len(f.tags)))
+        fold_of.append(np.full(len(f.tags), row % folds))
+    x, y, which = np.vstack(xs), np.concatenate(ys), np.concatenate(fold_of)
+    probs = np.zeros(len(y))
+    for k in range(folds):
+        held = which == k
+        model = clone(ensemble.reranker)
+        with threadpool_limits(limits=threads):
+            model.fit(x[~held], y[~held])
+            probs[held] = model.predict_proba(x[held])[:, 1]
+    return probs, y.astype(bool)
+
+
+def auto_apply_thresholds(ensemble: Ensemble, batch: Batch, gold: Sequence[set[int]],
+                          params: TrainParams) -> dict[str, Any]:
+    """The manifest's ``training.auto_apply``: per target precision, the lowest confidence at which
+    the out-of-fold suggestions of the rerank artworks reach it, with the precision and the share
+    of true tags recovered there."""
+    probs, correct = out_of_fold_probabilities(ensemble, batch, gold, params.auto_apply_folds,
+                                               params.reranker.threads)
+    total = sum(len(g) for g in gold)
+    thresholds, reached = {}, {}
+    for precision in params.auto_apply_precisions:
+        key = precision_key(precision)
+        thresholds[key] = choose_threshold(probs, correct, precision)
+        reached[key] = share_above(probs, correct, total, thresholds[key])
+    return {"thresholds": thresholds, "on_rerank": reached,
+            "chosen_on": f"rerank artworks, out-of-fold re-ranker probabilities ({params.auto_apply_folds} folds)"}
+
+
 def train_bundle(
     catalogue: str | Path,
     out_dir: str | Path,
@@ -281,11 +375,14 @@ def train_bundle(
     cache_dir: str | Path | None = None,
     progress: bool = False,
     keep: int = 3,
+    vocabulary: str | Path | None = None,
     decisions: Mapping[str, TagDecisionsChanged] | None = None,
     decisions_source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train on a catalogue file, write a new bundle version and point ``out_dir`` at it; returns
     its manifest. ``keep`` versions stay behind the pointer (:func:`arttag.model.bundle.write_bundle`).
+    ``vocabulary``: a thesaurus file (CSV or SKOS, :func:`arttag.catalogue.vocabulary.load_vocabulary`)
+    whose every term becomes suggestable.
 
     ``decisions`` (artwork id -> its curation decisions, :mod:`arttag.curation.labels`) add
     accepted tags as labels and rejected ones as re-ranker negatives; the manifest's
@@ -303,20 +400,33 @@ def train_bundle(
     records, cat_report = load_catalogue(catalogue)
     if cat_report.bad_rows:
         log.warning("%s: %d bad row(s) skipped", catalogue, len(cat_report.bad_rows))
+    thesaurus = None
+    if vocabulary is not None:
+        from arttag.catalogue.vocabulary import load_vocabulary
+
+        thesaurus = load_vocabulary(Path(vocabulary))
+        log.info("thesaurus %s: %d terms", vocabulary, len(thesaurus))
     rejected, used = None, None
     if decisions is not None:
         from arttag.curation.labels import apply_decisions
 
         records, rejected, used = apply_decisions(records, decisions)
     ensemble, report = train_ensemble(records, encoder, params, Path(cache_dir) if cache_dir else None, progress,
-                                      rejected=rejected)
+                                      thesaurus=thesaurus, rejected=rejected)
     if used is not None:
         report["decisions"] = {**(decisions_source or {}), **used,
                                "rejected_negatives": report["reranker"].get("rejected_negatives", 0)}
+    if thesaurus is not None:
+        carried = {t.id for r in records for t in r.metadata.tags}
+        report["thesaurus"] = {"path": str(vocabulary), "sha256": file_sha256(Path(vocabulary)),
+                               "terms": len(thesaurus),
+                               "terms_no_artwork_carries": sum(t.id not in carried for t in thesaurus)}
+    report["vocabulary_size"] = len(ensemble.vocabulary)
     metrics = None
     if params.evaluate:
         metrics = evaluate_ensemble(ensemble, encoder, records, params.batch_size, cache_dir, progress,
-                                    fitted_on=report["scorers_fitted_on"])
+                                    fitted_on=report["scorers_fitted_on"],
+                                    auto_apply=(report.get("auto_apply") or {}).get("thresholds"))
     return write_bundle(
         Path(out_dir), ensemble, encoder, params,
         data={"path": str(catalogue), "sha256": file_sha256(catalogue), **_catalogue_summary(cat_report)},
@@ -344,6 +454,10 @@ def _all_metrics(rankings: list[list[int]], gold: list[set[int]], rare: set[int]
     return m
 
 
+SPLITS = ("dev", "all", "new-acquisitions")
+"""What :func:`evaluate_ensemble` measures on (:mod:`arttag.quality.views`)."""
+
+
 def evaluate_ensemble(
     ensemble: Ensemble,
     encoder: TextEncoder | None,
@@ -354,33 +468,51 @@ def evaluate_ensemble(
     fitted_on: Sequence[str] = ("train", "rerank"),
     split: str = "dev",
     collect: dict[str, Any] | None = None,
+    acquired_from: int = NEW_ACQUISITIONS_FROM,
+    auto_apply: dict[str, float | None] | None = None,
 ) -> dict[str, Any]:
-    """Every metric of :mod:`arttag.quality.ranking` on the tagged dev artworks, per scorer and for the
-    ensemble, on all of them and on those whose text appears nowhere in train or rerank.
+    """Every metric of :mod:`arttag.quality.ranking` on held-out tagged artworks, per scorer and for the
+    ensemble, on all of them and on those whose text appears nowhere in training.
 
-    ``split="all"`` evaluates every tagged artwork instead (a catalogue the bundle was not
-    trained on; on its own training catalogue the figures are optimistic). ``collect``, when
-    given, receives per artwork the ensemble's top 10 (``rankings``), their confidences
-    (``confidences``), whether each is right (``correct``) and the gold tag indices
+    ``split``: ``"dev"``, the random view (the dev split; training = the ``fitted_on`` splits);
+    ``"new-acquisitions"``, the artworks acquired from ``acquired_from`` on, for a bundle trained on
+    the artworks acquired before (training = those of them in the ``fitted_on`` splits); ``"all"``
+    evaluates every tagged artwork instead (a catalogue the bundle was not trained on; on its own
+    training catalogue the figures are optimistic; no isolation views). In the first two,
+    ``views`` adds the isolated artworks and those by an artist new to training
+    (:func:`arttag.quality.views.view_masks`), each with its novel-text part.
+
+    Gold tags the bundle's vocabulary lacks count as missed and as never seen in training.
+    ``auto_apply`` (precision key -> threshold, from the manifest) adds the share of true tags
+    recovered at or above each threshold and the precision reached (``auto_apply``).
+    ``collect``, when given, receives per artwork the ensemble's top 10 (``rankings``), their
+    confidences (``confidences``), whether each is right (``correct``) and the gold tag indices
     (``gold``), for plots."""
-    if split not in ("dev", "all"):
-        raise ValueError(f"split must be 'dev' or 'all', not {split!r}")
-    splits = split_records(records)
-    dev = splits["dev"] if split == "dev" else [r for s in ("train", "rerank", "dev") for r in splits[s]]
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+    tagged = [r for r in records if r.metadata.tags]
+    pool = tagged
+    if split == "new-acquisitions":
+        pool, dev = split_by_acquisition(tagged, acquired_from)
+    splits = split_records(pool)
+    if split == "dev":
+        dev = splits["dev"]
+    elif split == "all":
+        dev = [r for s in ("train", "rerank", "dev") for r in splits[s]]
+    training = [r for s in fitted_on for r in splits[s]]
     vocab = ensemble.vocabulary
     seen_texts = {build_text(r.metadata) for s in ("train", "rerank") for r in splits[s]}
     texts = [build_text(r.metadata) for r in dev]
     novel = [t not in seen_texts for t in texts]
-    gold = gold_sets(dev, vocab)
+    gold = held_out_gold(dev, vocab)
     # "Seen in training" = used by an artwork the scorers were fitted on.
     counts: dict[str, int] = {}
-    for s in fitted_on:
-        for r in splits[s]:
-            for tid in {t.id for t in r.metadata.tags}:
-                counts[tid] = counts.get(tid, 0) + 1
+    for r in training:
+        for tid in {t.id for t in r.metadata.tags}:
+            counts[tid] = counts.get(tid, 0) + 1
     usage = np.array([counts.get(t.id, 0) for t in vocab])
     rare = set(np.flatnonzero((usage >= 1) & (usage <= 2)).tolist())
-    unseen = set(np.flatnonzero(usage == 0).tolist())
+    unseen = set(np.flatnonzero(usage == 0).tolist()) | {t for g in gold for t in g if t < 0}
     embeddings = None
     if ensemble.needs_embeddings and dev:
         if encoder is None:
@@ -389,6 +521,8 @@ def evaluate_ensemble(
     names = [s.name for s in ensemble.scorers]
     rankings: dict[str, list[list[int]]] = {n: [] for n in [*names, "ensemble"]}
     conf, correct = [], []
+    all_conf: list[float] = []
+    all_correct: list[bool] = []
     candidate_hits = 0
     steps = range(0, len(dev), batch_size)
     if progress:
@@ -404,6 +538,9 @@ def evaluate_ensemble(
             conf.append(r.probs[:10].tolist())
             correct.append([int(t) in g for t in r.tags[:10]])
             candidate_hits += len(g & set(r.tags.tolist()))
+            if auto_apply:
+                all_conf += r.probs.tolist()
+                all_correct += [int(t) in g for t in r.tags]
         for name, c in zip(names, cands):
             rankings[name] += [t[:10].tolist() for t in c.tags]
     if collect is not None:
@@ -412,21 +549,37 @@ def evaluate_ensemble(
         "split": split,
         "scorers_fitted_on": list(fitted_on),
         "dev_artworks": len(dev),
+        "training_artworks": len(training),
         "novel_text_artworks": int(sum(novel)),
         "candidate_recall": candidate_hits / max(1, sum(len(g) for g in gold)),
         "ece": expected_calibration_error([c for cs in conf for c in cs], [y for ys in correct for y in ys]),
         "ensemble": _all_metrics(rankings["ensemble"], gold, rare, unseen),
         "scorers": {n: _all_metrics(rankings[n], gold, rare, unseen) for n in names},
     }
+    if split == "new-acquisitions":
+        result["acquired_from"] = acquired_from
     result["ensemble"]["ece"] = result["ece"]
-    sel = [i for i, flag in enumerate(novel) if flag]
-    pick = lambda xs: [xs[i] for i in sel]  # noqa: E731
-    result["novel_text"] = {
-        "ensemble": _all_metrics(pick(rankings["ensemble"]), pick(gold), rare, unseen),
-        "scorers": {n: _all_metrics(pick(rankings[n]), pick(gold), rare, unseen) for n in names},
-    }
-    result["novel_text"]["ensemble"]["ece"] = expected_calibration_error(
-        [c for i in sel for c in conf[i]], [y for i in sel for y in correct[i]])
+
+    def part(flags: Sequence[bool], with_scorers: bool = True) -> dict[str, Any]:
+        sel = [i for i, flag in enumerate(flags) if flag]
+        pick = lambda xs: [xs[i] for i in sel]  # noqa: E731
+        out: dict[str, Any] = {"artworks": len(sel), "ensemble": _all_metrics(pick(rankings["ensemble"]), pick(gold),
+                                                                              rare, unseen)}
+        if with_scorers:
+            out["scorers"] = {n: _all_metrics(pick(rankings[n]), pick(gold), rare, unseen) for n in names}
+        out["ensemble"]["ece"] = expected_calibration_error(
+            [c for i in sel for c in conf[i]], [y for i in sel for y in correct[i]])
+        return out
+
+    result["novel_text"] = part(novel)
+    if split != "all":
+        result["views"] = {}
+        for view, flags in view_masks([r.metadata for r in dev], [r.metadata for r in training]).items():
+            result["views"][view] = part(flags)
+            result["views"][view]["novel_text"] = part([f and n for f, n in zip(flags, novel)], with_scorers=False)
+    if auto_apply:
+        total = sum(len(g) for g in gold)
+        result["auto_apply"] = {k: share_above(all_conf, all_correct, total, t) for k, t in auto_apply.items()}
     best = max(names, key=lambda n: result["scorers"][n]["f1_at_5"])
     result["headline"] = {
         "f1_at_5": result["ensemble"]["f1_at_5"],
@@ -441,4 +594,11 @@ def evaluate_ensemble(
         "novel_text_f1_at_5": result["novel_text"]["ensemble"]["f1_at_5"],
         "novel_text_ndcg_at_10": result["novel_text"]["ensemble"]["ndcg_at_10"],
     }
+    for view, figures in (result.get("views") or {}).items():
+        result["headline"][f"{view}_artworks"] = figures["artworks"]
+        result["headline"][f"{view}_f1_at_5"] = figures["ensemble"]["f1_at_5"]
+        result["headline"][f"{view}_ndcg_at_10"] = figures["ensemble"]["ndcg_at_10"]
+    if "0.95" in (result.get("auto_apply") or {}):
+        result["headline"]["auto_apply_recall_at_p95"] = result["auto_apply"]["0.95"]["recall"]
+        result["headline"]["auto_apply_precision_at_p95"] = result["auto_apply"]["0.95"]["precision"]
     return result

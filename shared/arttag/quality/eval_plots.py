@@ -51,7 +51,8 @@ def recall_by_group(rankings: Sequence[Sequence[int]], gold: Sequence[set[int]],
     for top, g in zip(rankings, gold):
         top_k = set(top[:k])
         for t in g:
-            group = vocabulary.tags[t].group or "(no group)"
+            # Negative ids: gold tags the vocabulary lacks (never suggestable, always missed).
+            group = (vocabulary.tags[t].group or "(no group)") if t >= 0 else "(not in the vocabulary)"
             total[group] = total.get(group, 0) + 1
             found[group] = found.get(group, 0) + (t in top_k)
     return {grp: {"recall": found[grp] / total[grp], "gold": total[grp]} for grp in total}

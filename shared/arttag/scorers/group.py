@@ -68,9 +68,17 @@ class GroupScorer(KnnVoting):
                 group_of[j] = g
 
     def _neighbours(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
-        empty = np.zeros(0, dtype=np.int64)
-        return self._padded([[(int(j), 1.0) for j in self.members.get(_norm(f.get(self.field, "")), empty)]
-                             for f in batch.fields])
+        # Padded as :meth:`KnnVoting._padded` pads, from the member arrays themselves: a group
+        # has up to ``neighbours`` (500) members, too many for a tuple each.
+        found = [self.members.get(_norm(f.get(self.field, ""))) for f in batch.fields]
+        width = max([1, *(len(m) for m in found if m is not None)])
+        idx = np.zeros((len(found), width), dtype=np.int64)
+        sims = np.zeros((len(found), width), dtype=np.float32)
+        for r, members in enumerate(found):
+            if members is not None and len(members):
+                idx[r, : len(members)] = members
+                sims[r, : len(members)] = 1.0
+        return idx, sims
 
     def _save(self, directory: Path) -> None:
         self._save_training(directory)
