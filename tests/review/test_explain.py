@@ -54,3 +54,18 @@ def test_readable_keeps_each_neighbour_once_at_its_best_and_marks_fields():
     ]
     assert e.tag_text_similarity == 0.4 and e.summary == "because"
     assert readable(s, None).fields == []  # without the record there is nothing to mark
+
+
+def test_a_neighbour_only_a_group_cites_is_shown_by_its_relation_not_as_100_percent_similar():
+    s = _suggestion(
+        ScorerContribution(scorer="group", score=0.9, evidence=[
+            NeighbourEvidence(artwork_id="1", title="Page 1", similarity=1.0),
+            NeighbourEvidence(artwork_id="2", title="Page 2", similarity=1.0)]),
+        ScorerContribution(scorer="knn", score=0.4, evidence=[
+            NeighbourEvidence(artwork_id="2", title="Page 2", similarity=0.7),
+            NeighbourEvidence(artwork_id="3", title="Another", similarity=0.6)]),
+    )
+    e = readable(s, None)
+    # the text-similar ones first, at their similarity (page 2's likeness beats its group weight)
+    assert [(x.title, x.similarity, x.relation) for x in e.similar] == [
+        ("Page 2", 0.7, None), ("Another", 0.6, None), ("Page 1", 0.0, "same group")]

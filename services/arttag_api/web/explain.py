@@ -26,11 +26,17 @@ _FIELD_ALIASES = {"other": ("description", "inscription")}
 _MAX_FIELD_CHARS = 400
 
 
+# Scorers whose neighbours are related by the record, not by similar text: their "similarity"
+# is a vote weight (1 for every member of a group), which a person would misread as a likeness.
+_RELATIONS = {"group": "same group", "artist": "same artist", "accession": "nearby accession number"}
+
+
 @dataclass(frozen=True)
 class SimilarArtwork:
     artwork_id: str
     title: str
     similarity: float
+    relation: str | None = None  # set when only a relational scorer cited it (then no similarity is shown)
 
 
 @dataclass(frozen=True)
@@ -106,17 +112,21 @@ def readable(suggestion: TagSuggestion, artwork: ArtworkMetadata | None, max_sim
     for contribution in suggestion.explanation.contributions:
         for evidence in contribution.evidence:
             if isinstance(evidence, NeighbourEvidence):
+                relation = _RELATIONS.get(contribution.scorer)
+                cited = SimilarArtwork(evidence.artwork_id, evidence.title,
+                                       0.0 if relation else evidence.similarity, relation)
                 seen = best.get(evidence.artwork_id)
-                if seen is None or evidence.similarity > seen.similarity:
-                    best[evidence.artwork_id] = SimilarArtwork(evidence.artwork_id, evidence.title,
-                                                               evidence.similarity)
+                # a text or embedding similarity wins over a relation; the best similarity over others
+                if seen is None or (seen.relation and not relation) or (
+                        not relation and not seen.relation and cited.similarity > seen.similarity):
+                    best[evidence.artwork_id] = cited
             elif isinstance(evidence, TermEvidence):
                 for name in _FIELD_ALIASES.get(evidence.field, (evidence.field,)):
                     if evidence.term not in terms.setdefault(name, []):
                         terms[name].append(evidence.term)
             elif isinstance(evidence, TagTextEvidence):
                 tag_text = max(tag_text or 0.0, evidence.similarity)
-    similar = sorted(best.values(), key=lambda s: (-s.similarity, s.title))[:max_similar]
+    similar = sorted(best.values(), key=lambda s: (s.relation is not None, -s.similarity, s.title))[:max_similar]
     fields = []
     if artwork is not None:
         texts = build_fields(artwork)
