@@ -13,15 +13,16 @@ from fastapi.testclient import TestClient
 pytestmark = pytest.mark.kafka
 
 
-def _wait_for(client: TestClient, state: str, timeout_s: float = 60.0) -> dict:
+def _wait_for(client: TestClient, state: str, timeout_s: float = 60.0,
+              followers: tuple[str, ...] = ("latest_view",)) -> dict:
     deadline = time.monotonic() + timeout_s
     body: dict = {}
     while time.monotonic() < deadline:
         body = client.get("/readyz").json()
-        if body["latest_view"] == state:
+        if all(body[f] == state for f in followers):
             return body
         time.sleep(0.2)
-    raise AssertionError(f"latest view never reached {state!r}: {body}")
+    raise AssertionError(f"{', '.join(followers)} never reached {state!r}: {body}")
 
 
 def test_not_ready_while_the_latest_view_is_in_error(kafka_settings, tagger):
@@ -34,6 +35,7 @@ def test_not_ready_while_the_latest_view_is_in_error(kafka_settings, tagger):
         assert body["model_loaded"] is True and body["broker_reachable"] is True
         assert any("latest view" in d for d in body["detail"])
         create_topics(kafka_settings)
-        _wait_for(client, "caught_up")
+        # the catalogue follower retries on its own clock: both must have read their topics
+        _wait_for(client, "caught_up", followers=("latest_view", "catalogue"))
         r = client.get("/readyz")
         assert r.status_code == 200 and r.json()["ready"] is True
