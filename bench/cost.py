@@ -157,6 +157,8 @@ def compare(before: list[list[dict]], after: list[list[dict]]) -> dict[str, Any]
     identical = same_tags = pairs = same_cited = 0
     worst = 0.0
     for a, b in zip(before, after):
+        # Fields added to the suggestion contract since (e.g. ``auto_apply``) are not differences.
+        b = [{k: v for k, v in s.items() if k in a[0]} if a else s for s in b]
         identical += a == b
         same_tags += [s["tag_id"] for s in a] == [s["tag_id"] for s in b]
         by_tag = {s["tag_id"]: s for s in b}
