@@ -379,9 +379,10 @@ def main() -> int:
         "bundle": {
             "model_version": manifest["model_version"],
             "encoder": manifest["encoder"]["name"],
-            "training_artworks": manifest["training"]["artworks"]["train"],
-            "scorers_fitted_on_artworks": sum(manifest["training"]["artworks"][s]
-                                              for s in manifest["training"].get("scorers_fitted_on", ["train"])),
+            # what the scorers were fitted on (train + rerank); the re-ranker learned from rerank alone
+            "training_artworks": sum(manifest["training"]["artworks"][s]
+                                     for s in manifest["training"].get("scorers_fitted_on", ["train"])),
+            "artworks_by_split": manifest["training"]["artworks"],
             "rerank_artworks": manifest["training"]["artworks"].get("rerank"),
             "scorers": [s.name for s in after.ensemble.scorers],
         },
