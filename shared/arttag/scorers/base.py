@@ -192,6 +192,9 @@ class Scorer(ABC):
     extra_features: ClassVar[tuple[str, ...]] = ()
     cited_artworks: ClassVar[str] = "similar tagged artwork(s)"
     """How the artworks this scorer cites as evidence relate to the one being tagged (for summaries)."""
+    relation: ClassVar[str | None] = None
+    """Set when the cited artworks are related by the record ("same group"), not by likeness: their
+    similarity is then a vote weight, and a reader is shown this relation instead."""
     doc_feature_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, vocabulary: Vocabulary, params: ScorerParams | dict[str, Any] | None = None) -> None:
