@@ -300,7 +300,7 @@ def main() -> int:
     log.info("pipeline alone (last) %.2f/s", pipeline_rates[-1])
     stop_worker(proc)
     watcher.close(5)
-    del tagger
+    tagger = None  # the bundle is freed before the stream stage
     # Harmonic means: total events over total time, each side.
     pipeline_eps = len(pipeline_rates) / sum(1 / r for r in pipeline_rates)
     stream_eps = len(stream_rates) / sum(1 / r for r in stream_rates)
