@@ -484,3 +484,18 @@ def top_k(values: np.ndarray, k: int) -> np.ndarray:
         part = np.arange(len(values))
     return part[np.lexsort((part, -values[part]))]
 
+
+
+def top_k_rows(values: np.ndarray, k: int) -> np.ndarray:
+    """:func:`top_k` of every row of a 2-D array in one call (the same indices: the same
+    partition of each row, then the same order)."""
+    n = values.shape[1]
+    k = min(k, n)
+    if k <= 0:
+        return np.zeros((len(values), 0), dtype=np.int64)
+    if k < n:
+        part = np.argpartition(-values, k - 1, axis=1)[:, :k]
+    else:
+        part = np.tile(np.arange(n), (len(values), 1))
+    order = np.lexsort((part, -np.take_along_axis(values, part, axis=1)), axis=1)
+    return np.take_along_axis(part, order, axis=1)
