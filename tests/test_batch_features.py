@@ -106,3 +106,16 @@ def test_pairs_mark_gold_tags_and_rank_proposals():
     assert pairs.marks([{5}, {7, 9}, set()]).tolist() == [False, True, False, True]
     assert pairs.ranks([np.array([5, 3]), np.array([7]), np.array([], dtype=np.int64)]).tolist() == [2, 1, 0, 1]
     assert pairs.row(2) == slice(4, 4)
+
+
+def test_a_batch_where_a_scorer_has_no_votes_at_all(ensemble, batch):
+    from arttag.events import ArtworkMetadata
+
+    one = Batch.from_metadata([ArtworkMetadata(title="Harbour at dusk")])  # no accession number, group or byline
+    one.embeddings = HashingEncoder().encode(one.texts)
+    cands = ensemble.gather(one)
+    assert not len(ensemble.scorer("accession").score(one).tags[0])
+    tags, matrix = straightforward(ensemble, one, cands, 0)
+    feats = ensemble.features(one, cands)
+    assert np.array_equal(feats.row(0).tags, tags)
+    assert np.allclose(feats.row(0).matrix, matrix, rtol=0, atol=1e-12)

@@ -196,6 +196,8 @@ class KnnVoting(Scorer):
 
     def _score_pairs(self, batch: Batch, cands: Candidates, pairs: Pairs) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         v: Votes = cands.state
+        if not len(v.keys):  # nobody voted in the whole batch
+            return np.zeros(len(pairs)), {name: np.zeros(len(pairs)) for name in self.extra_features}
         pos = pairs.lookup(v.keys)
         hit = pos >= 0
         scores = np.where(hit, np.minimum(v.wsum[pos] / v.totals[pairs.rows], 1.0), 0.0)
