@@ -29,12 +29,13 @@ from arttag.scorers.base import (
     Batch,
     Candidates,
     Corpus,
+    Pairs,
     Scorer,
     ScorerParams,
     group_by_row,
     load_fitted,
     save_fitted,
-    top_k,
+    top_k_rows,
 )
 from arttag.scorers.tfidf import FieldVectorizer, _default_weights, query_vectors
 
@@ -91,14 +92,22 @@ class LinearScorer(Scorer):
         tags, scores = [], []
         for start in range(0, len(a), self.params.chunk_size):
             block = a[start:start + self.params.chunk_size] @ self.weights
-            for row in block:
-                idx = top_k(row, limit)
+            for row, idx in zip(block, top_k_rows(block, limit)):
                 tags.append(idx)
                 scores.append(row[idx].astype(np.float64))
         return Candidates(self.name, tags, scores, [{} for _ in tags], state={"design": a, "tfidf": x})
 
     def _score_tags(self, batch: Batch, cands: Candidates, row: int, tags: np.ndarray) -> np.ndarray:
         return self._by_tag[tags] @ cands.state["design"][row]
+
+    def _score_pairs(self, batch: Batch, cands: Candidates, pairs: Pairs) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        # artwork by artwork, as :meth:`_score_tags` (BLAS adds up differently for other shapes)
+        scores = np.zeros(len(pairs))
+        for row in range(pairs.n_rows):
+            span = pairs.row(row)
+            if span.stop > span.start:
+                scores[span] = self._score_tags(batch, cands, row, pairs.tags[span])
+        return scores, {}
 
     def _row_terms(self, cands: Candidates, row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Artwork ``row``'s TF-IDF columns and values, and the SVD components on those columns

@@ -31,7 +31,7 @@ from arttag.scorers.base import (
     load_sparse,
     save_fitted,
 )
-from arttag.scorers.knn import KnnParams, KnnVoting
+from arttag.scorers.knn import KnnParams, KnnVoting, Votes
 
 # block name -> (fields joined, analyzer, n-gram range)
 BLOCKS: dict[str, tuple[tuple[str, ...], str, tuple[int, int]]] = {
@@ -56,7 +56,7 @@ class TfidfParams(KnnParams):
     chunk_size: int = Field(256, ge=1)
 
 
-class _State(list):
+class _State(Votes):
     """Per-artwork voting state, plus the query vectors (for term evidence)."""
 
     query: sp.csr_matrix
@@ -233,9 +233,8 @@ class TfidfKnnScorer(KnnVoting):
 
     def _score(self, batch: Batch, limit: int) -> Candidates:
         cands = super()._score(batch, limit)
-        state = _State(cands.state)
-        state.query = query_vectors(batch, self.vectorizer)
-        cands.state = state
+        cands.state.__class__ = _State  # the same votes, with the query vectors
+        cands.state.query = query_vectors(batch, self.vectorizer)
         return cands
 
     def term_contributions(self, cands: Candidates, row: int, tag: int) -> list[tuple[str, str, float]]:
