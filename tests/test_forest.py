@@ -9,11 +9,10 @@ import sys
 
 import numpy as np
 import pytest
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
-
 from arttag.model import forest as forest_module
 from arttag.model.forest import CompileError, FlatForest, RerankerPredictor
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
 
 # Categorical columns in the middle of the matrix (scikit-learn moves them first internally),
 # with codes that are not 0..n-1: column 2 has 40 categories spread over 0..200, column 4 has 6.
