@@ -390,7 +390,7 @@ class Ensemble(BaseEnsemble):
         weight = np.concatenate(ws) if ws else None
         reachable = sum(len(gold[row] & {int(t) for c in cands for t in c.tags[row]}) for row in range(len(batch)))
         total_gold = sum(len(g) for g in gold)
-        report = {"pairs": len(y), "positives": int(y.sum()), "artworks": len(batch),
+        report = {"pairs": int(len(y)), "positives": int(y.sum()), "artworks": len(batch),
                   "candidate_recall": reachable / total_gold if total_gold else 0.0}
         if weight is not None:
             report["rejected_negatives"] = int((weight != 1.0).sum())
