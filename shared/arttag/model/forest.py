@@ -8,10 +8,10 @@ time. :class:`FlatForest` instead evaluates every split of a tree for a whole co
 at once (a comparison the compiler vectorises), keeps per row a bit mask of the leaves still
 reachable (QuickScorer, Lucchese et al., SIGIR 2015: each split that goes right removes its
 left subtree's leaves; the exit leaf is the leftmost leaf left), and adds that leaf's value.
-The kernel is compiled by numba (``nogil``), cached on disk (``NUMBA_CACHE_DIR``, else beside
-this module, else the user's cache folder): the first process on a machine compiles it (2-5 s), later ones load it
-(numba's import and the cached kernel: about a second on a busy machine), and turning the
-model into arrays takes 0.15-0.5 s for the full-Tate re-ranker (585 trees).
+The kernel is compiled by numba (``nogil``) and cached on disk (``NUMBA_CACHE_DIR``, else
+beside this module, else the user's cache folder): the first process on a machine compiles it
+(2-5 s), later ones load it (numba's import and the cached kernel: about a second on a busy
+machine); turning the model into arrays takes 0.15-0.5 s for the full-Tate re-ranker (585 trees).
 
 The figures are scikit-learn's to the last bit: the same float64 comparisons, the same
 handling of missing values and categories, and the leaf values added in the same order
