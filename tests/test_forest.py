@@ -190,3 +190,18 @@ def test_a_replaced_reranker_is_used_and_one_that_cannot_be_compiled_falls_back(
     ens.reranker = None
     assert ens.reranker_predictor is None
     assert ens._merge(features).shape == (len(features),)  # the untrained fallback
+
+
+def test_a_compiled_form_that_differs_from_the_model_is_not_used(fitted, monkeypatch, caplog):
+    import dataclasses
+
+    model, x = fitted
+    build = FlatForest.from_model
+    monkeypatch.setattr(FlatForest, "from_model", classmethod(
+        lambda cls, m: dataclasses.replace(build(m), baseline=build(m).baseline + 1e-6)))
+    predictor = RerankerPredictor(model)
+    with caplog.at_level(logging.WARNING, logger="arttag.model.forest"):
+        got = predictor(x)
+    assert not predictor.compiled
+    assert "differ from predict_proba" in caplog.text
+    assert np.array_equal(got, model.predict_proba(x)[:, 1])

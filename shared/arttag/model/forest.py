@@ -302,6 +302,29 @@ def _kernel() -> Any:
         return _KERNEL
 
 
+def check_against_model(forest: FlatForest, rows: int = 256, tolerance: float = 1e-9) -> None:
+    """Raises :class:`CompileError` unless ``forest`` gives the model's ``predict_proba`` on
+    probe rows whose values sit on and just above the trees' thresholds, and are missing or
+    unseen categories: scikit-learn's internals it reads are private and may change."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(rows, forest.n_features))
+    for column in range(forest.n_features):
+        thresholds = forest.split_threshold[forest.split_column == column]
+        if len(thresholds):
+            values = np.concatenate([thresholds, np.nextafter(thresholds, np.inf), [np.nan]])
+            x[:, column] = rng.choice(values, size=rows)
+    for column, known in zip(forest.cat_columns, forest.categories):
+        unseen = [np.nan, -1.0, (known[-1] if len(known) else 0.0) + 1.0, 0.5]
+        x[:, column] = rng.choice(np.concatenate([known, unseen]), size=rows)
+    from arttag.model.ensemble import math_threads
+
+    with math_threads(1):  # OpenMP's default pool spins for seconds on busy CPUs
+        expected = forest.model.predict_proba(x)[:, 1]
+    difference = float(np.max(np.abs(forest.predict_positive(x) - expected), initial=0.0))
+    if not difference <= tolerance:
+        raise CompileError(f"compiled trees differ from predict_proba by {difference:.3g}")
+
+
 class RerankerPredictor:
     """The positive-class probability of a fitted classifier: by :class:`FlatForest` once
     :meth:`prepare` has built it, else by ``predict_proba`` (warned once)."""
@@ -320,7 +343,7 @@ class RerankerPredictor:
                 if self._forest is None and not self._failed:
                     try:
                         forest = FlatForest.from_model(self.model)
-                        forest.raw(np.zeros((1, forest.n_features)))  # compiles the kernel
+                        check_against_model(forest)  # also compiles the kernel
                         self._forest = forest
                     except Exception as exc:  # noqa: BLE001 - any failure falls back to the model itself
                         self._failed = True
