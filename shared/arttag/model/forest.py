@@ -25,9 +25,11 @@ handling of missing values and categories, and the leaf values added in the same
   tree's splits on one categorical column become one table (code -> mask of the leaves they
   leave), looked up once per row.
 
-Whenever the model cannot be compiled (another estimator, a multi-class model, trees with more
-than 64 leaves, numba missing), :class:`RerankerPredictor` logs a warning once and uses
-``predict_proba``.
+Before use the compiled form is checked against ``predict_proba`` on probe rows
+(:func:`check_against_model`): it reads scikit-learn's private tree arrays, which a release
+may change. Whenever the model cannot be compiled (another estimator, a multi-class model,
+trees with more than 64 leaves, numba missing, a failed check), :class:`RerankerPredictor`
+logs a warning once and uses ``predict_proba``.
 """
 
 from __future__ import annotations
