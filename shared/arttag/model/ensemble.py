@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from arttag.catalogue.vocabulary import Vocabulary
 from arttag.errors import ModelError
+from arttag.model.forest import RerankerPredictor
 from arttag.plugins import load_plugin
 from arttag.scorers.base import Batch, Candidates, Pairs, Scorer, loading_together
 from arttag.scorers.registry import get_scorer_class
@@ -287,9 +288,12 @@ class Ensemble(BaseEnsemble):
 
     kind = "two-step"
 
+    reranker_predictor: RerankerPredictor | None
+    """The re-ranker's probabilities, compiled (:mod:`arttag.model.forest`); ``None`` when untrained."""
+
     def __init__(self, vocabulary: Vocabulary, scorers: Sequence[Scorer], reranker: Any = None) -> None:
         super().__init__(vocabulary, scorers)
-        self.reranker = reranker
+        self.reranker = reranker  # also sets reranker_predictor
         usage = np.array([t.usage for t in vocabulary], dtype=np.float64)
         self._log_usage = np.log1p(usage)
         groups = {g: i for i, g in enumerate(sorted({t.group or "" for t in vocabulary}))}
@@ -297,6 +301,17 @@ class Ensemble(BaseEnsemble):
         self._group_code = _category_codes([t.group or "" for t in vocabulary])
         self._area_code = _category_codes([t.area or "" for t in vocabulary])
         self.feature_names = self._feature_names()
+
+    @property
+    def reranker(self) -> Any:
+        """The fitted re-ranker (a scikit-learn classifier; ``None``: untrained). :meth:`_merge`
+        asks :attr:`reranker_predictor` for its probabilities: the same figures, compiled."""
+        return self._reranker
+
+    @reranker.setter
+    def reranker(self, model: Any) -> None:
+        self._reranker = model
+        self.reranker_predictor = RerankerPredictor(model) if model is not None else None
 
     def _feature_names(self) -> list[str]:
         names = []
@@ -367,13 +382,12 @@ class Ensemble(BaseEnsemble):
 
     def _merge(self, features: np.ndarray) -> np.ndarray:
         """Probability that a cataloguer would assign each candidate."""
-        if self.reranker is None:
+        if self.reranker_predictor is None:
             # Untrained fallback: the mean of the supervised scorers' scores.
             cols = [self.feature_names.index(f"{s.name}.score") for s in self.scorers if s.supervised]
             cols = cols or [self.feature_names.index(f"{self.scorers[0].name}.score")]
             return np.clip(features[:, cols].mean(axis=1), 0.0, 1.0)
-        with math_threads(self.threads):
-            return self.reranker.predict_proba(features)[:, 1]
+        return self.reranker_predictor(features, self.threads)
 
     def fit_reranker(self, batch: Batch, gold: Sequence[set[int]], params: RerankerParams | None = None,
                      progress: bool = False, negatives: Sequence[set[int]] | None = None,
@@ -441,6 +455,8 @@ class Ensemble(BaseEnsemble):
         ens = cls(vocabulary, scorers, reranker)
         if ens.feature_names != spec.get("features"):
             raise ModelError("bundle was trained with other re-ranker features; retrain it")
+        if ens.reranker_predictor is not None:
+            ens.reranker_predictor.prepare()  # compiled now rather than in the first batch
         return ens
 
 
