@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from arttag.events import Evidence, NeighbourEvidence
+from arttag.events import Evidence, NeighbourEvidence, neighbour_evidence
 from arttag.scorers.base import (
     Batch,
     Candidates,
@@ -174,12 +174,23 @@ class KnnVoting(Scorer):
     def _explain_many(self, batch: Batch, cands: Candidates, wanted: Sequence[tuple[int, int]],
                       max_evidence: int) -> list[list[Evidence]]:
         out: list[list[Evidence]] = [[] for _ in wanted]
+        learned = self.learned
         for row, items in group_by_row(wanted).items():
             idx, sims = cands.state[row][:2]
             tags = np.array([wanted[i][1] for i in items], dtype=np.int64)
+            # One evidence per neighbour of the row, shared by every tag it voted for (they are
+            # frozen): the closest neighbours vote for most of an artwork's tags.
+            cited: dict[int, Evidence] = {}
             for i, pos in zip(items, self.voter_positions(cands, row, tags)):
-                pos = pos[:max_evidence]
-                out[i] = [self._cite(j, s) for j, s in zip(idx[pos].tolist(), sims[pos].tolist())]
+                evidence = out[i]
+                for p in pos[:max_evidence].tolist():
+                    e = cited.get(p)
+                    if e is None:
+                        j = int(idx[p])
+                        artwork_id = self.ids[j]
+                        e = cited[p] = neighbour_evidence(artwork_id, self.titles[j], round(float(sims[p]), 4),
+                                                          bool(learned) and artwork_id in learned)
+                    evidence.append(e)
         return out
 
     def cites(self, score: float, rank: int) -> bool:

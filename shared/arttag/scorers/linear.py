@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from arttag.events import Evidence, TermEvidence
+from arttag.events import Evidence, TermEvidence, term_evidence
 from arttag.scorers.base import (
     Batch,
     Candidates,
@@ -147,8 +147,8 @@ class LinearScorer(Scorer):
                 positive = np.flatnonzero(shares > 0)
                 # stable, as the list sort of _explain: equal shares keep the embedding, then text order
                 chosen = positive[np.argsort(-shares[positive], kind="stable")][:max_evidence]
-                out[i] = [TermEvidence(field=fields[cols[c - 1]] if c else EMBEDDING_FIELD,
-                                       term=words[cols[c - 1]] if c else "(whole text)", weight=round(v, 4))
+                out[i] = [term_evidence(fields[cols[c - 1]] if c else EMBEDDING_FIELD,
+                                        words[cols[c - 1]] if c else "(whole text)", round(v, 4))
                           for c, v in zip(chosen.tolist(), shares[chosen].tolist())]
         return out
 

@@ -20,7 +20,7 @@ from pydantic import Field
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-from arttag.events import Evidence, TermEvidence
+from arttag.events import Evidence, TermEvidence, term_evidence
 from arttag.scorers.base import (
     Batch,
     Candidates,
@@ -289,18 +289,27 @@ class TfidfKnnScorer(KnnVoting):
                 continue
             idx, sims = cands.state[row][:2]
             dense = rows_on_columns(self.matrix, idx, cols)
+            # each neighbour's vote weight once per row (the same Python power, so the same floats)
+            weights = np.array([s ** exponent for s in sims.tolist()])
+            words = ~is_char[cols]
+            cited: dict[tuple[int, float], Evidence] = {}
             tags = np.array([wanted[i][1] for i in items], dtype=np.int64)
             for i, pos in zip(items, self.voter_positions(cands, row, tags)):
                 if not len(pos):
                     continue
-                w = np.array([s ** exponent for s in sims[pos].tolist()])
-                contrib = qvals * (w @ dense[pos])
+                contrib = qvals * (weights[pos] @ dense[pos])
                 order = np.argsort(-contrib)
                 order = order[contrib[order] > 0]
-                words = order[~is_char[cols[order]]]
-                chosen = (words if len(words) else order)[:max_evidence]
-                out[i] = [TermEvidence(field=fields[c], term=terms[c], weight=round(v, 4))
-                          for c, v in zip(cols[chosen].tolist(), contrib[chosen].tolist())]
+                chosen = order[words[order]]
+                chosen = (chosen if len(chosen) else order)[:max_evidence]
+                evidence = out[i]
+                for c, v in zip(chosen.tolist(), contrib[chosen].tolist()):
+                    key = (c, round(v, 4))
+                    e = cited.get(key)
+                    if e is None:
+                        col = int(cols[c])
+                        e = cited[key] = term_evidence(fields[col], terms[col], key[1])
+                    evidence.append(e)
         return out
 
     def summarise_evidence(self, evidence: Sequence[Evidence]) -> list[str]:
