@@ -13,7 +13,6 @@ import functools
 import hashlib
 import uuid
 import weakref
-from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, TypeVar, Union
 
@@ -464,22 +463,25 @@ _new = object.__new__
 _set = object.__setattr__
 
 
-def trusted(cls: type[_M], values: dict[str, Any], fields_set: Iterable[str]) -> _M:
+def trusted(cls: type[_M], values: dict[str, Any], fields_set: set[str]) -> _M:
     """An instance of ``cls`` holding ``values`` as they are, unvalidated: every field of ``cls``
     (defaults included), each already of its field's type, and ``fields_set`` the fields a
-    validated construction would have been given. For values this code built itself only."""
+    validated construction would have been given. For values this code built itself only.
+
+    ``fields_set`` is held, not copied, so instances of one kind can share one set: a frozen
+    model never changes it, and ``model_copy`` copies it before adding to it."""
     m = _new(cls)
     _set(m, "__dict__", values)
-    _set(m, "__pydantic_fields_set__", set(fields_set))
+    _set(m, "__pydantic_fields_set__", fields_set)
     _set(m, "__pydantic_extra__", None)
     _set(m, "__pydantic_private__", None)
     return m
 
 
-_GIVEN_NEIGHBOUR = frozenset({"artwork_id", "title", "similarity"})
+_GIVEN_NEIGHBOUR = {"artwork_id", "title", "similarity"}
 _GIVEN_DECIDED = _GIVEN_NEIGHBOUR | {"from_decision"}
-_GIVEN_TERM = frozenset({"field", "term", "weight"})
-_GIVEN_TAG_TEXT = frozenset({"tag_text", "similarity"})
+_GIVEN_TERM = {"field", "term", "weight"}
+_GIVEN_TAG_TEXT = {"tag_text", "similarity"}
 
 
 def neighbour_evidence(artwork_id: str, title: str, similarity: float, from_decision: bool = False) -> NeighbourEvidence:

@@ -106,10 +106,10 @@ def explain_picks(scorer: Scorer, c: Candidates, batch: Batch, ranked: Sequence[
         pick.phrases += phrases
 
 
-_GIVEN_CONTRIBUTION = frozenset({"scorer", "score", "rank", "evidence"})
-_GIVEN_EXPLANATION = frozenset({"summary", "contributions"})
-_GIVEN_SUGGESTION = frozenset({"tag_id", "label", "group", "score", "confidence", "scorers", "already_assigned",
-                               "explanation"})
+# the fields a validated construction is given (:func:`arttag.events.trusted`)
+_GIVEN_CONTRIBUTION = {"scorer", "score", "rank", "evidence"}
+_GIVEN_EXPLANATION = {"summary", "contributions"}
+_GIVEN_SUGGESTION = {"tag_id", "label", "group", "score", "confidence", "scorers", "already_assigned", "explanation"}
 
 
 def assemble(ensemble: BaseEnsemble, metas: Sequence[ArtworkMetadata], ranked: Sequence[Ranked],
