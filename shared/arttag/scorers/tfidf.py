@@ -292,24 +292,30 @@ class TfidfKnnScorer(KnnVoting):
             # each neighbour's vote weight once per row (the same Python power, so the same floats)
             weights = np.array([s ** exponent for s in sims.tolist()])
             words = ~is_char[cols]
-            cited: dict[tuple[int, float], Evidence] = {}
             tags = np.array([wanted[i][1] for i in items], dtype=np.int64)
-            for i, pos in zip(items, self.voter_positions(cands, row, tags)):
-                if not len(pos):
-                    continue
-                contrib = qvals * (weights[pos] @ dense[pos])
-                order = np.argsort(-contrib)
-                order = order[contrib[order] > 0]
-                chosen = order[words[order]]
-                chosen = (chosen if len(chosen) else order)[:max_evidence]
-                evidence = out[i]
-                for c, v in zip(chosen.tolist(), contrib[chosen].tolist()):
-                    key = (c, round(v, 4))
-                    e = cited.get(key)
-                    if e is None:
-                        col = int(cols[c])
-                        e = cited[key] = term_evidence(fields[col], terms[col], key[1])
-                    evidence.append(e)
+            voted = [(i, pos) for i, pos in zip(items, self.voter_positions(cands, row, tags)) if len(pos)]
+            if not voted:
+                continue
+            # Each tag's sums are one product of its own, as in term_contributions (a product over
+            # several tags at once may round differently); sorting and choosing are row-wise over
+            # all the row's tags at once, and a row of argsort is the argsort of that row.
+            contrib = qvals * np.vstack([weights[pos] @ dense[pos] for _, pos in voted])
+            order = np.argsort(-contrib, axis=1)
+            ranked = np.take_along_axis(contrib, order, axis=1)
+            positive = ranked > 0
+            shown = positive & words[order]
+            # whole words read better than character n-grams: n-grams only when no word matched
+            shown = np.where(shown.any(axis=1, keepdims=True), shown, positive)
+            shown &= np.cumsum(shown, axis=1) <= max_evidence
+            t_at, k_at = np.nonzero(shown)  # row-major: each tag's words, largest first
+            cited: dict[tuple[int, float], Evidence] = {}
+            for t, c, v in zip(t_at.tolist(), order[t_at, k_at].tolist(), ranked[t_at, k_at].tolist()):
+                key = (c, round(v, 4))
+                e = cited.get(key)
+                if e is None:
+                    col = int(cols[c])
+                    e = cited[key] = term_evidence(fields[col], terms[col], key[1])
+                out[voted[t][0]].append(e)
         return out
 
     def summarise_evidence(self, evidence: Sequence[Evidence]) -> list[str]:
