@@ -26,6 +26,7 @@ from arttag.events import (
     Explanation,
     ScorerContribution,
     TagSuggestion,
+    TermEvidence,
     evidence_json,
     remember_json,
     trusted,
@@ -137,6 +138,9 @@ def assemble(ensemble: BaseEnsemble, metas: Sequence[ArtworkMetadata], ranked: S
             for name, score, rank, evidence in pick.contributions:
                 evidence_forms = []
                 for e in evidence:
+                    if type(e) is TermEvidence:  # the most cited kind: its form is its own fields
+                        evidence_forms.append(e.__dict__)
+                        continue
                     form = forms.get(id(e))
                     if form is None:
                         form = forms[id(e)] = evidence_json(e)

@@ -174,24 +174,30 @@ class KnnVoting(Scorer):
     def _explain_many(self, batch: Batch, cands: Candidates, wanted: Sequence[tuple[int, int]],
                       max_evidence: int) -> list[list[Evidence]]:
         out: list[list[Evidence]] = [[] for _ in wanted]
-        learned = self.learned
         for row, items in group_by_row(wanted).items():
-            idx, sims = cands.state[row][:2]
             tags = np.array([wanted[i][1] for i in items], dtype=np.int64)
-            # One evidence per neighbour of the row, shared by every tag it voted for (they are
-            # frozen): the closest neighbours vote for most of an artwork's tags.
-            cited: dict[int, Evidence] = {}
-            for i, pos in zip(items, self.voter_positions(cands, row, tags)):
-                evidence = out[i]
-                for p in pos[:max_evidence].tolist():
-                    e = cited.get(p)
-                    if e is None:
-                        j = int(idx[p])
-                        artwork_id = self.ids[j]
-                        e = cited[p] = neighbour_evidence(artwork_id, self.titles[j], round(float(sims[p]), 4),
-                                                          bool(learned) and artwork_id in learned)
-                    evidence.append(e)
+            self._explain_row(cands, row, items, self.voter_positions(cands, row, tags), max_evidence, out)
         return out
+
+    def _explain_row(self, cands: Candidates, row: int, items: list[int], voters: list[np.ndarray],
+                     max_evidence: int, out: list[list[Evidence]]) -> None:
+        """Appends to ``out[i]``, for each ``i`` of ``items`` (pairs of artwork ``row``), the evidence
+        of the pair's tag, whose voters' positions :meth:`voter_positions` gave (``voters``, aligned)."""
+        idx, sims = cands.state[row][:2]
+        learned = self.learned
+        # One evidence per neighbour of the row, shared by every tag it voted for (they are
+        # frozen): the closest neighbours vote for most of an artwork's tags.
+        cited: dict[int, Evidence] = {}
+        for i, pos in zip(items, voters):
+            evidence = out[i]
+            for p in pos[:max_evidence].tolist():
+                e = cited.get(p)
+                if e is None:
+                    j = int(idx[p])
+                    artwork_id = self.ids[j]
+                    e = cited[p] = neighbour_evidence(artwork_id, self.titles[j], round(float(sims[p]), 4),
+                                                      bool(learned) and artwork_id in learned)
+                evidence.append(e)
 
     def cites(self, score: float, rank: int) -> bool:
         # A voting score is exactly its voters: without a score there is nothing to cite.
