@@ -11,7 +11,9 @@ decides whether it is cited at all (:meth:`Scorer.cites`).
 Only the tags that are published are explained, and each scorer explains all of
 a batch's at once (:meth:`Scorer.explain_many`), so work shared between the tags
 of one artwork (its neighbours' words, its own words' components) is done once.
-The events are built last, from plain tuples.
+The suggestions are built last, from plain tuples, without validating again what this
+code computed (:func:`arttag.events.trusted`), each with its JSON form, which
+:func:`arttag.events.encode_event` writes in one pass.
 """
 
 from __future__ import annotations
