@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from arttag.events import Evidence, NeighbourEvidence
+from arttag.events import Evidence, NeighbourEvidence, neighbour_evidence
 from arttag.scorers.base import (
     Batch,
     Candidates,
@@ -241,12 +241,29 @@ class KnnVoting(Scorer):
                       max_evidence: int) -> list[list[Evidence]]:
         out: list[list[Evidence]] = [[] for _ in wanted]
         for row, items in group_by_row(wanted).items():
-            idx, sims = cands.state[row][:2]
             tags = np.array([wanted[i][1] for i in items], dtype=np.int64)
-            for i, pos in zip(items, self.voter_positions(cands, row, tags)):
-                pos = pos[:max_evidence]
-                out[i] = [self._cite(j, s) for j, s in zip(idx[pos].tolist(), sims[pos].tolist())]
+            self._explain_row(cands, row, items, self.voter_positions(cands, row, tags), max_evidence, out)
         return out
+
+    def _explain_row(self, cands: Candidates, row: int, items: list[int], voters: list[np.ndarray],
+                     max_evidence: int, out: list[list[Evidence]]) -> None:
+        """Appends to ``out[i]``, for each ``i`` of ``items`` (pairs of artwork ``row``), the evidence
+        of the pair's tag, whose voters' positions :meth:`voter_positions` gave (``voters``, aligned)."""
+        idx, sims = cands.state[row][:2]
+        learned = self.learned
+        # One evidence per neighbour of the row, shared by every tag it voted for (they are
+        # frozen): the closest neighbours vote for most of an artwork's tags.
+        cited: dict[int, Evidence] = {}
+        for i, pos in zip(items, voters):
+            evidence = out[i]
+            for p in pos[:max_evidence].tolist():
+                e = cited.get(p)
+                if e is None:
+                    j = int(idx[p])
+                    artwork_id = self.ids[j]
+                    e = cited[p] = neighbour_evidence(artwork_id, self.titles[j], round(float(sims[p]), 4),
+                                                      bool(learned) and artwork_id in learned)
+                evidence.append(e)
 
     def cites(self, score: float, rank: int) -> bool:
         # A voting score is exactly its voters: without a score there is nothing to cite.

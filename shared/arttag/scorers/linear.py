@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from arttag.events import Evidence, TermEvidence
+from arttag.events import Evidence, TermEvidence, term_evidence
 from arttag.scorers.base import (
     Batch,
     Candidates,
@@ -151,14 +151,18 @@ class LinearScorer(Scorer):
         for row, items in group_by_row(wanted).items():
             terms = self._row_terms(cands, row)  # once per artwork, for all its tags
             cols = terms[0].tolist()
-            for i in items:
-                shares = self._shares(cands, row, terms, wanted[i][1])
-                positive = np.flatnonzero(shares > 0)
-                # stable, as the list sort of _explain: equal shares keep the embedding, then text order
-                chosen = positive[np.argsort(-shares[positive], kind="stable")][:max_evidence]
-                out[i] = [TermEvidence(field=fields[cols[c - 1]] if c else EMBEDDING_FIELD,
-                                       term=words[cols[c - 1]] if c else "(whole text)", weight=round(v, 4))
-                          for c, v in zip(chosen.tolist(), shares[chosen].tolist())]
+            # Each tag's shares are its own products (:meth:`_shares`); their order is sorted for
+            # all the row's tags at once: a stable sort of the whole row, then its positive
+            # shares, is the stable sort of the positive shares that _explain makes.
+            shares = np.vstack([self._shares(cands, row, terms, wanted[i][1]) for i in items])
+            order = np.argsort(-shares, axis=1, kind="stable")
+            ranked = np.take_along_axis(shares, order, axis=1)
+            shown = ranked > 0
+            shown &= np.cumsum(shown, axis=1) <= max_evidence
+            t_at, k_at = np.nonzero(shown)
+            for t, c, v in zip(t_at.tolist(), order[t_at, k_at].tolist(), ranked[t_at, k_at].tolist()):
+                out[items[t]].append(term_evidence(fields[cols[c - 1]] if c else EMBEDDING_FIELD,
+                                                   words[cols[c - 1]] if c else "(whole text)", round(v, 4)))
         return out
 
     def summarise_evidence(self, evidence: Sequence[Evidence]) -> list[str]:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from arttag.events import Evidence, TermEvidence
+from arttag.events import Evidence, TermEvidence, term_evidence
 from arttag.scorers.base import Batch, Candidates, Corpus, Pairs, Scorer, ScorerParams, top_k
 
 FIELDS: tuple[str, ...] = ("title", "group_title", "other")
@@ -187,6 +187,15 @@ class MentionScorer(Scorer):
                 out.append(TermEvidence(field=FIELDS[f], term=" ".join(found[tag]),
                                         weight=round(float(self.precision[tag, f]), 4)))
         return out[:max_evidence]
+
+    def _explain_many(self, batch: Batch, cands: Candidates, wanted: Sequence[tuple[int, int]],
+                      max_evidence: int) -> list[list[Evidence]]:
+        out: list[list[Evidence]] = []
+        for row, tag in wanted:
+            found = [term_evidence(FIELDS[f], " ".join(matches[tag]), round(float(self.precision[tag, f]), 4))
+                     for f, matches in enumerate(cands.state[row]) if tag in matches]
+            out.append(found[:max_evidence])
+        return out
 
     def summarise_evidence(self, evidence: Sequence[Evidence]) -> list[str]:
         return self._terms_phrase(evidence)

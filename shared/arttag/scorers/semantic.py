@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import Field
 
 from arttag.errors import ModelError
-from arttag.events import Evidence, TagTextEvidence
+from arttag.events import Evidence, TagTextEvidence, tag_text_evidence
 from arttag.scorers.base import Batch, Candidates, Corpus, Pairs, Scorer, ScorerParams, top_k, top_k_rows
 
 
@@ -73,6 +73,13 @@ class SemanticScorer(Scorer):
     def _explain(self, batch: Batch, cands: Candidates, row: int, tag: int, max_evidence: int) -> list[Evidence]:
         sim = float(self._score_tags(batch, cands, row, np.array([tag]))[0])
         return [TagTextEvidence(tag_text=self.vocabulary.tags[tag].text, similarity=round(sim, 4))]
+
+    def _explain_many(self, batch: Batch, cands: Candidates, wanted: Sequence[tuple[int, int]],
+                      max_evidence: int) -> list[list[Evidence]]:
+        # tag by tag, as _explain: a product over several tags at once may differ in the last bit
+        tags = self.vocabulary.tags
+        return [[tag_text_evidence(tags[tag].text, round(float(self._score_tags(batch, cands, row, np.array([tag]))[0]), 4))]
+                for row, tag in wanted]
 
     def summarise_evidence(self, evidence: Sequence[Evidence]) -> list[str]:
         return self._tag_text_phrase(evidence)
