@@ -14,7 +14,9 @@ code against an earlier commit's, measured side by side in one run on the same b
    ``git archive`` and imported as ``arttag_before``) and this code load the same bundle and tag the
    same artworks from the same embeddings (an encoder that replays the ones computed in 2), batch
    by batch, alternating which goes first. Timed: ``tagger.suggest`` and building and serialising
-   each artwork's event. Their suggestions are compared (tags, order, cited evidence, figures)
+   each artwork's event, in wall-clock time and in the process's CPU time (every thread's: on
+   cores busy with other work, wall-clock time also counts the wait for a core, and an extra
+   library thread that spins costs CPU time without shortening the wall clock). Their suggestions are compared (tags, order, cited evidence, figures)
    and scored against the artworks' own tags (F1@5, nDCG@10).
 
 Writes ``bench/results/cost.json`` (``--out``) and prints the tables.
@@ -27,6 +29,7 @@ import gc
 import importlib
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -253,23 +256,28 @@ def compare_sides(args: argparse.Namespace, metas: list, ids: list[str], gold: l
     for tagger_, opts, _ in sides.values():
         tagger_.suggest(metas[:2], opts)  # warm-up
     timed = {k: 0.0 for k in sides}
+    # CPU time of the whole process (every thread): what a side costs on a machine whose other
+    # cores are busy, where wall-clock time also counts waiting for a core
+    cpu = {k: 0.0 for k in sides}
     dumps: dict[str, list[list[dict]]] = {k: [] for k in sides}
     print("before and after...", flush=True)
     for n, start in enumerate(range(0, len(metas), args.batch)):
         part, part_ids = metas[start:start + args.batch], ids[start:start + args.batch]
         for side in (("before", "after") if n % 2 == 0 else ("after", "before")):
             tagger_, opts, events_mod = sides[side]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             suggestions = tagger_.suggest(part, opts)
             event_values(events_mod, part_ids, suggestions, tagger_.model_version)
             timed[side] += time.perf_counter() - t0
+            cpu[side] += time.process_time() - c0
             dumps[side] += [[s.model_dump(mode="json") for s in tags] for tags in suggestions]
     n = len(metas)
     ms = {k: v / n * 1000 for k, v in timed.items()}
+    cpu_ms = {k: v / n * 1000 for k, v in cpu.items()}
     q = {k: quality(dumps[k], gold, ranking_metrics) for k in sides}
     equivalence = compare(dumps["before"], dumps["after"])
 
-    return ms, q, equivalence
+    return ms, cpu_ms, q, equivalence
 
 
 # -- main --------------------------------------------------------------------------------------
@@ -350,7 +358,7 @@ def main() -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    ms, q, equivalence = result
+    ms, cpu_ms, q, equivalence = result
     n = len(metas)
     per_artwork = {k: v / n * 1000 for k, v in seconds.items()}
     post = sum(v for k, v in per_artwork.items() if k not in ENCODER_STAGES and k not in OUTSIDE)
@@ -360,6 +368,9 @@ def main() -> int:
         "post_encoder_ms_per_artwork": round(ms["after"], 3),
         "post_encoder_ms_per_artwork_before": round(ms["before"], 3),
         "post_encoder_speedup_vs_before": round(ms["before"] / ms["after"], 2),
+        "post_encoder_cpu_ms_per_artwork": round(cpu_ms["after"], 3),
+        "post_encoder_cpu_ms_per_artwork_before": round(cpu_ms["before"], 3),
+        "post_encoder_cpu_speedup_vs_before": round(cpu_ms["before"] / cpu_ms["after"], 2),
         "encoder_ms_per_artwork": round(per_artwork["tokenising"] + per_artwork["encoding"], 3),
         "kafka_ms_per_artwork": round(per_artwork["Kafka produce + flush"], 3),
         "f1_at_5": round(q["after"]["f1_at_5"], 4),
@@ -388,10 +399,12 @@ def main() -> int:
         "stages_ms_per_artwork": {k: round(v, 4) for k, v in per_artwork.items()},
         "stages_post_encoder_ms_per_artwork": round(post, 3),
         "before_after": {"ms_per_artwork": {k: round(v, 3) for k, v in ms.items()},
+                         "cpu_ms_per_artwork": {k: round(v, 3) for k, v in cpu_ms.items()},
                          "quality": q, "equivalence": equivalence},
         "note": "stages: this code, one pass; before/after: tagger.suggest plus building and serialising "
                 "each artwork's event, from the same embeddings, batches alternating which side goes first",
     }
+    result["machine"]["load_average_at_end"] = list(os.getloadavg())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(render_table(result))

@@ -641,11 +641,18 @@ def render_cost(d: dict, stem: str) -> str:
         f"plus building and serialising each event; batches alternate which side goes first); "
         f"before = commit `{str(d['before']['commit'])[:10]}`.\n"
     )
-    rows = [(side, num(ba["ms_per_artwork"][side], 2), num(q[side]["f1_at_5"], 4), num(q[side]["ndcg_at_10"], 4))
+    cpu = ba.get("cpu_ms_per_artwork") or {}
+    rows = [(side, num(ba["ms_per_artwork"][side], 2), num(cpu.get(side), 2) if cpu else "",
+             num(q[side]["f1_at_5"], 4), num(q[side]["ndcg_at_10"], 4))
             for side in ("before", "after")]
-    out.append(table(("code", "ms per artwork after the encoder", "F1@5", "nDCG@10"), rows))
+    out.append(table(("code", "ms per artwork after the encoder", "CPU ms per artwork", "F1@5", "nDCG@10"), rows))
+    cpu_ratio = (f" in wall-clock time, {num(h['post_encoder_cpu_speedup_vs_before'], 2)}× in CPU time"
+                 if "post_encoder_cpu_speedup_vs_before" in h else "")
+    load = d.get("machine", {})
+    load_text = (f" (load average {load['load_average_at_start'][0]:.1f} at the start, "
+                 f"{load['load_average_at_end'][0]:.1f} at the end)" if "load_average_at_end" in load else "")
     out.append(
-        f"Speed-up {num(h['post_encoder_speedup_vs_before'], 2)}×. Suggestions of the two: identical lists for "
+        f"Speed-up {num(h['post_encoder_speedup_vs_before'], 2)}×{cpu_ratio}{load_text}. Suggestions of the two: identical lists for "
         f"{e['identical_suggestion_lists'] * 100:.1f} % of the artworks, the same tags in the same order for "
         f"{e['same_tags_same_order'] * 100:.1f} %, the same cited neighbours and words for "
         f"{e['same_citations'] * 100:.1f} % of the {num(e['tags_in_both'])} tags both published; largest "
