@@ -41,7 +41,7 @@ def portable_path(path: object) -> str:
 
 def portable_command(script: str, argv: list[str]) -> str:
     """``python SCRIPT ARGS`` as a results file records it: paths as :func:`portable_path` writes them."""
-    words = [portable_path(a) if a.startswith("/") and Path(a).exists() else a for a in argv]
+    words = [portable_path(a) if a.startswith("/") else a for a in argv]  # outputs need not exist yet
     return " ".join(["python", script, *words])
 
 
