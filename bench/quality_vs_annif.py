@@ -1,27 +1,37 @@
-"""Side-by-side quality benchmark: arttag against Annif on the same Tate dev split, scored by the same code.
+"""Side-by-side quality benchmark: arttag against the best Annif configuration, on the same held-out artworks, scored by the same code.
 
 What it does, in order (each step prints what it is doing; long ones print progress):
 
-1. makes sure Annif (PyPI ``annif`` with the ``omikuji`` and ``fasttext`` extras) is installed in
-   its own virtual environment under the cache folder (``<cache>/annif-venv``), creating it if missing;
-2. reads the catalogue and splits it with :func:`arttag.catalogue.split.split_of`. Annif learns from every
-   tagged artwork outside ``dev`` (``train`` + ``rerank``: what arttag's scorers and re-ranker saw
-   together); both systems are evaluated on the tagged ``dev`` artworks;
-3. writes Annif's subject vocabulary (TSV, ``<uri>\\tlabel``, loaded with ``annif load-vocab``), its
-   short-text training corpus (TSV, ``text\\t<uri> <uri>...``) and the dev documents, all with the
-   text of :func:`arttag.catalogue.text.build_text` (the text arttag's models see);
-4. trains Annif's ``tfidf``, ``omikuji`` (Parabel settings), ``fasttext`` and ``mllm`` projects
-   (``annif train``), and a plain ``ensemble`` of omikuji, fasttext and mllm (nothing to train);
-5. runs ``annif index`` over the dev documents for each project, reads the JSONL results back as
-   ranked tag lists, and times it (a one-document run gives the start-up and model-loading cost);
-6. ranks the dev artworks with the arttag bundle (``--bundle``), encoding every text afresh, timed;
-7. scores every system with :mod:`arttag.quality.ranking` (P@1, P@3, P@5, R@5, F1@5, nDCG@10, recall@10 on
-   rare and on never-trained tags), prints one table side by side with the difference, and writes
-   ``bench/results/quality_vs_annif.json``.
+1. makes sure Annif (PyPI ``annif`` with the ``omikuji`` and ``fasttext`` extras; the NN
+   ensemble also needs ``nn``) is installed in its own virtual environment under the cache
+   folder (``<cache>/annif-venv``), creating it if missing;
+2. reads the catalogue and splits it with :func:`arttag.catalogue.split.split_of` (random view:
+   evaluated on the tagged ``dev`` artworks; ``--view new-acquisitions``: the same split of the
+   artworks acquired before 2000, evaluated on those acquired from 2000 on);
+3. writes Annif's subject vocabulary (TSV ``<uri>\\tlabel``, ``annif load-vocab``), its short-text
+   corpora (TSV ``text\\t<uri> <uri>...``: ``base`` = the train split, ``ens`` = rerank buckets 10-19,
+   ``tune`` = rerank buckets 20-24, ``full`` = train + rerank) and the evaluated documents, all with
+   the text of :func:`arttag.catalogue.text.build_text` (the text arttag's models see);
+4. trains the base projects ``tfidf``, ``omikuji`` (Parabel settings), ``fasttext``, ``mllm`` and
+   ``svc`` on ``base``; the ``pav`` and ``nn`` ensembles on ``ens`` (suggestions of sources that
+   never saw those documents); ``annif hyperopt`` sets the weights of ``ensemble-tuned`` on
+   ``tune``; ``ensemble`` (equal weights) needs nothing;
+5. per project, the limit and threshold of ``annif optimize``'s grid with the best F1 (doc avg)
+   on ``tune`` (computed on ``annif index`` output, checked against ``annif optimize`` itself on
+   a sample); with ``--refit`` the base projects then learn again from ``full``;
+6. runs ``annif index`` over the evaluated documents for each project and reads the JSONL back as
+   ranked tag lists (each project also as ``<project>+optimized``, its optimised limit and
+   threshold applied), timed (a one-document run gives the start-up and model-loading cost);
+7. ranks the evaluated artworks with the arttag bundle (``--bundle``), timed;
+8. scores every system with :mod:`arttag.quality.ranking` (P@1, P@3, P@5, R@5, F1@5, nDCG@10,
+   recall@10 on rare and on never-trained tags) on the whole view and its parts (novel text,
+   isolated, isolated with a new artist), takes per part and metric the best Annif configuration
+   as the anchor, prints the leads and writes ``bench/results/quality_vs_annif.json``
+   (``--merge-into`` adds a new-acquisitions run to a random-view file).
 
-Run (about 30-40 minutes on 2 cores, most of it Annif's training; heavy, so niced)::
+Run (an hour or more per view on 2 busy cores, most of it Annif; heavy, so niced)::
 
-    nice -n 10 .venv/bin/python bench/quality_vs_annif.py
+    nice -n 10 .venv/bin/python bench/quality_vs_annif.py --bundle BUNDLE --embedding-cache ~/.cache/arttag/embeddings
 
 For a quick look on a subset: ``--train-limit 3000 --dev-limit 300 --out /tmp/q.json``.
 Trained Annif models are kept under ``<cache>/annif-bench/`` and reused while the training data
