@@ -92,10 +92,10 @@ ENSEMBLE_HOLDOUT_BUCKETS = range(10, 20)
 """``rerank`` buckets (:func:`arttag.catalogue.split.bucket`) the PAV and NN ensembles learn on."""
 TUNING_BUCKETS = range(20, 25)
 """``rerank`` buckets ``annif optimize`` and ``annif hyperopt`` run on (never the dev artworks)."""
-HYPEROPT_TRIALS = 40
-HYPEROPT_DOCS = 800
-"""``annif hyperopt`` re-scores every tuning document in each trial in Python: 40 trials on 800
-documents keep it to minutes on 2 cores (the weights of four sources settle well within that)."""
+HYPEROPT_TRIALS = 30
+HYPEROPT_DOCS = 500
+"""``annif hyperopt`` re-scores every tuning document in each trial in Python (about 10 s per trial
+for 500 documents on 2 busy cores): 30 trials on 500 documents keep it to minutes."""
 OPTIMIZE_LIMITS = range(1, 16)
 OPTIMIZE_THRESHOLDS = tuple(i * 0.05 for i in range(20))
 OPTIMIZE_CHECK_DOCS = 150
@@ -739,7 +739,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         masks[name] = flags
         masks[f"{name}_novel_text"] = [f and n for f, n in zip(flags, novel)]
     say(f"{len(records)} artworks ({len(cat_report.bad_rows)} bad rows skipped), {len(tagged)} tagged: "
-        f"Annif trains on {len(train)} (train + rerank), both are evaluated on {len(dev)} dev artworks; "
+        f"Annif and arttag learn from {len(train)} (train + rerank), both are evaluated on {len(dev)} artworks; "
         f"{len(vocab)} tags ({len(rare)} rare, {len(unseen)} never in train + rerank)")
     # Annif's corpora. Base projects first learn from `train` only, so that the learning ensembles
     # (PAV, NN) fit on suggestions for documents their sources never saw (rerank buckets 10-19), and
