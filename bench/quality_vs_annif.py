@@ -127,6 +127,13 @@ METRICS = ("p_at_1", "p_at_3", "p_at_5", "r_at_5", "f1_at_5", "ndcg_at_10", "rar
            "unseen_recall_at_10")
 
 
+def shown_path(path: object) -> str:
+    """:func:`portable_path`, without the run of slashes it leaves for a path right under the root
+    (``/work/bundles`` -> ``.../work/bundles``)."""
+    text = portable_path(path)
+    return ".../" + text[4:].lstrip("/") if text.startswith(".../") else text
+
+
 def say(message: str) -> None:
     print(f"[{datetime.now():%H:%M:%S}] {message}", flush=True)
 
@@ -939,8 +946,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         trained = manifest.get("training", {})
         train_s = sum(v for v in (trained.get("timings") or {}).values() if isinstance(v, (int, float))) or None
         arttag_result = {
-            "bundle": portable_path(bundle_dir),
-            "arttag_code": portable_path(Path(sys.modules["arttag"].__file__).parent),
+            "bundle": shown_path(bundle_dir),
+            "arttag_code": shown_path(Path(sys.modules["arttag"].__file__).parent),
             "model_version": tagger.model_version,
             "created_at": manifest.get("created_at"),
             "encoder": manifest["encoder"]["name"],
@@ -998,9 +1005,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"whole benchmark: {total_s:.0f} s ({total_s / 60:.1f} min)" + (
         f"; with the reused Annif training ({extra:.0f} s when it ran): {(total_s + extra) / 60:.1f} min" if extra else ""))
 
-    env_prefix = (f"PYTHONPATH={shlex.quote(':'.join(portable_path(x) for x in os.environ['PYTHONPATH'].split(':')))} "
+    env_prefix = (f"PYTHONPATH={shlex.quote(':'.join(shown_path(x) for x in os.environ['PYTHONPATH'].split(':')))} "
                   if os.environ.get("PYTHONPATH") else "")
-    words = [portable_path(a) if a.startswith("/") else a for a in (argv if argv is not None else sys.argv[1:])]
+    words = [shown_path(a) if a.startswith("/") else a for a in (argv if argv is not None else sys.argv[1:])]
     command = env_prefix + "nice -n 10 .venv/bin/python bench/quality_vs_annif.py" + (
         " " + " ".join(shlex.quote(a) for a in words) if words else "")
     best = annif_results[best_annif]
@@ -1039,7 +1046,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": {**mach, "load_average_at_end": list(os.getloadavg()),
                     "shared": "2 cores shared with other jobs; throughput and times are indicative"},
         "data": {
-            "catalogue": portable_path(args.catalogue), "sha256": catalogue_sha256,
+            "catalogue": shown_path(args.catalogue), "sha256": catalogue_sha256,
             "rows_read": cat_report.rows_read, "bad_rows": len(cat_report.bad_rows),
             "tagged_artworks": len(tagged), "annif_train_artworks": len(train), "dev_artworks": len(dev),
             "split_rule": SPLIT_RULE,
@@ -1062,7 +1069,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "metric_code": "arttag.quality.ranking.ranking_metrics and subset_recall, on top-10 ranked tag lists",
         "arttag": arttag_result,
         "annif": {
-            "version": annif_version, "venv": portable_path(annif.venv), "pip_spec": args.annif_spec,
+            "version": annif_version, "venv": shown_path(annif.venv), "pip_spec": args.annif_spec,
             "refit": args.refit,
             "configurations": ("every project as trained (annif index --limit 10), and each with the limit and threshold "
                                "`annif optimize` chose on the tuning documents (best F1, doc avg): '<system>+optimized'"),

@@ -151,3 +151,12 @@ def test_merge_new_acquisitions_adds_the_new_acq_keys(tmp_path: Path):
     assert h["new_acq_isolated_annif_best_f1_at_5"] == 0.25
     assert h["annif_best_system_per_view"] == {"all": {"f1_at_5": "pav"},
                                                "new_acquisitions_all": {"f1_at_5": "pav", "ndcg_at_10": "nn"}}
+
+
+def test_shown_path_keeps_no_machine_layout():
+    from test_repo_hygiene import machine_paths
+
+    root_level = "/" + "work/bundles"
+    shown = q.shown_path(root_level)
+    assert shown.startswith(".../") and shown.endswith("bundles") and not machine_paths(shown)
+    assert q.shown_path(REPO / "bench" / "results") == "bench/results"
