@@ -154,8 +154,10 @@ def test_merge_new_acquisitions_adds_the_new_acq_keys(tmp_path: Path):
 
 
 def test_shown_path_keeps_no_machine_layout():
-    from test_repo_hygiene import machine_paths
-
+    spec = importlib.util.spec_from_file_location("arttag_test_repo_hygiene", REPO / "tests" / "test_repo_hygiene.py")
+    hygiene = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hygiene)
+    machine_paths = hygiene.machine_paths
     root_level = "/" + "work/bundles"
     shown = q.shown_path(root_level)
     assert shown.startswith(".../") and shown.endswith("bundles") and not machine_paths(shown)
