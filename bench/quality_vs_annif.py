@@ -679,7 +679,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--merge-into", type=Path, default=None, metavar="JSON",
                    help="with --view new-acquisitions: also add this run's figures to that random-view result file "
                         "(its `new_acquisitions` and headline `new_acq_*`)")
+    p.add_argument("--merge-result", type=Path, default=None, metavar="JSON",
+                   help="with --merge-into: add this earlier new-acquisitions result file to it and stop "
+                        "(for runs of the two views side by side)")
     args = p.parse_args(argv)
+    if args.merge_result:
+        if not args.merge_into:
+            p.error("--merge-result needs --merge-into")
+        result = json.loads(args.merge_result.read_text())
+        if result.get("headline", {}).get("view") != "new-acquisitions":
+            p.error(f"{args.merge_result} is not a new-acquisitions result")
+        merge_new_acquisitions(args.merge_into, result)
+        say(f"new-acquisitions figures of {args.merge_result} added to {args.merge_into}")
+        return 0
 
     started = datetime.now(timezone.utc)
     t_start = time.perf_counter()
