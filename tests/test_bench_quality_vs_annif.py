@@ -162,3 +162,19 @@ def test_shown_path_keeps_no_machine_layout():
     shown = q.shown_path(root_level)
     assert shown.startswith(".../") and shown.endswith("bundles") and not machine_paths(shown)
     assert q.shown_path(REPO / "bench" / "results") == "bench/results"
+
+
+def test_merge_result_merges_a_finished_new_acquisitions_file_and_refuses_another(tmp_path: Path):
+    target = tmp_path / "random.json"
+    target.write_text(json.dumps({"headline": {"view": "random", "arttag_f1_at_5": 0.5}}))
+    new_acq = tmp_path / "new_acq.json"
+    result = {"headline": {"view": "new-acquisitions", "arttag_f1_at_5": 0.3, "annif_best_f1_at_5": 0.2,
+                           "arttag_ndcg_at_10": 0.4, "annif_best_ndcg_at_10": 0.3, "annif_best_system": "nn",
+                           "dev_artworks": 3, "arttag_model_version": "v", "annif_best_system_per_view": {}},
+              "views": {}, "command": "c", "finished_at": "t", "data": {}, "annif": {}, "arttag": {}, "timings": {}}
+    new_acq.write_text(json.dumps(result))
+    assert q.main(["--merge-result", str(new_acq), "--merge-into", str(target)]) == 0
+    merged = json.loads(target.read_text())
+    assert merged["headline"]["new_acq_annif_best_f1_at_5"] == 0.2 and merged["new_acquisitions"]["command"] == "c"
+    with pytest.raises(SystemExit):
+        q.main(["--merge-result", str(target), "--merge-into", str(target)])  # a random-view file
