@@ -949,7 +949,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             # benchmark adds the embeddings it lacks only to its own copy.
             emb_cache = annif.work / "arttag-embeddings"
             emb_cache.mkdir(exist_ok=True)
-            for f in Path(args.embedding_cache).glob("*.npz"):
+            # Each .npz with its .npz.json sidecar: without the sidecar (which export wrote the
+            # vectors) the cache is not trusted and every text is encoded again.
+            for f in [*Path(args.embedding_cache).glob("*.npz"), *Path(args.embedding_cache).glob("*.npz.json")]:
                 shutil.copy2(f, emb_cache / f.name)
         run = run_arttag(bundle_dir, dev, args.batch_size, vocab, emb_cache, args.throughput_sample)
         tagger = run.pop("tagger")
