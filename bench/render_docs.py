@@ -395,7 +395,7 @@ def render_quality_vs_annif(d: dict, stem: str) -> str:
         headers = ["configuration"]
         for label, _ in parts:
             headers += [f"{label} F1@5", f"{label} nDCG@10", f"{label} isolated F1@5", f"{label} isolated nDCG@10"]
-        headers += ["limit / threshold (optimize)", "documents/s", "training, s"]
+        headers += ["limit / threshold (optimize, random view)", "documents/s (random view)", "training, s (random view)"]
         names = ["arttag"] + [f"annif-{s}" for s in annif["systems"]]
         rows = []
         for n in names:
