@@ -59,11 +59,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the corpus and machine_info beside it
 
 from chaos_corpus import POISON_PREFIX, PoisonCase, build_corpus  # noqa: E402
+from harness import Broker, TopicReader, start_process  # noqa: E402
 from machine_info import machine_details, portable_path  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TATE = REPO.parent / "shared" / "data" / "tate" / "artworks.jsonl.gz"
-KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
 SWAP_DIMS = (64, 96, 128)
 
 log = logging.getLogger("bench.chaos")
@@ -158,45 +158,6 @@ def interleave(n_valid: int, poison: list[PoisonCase], rng: random.Random) -> li
 # -- the broker ------------------------------------------------------------------------------------
 
 
-class Broker:
-    """This benchmark's own broker (deploy/kafka/kafka.sh with its own port and run folder)."""
-
-    def __init__(self, port: int, run_dir: Path) -> None:
-        self.port, self.run_dir = port, run_dir
-        self.env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(port + 1),
-                    "KAFKA_RUN_DIR": str(run_dir)}
-        self.outages: list[tuple[float, float]] = []  # (stop requested, ready again), monotonic
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def _run(self, command: str) -> None:
-        done = subprocess.run([str(KAFKA_SH), command], env=self.env, capture_output=True, text=True,
-                              timeout=300)
-        if done.returncode != 0:
-            raise RuntimeError(f"kafka.sh {command} failed ({done.returncode}): {done.stderr[-2000:]}")
-
-    def start(self) -> None:
-        self._run("start")
-
-    def stop(self) -> None:
-        self._run("stop")
-
-    def restart(self, down_s: float) -> dict[str, float]:
-        t0 = time.monotonic()
-        self.stop()
-        stopped = time.monotonic()
-        time.sleep(down_s)
-        self.start()
-        ready = time.monotonic()
-        self.outages.append((t0, ready))
-        return {"stop_s": stopped - t0, "down_s": ready - stopped, "t_stop": t0, "t_ready": ready}
-
-    def in_outage(self, t: float, grace_s: float) -> bool:
-        return any(a <= t <= b + grace_s for a, b in self.outages)
-
-
 # -- reading the outputs ---------------------------------------------------------------------------
 
 
@@ -214,23 +175,18 @@ def _digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-class Watcher(threading.Thread):
+class Watcher(TopicReader):
     """Reads the suggestions and dead-letter topics from the beginning, for the whole run."""
 
-    def __init__(self, kafka, topics, expected: dict[tuple[str, int], int]) -> None:
-        super().__init__(daemon=True, name="chaos-watcher")
-        from arttag.kafka.clients import consumer, partitions
-        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+    poll_s = 0.2
 
+    def __init__(self, kafka, topics, expected: dict[tuple[str, int], int]) -> None:
+        # the broker restart is expected: no connection noise
+        super().__init__(kafka, [topics.suggestions, topics.dead_letters], name="chaos-watcher", log_level=0)
         self.topics = topics
-        self.c = consumer(kafka, log_level=0)  # the broker restart is expected: no connection noise
-        self.c.assign([TopicPartition(t, p, OFFSET_BEGINNING)
-                       for t in (topics.suggestions, topics.dead_letters)
-                       for p in partitions(self.c, t)])
         self.expected = expected  # (artwork id, revision) -> index of the valid event
         self.partition_of: dict[tuple[str, int], int] = {}  # filled by the publisher's reports
         self.lock = threading.Lock()
-        self.stop_flag = threading.Event()
         self.records = 0
         self.arrivals: list[float] = []  # every suggestion record, monotonic time
         self.part_arrivals: dict[int, list[float]] = defaultdict(list)  # by source partition
@@ -242,35 +198,21 @@ class Watcher(threading.Thread):
         self.dead: dict[tuple[str, int, int], list[dict]] = defaultdict(list)
         self.dead_count = 0
         self.positions: dict[tuple[str, int], int] = {}
-        self.errors: Counter[str] = Counter()
 
-    def run(self) -> None:
-        while not self.stop_flag.is_set():
-            try:
-                msgs = self.c.consume(500, 0.2)
-            except Exception as exc:  # noqa: BLE001 - the broker restarts under us; keep reading
-                self.errors[type(exc).__name__] += 1
-                time.sleep(0.5)
-                continue
-            now = time.monotonic()
-            for msg in msgs:
-                if msg.error():
-                    self.errors[str(msg.error().code())] += 1
-                    continue
-                with self.lock:
-                    self.positions[(msg.topic(), msg.partition())] = msg.offset() + 1
-                if msg.value() is None:
-                    continue
-                try:
-                    data = json.loads(msg.value())
-                except ValueError:
-                    self.errors["unreadable output"] += 1
-                    continue
-                if msg.topic() == self.topics.suggestions:
-                    self._suggestion(data, msg.partition(), now)
-                else:
-                    self._dead_letter(data)
-        self.c.close()
+    def handle(self, msg, now: float) -> None:
+        with self.lock:
+            self.positions[(msg.topic(), msg.partition())] = msg.offset() + 1
+        if msg.value() is None:
+            return
+        try:
+            data = json.loads(msg.value())
+        except ValueError:
+            self.errors["unreadable output"] += 1
+            return
+        if msg.topic() == self.topics.suggestions:
+            self._suggestion(data, msg.partition(), now)
+        else:
+            self._dead_letter(data)
 
     def _suggestion(self, data: dict, partition: int, now: float) -> None:
         key = (str(data.get("artwork_id")), int(data.get("revision", -1)))
@@ -422,10 +364,8 @@ class Worker:
     def start(self) -> None:
         with open(self.log_path, "ab") as fh:
             fh.write(f"\n===== chaos: start {self.starts + 1} of {self.name} =====\n".encode())
-            fh.flush()
             self._start_pos = fh.tell()
-            self.proc = subprocess.Popen([sys.executable, "-m", "arttag_stream"], env=self.env,
-                                         stdout=fh, stderr=subprocess.STDOUT)
+        self.proc = start_process("arttag_stream", self.env, self.log_path, append=True)
         self.killed_by_us = False
         self.started_at = time.monotonic()
         self.starts += 1
@@ -1104,8 +1044,7 @@ def main(argv: list[str] | None = None) -> int:
         sync_deadline = time.monotonic() + 120
         while not watcher.caught_up(ends) and time.monotonic() < sync_deadline:
             time.sleep(0.2)
-        watcher.stop_flag.set()
-        watcher.join(10)
+        watcher.close()
         run.phases[-1]["duration_s"] = round(run.now() - run.phases[-1]["started_s"], 1)
         result = summarise(args, run, valid, poison, stop_reason)
         result["workers"] = {w.name: {"starts": w.starts, "exit_status_at_stop": exit_status[w.name],

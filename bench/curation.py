@@ -76,11 +76,11 @@ from arttag.events import (
     TagFeedbackGiven,
 )
 from arttag.quality.ranking import ranking_metrics
+from harness import Broker, TopicReader, kafka_env, start_process, wait_for_line
 from machine_info import machine_details, portable_path
 
 REPO = Path(__file__).resolve().parents[1]
 TATE = REPO.parent / "shared" / "data" / "tate" / "artworks.jsonl.gz"
-KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
 OUT = REPO / "bench" / "results" / "curation.json"
 
 # The worker's switch for online learning (StreamSettings), and the line its learner logs once
@@ -481,58 +481,12 @@ def lost_feedback(events: Sequence[TagFeedbackGiven], published: dict[str, str],
 # -- Kafka: the broker, the processes, the IO -------------------------------------------------------
 
 
-class Broker:
-    """This benchmark's own broker (deploy/kafka/kafka.sh with its own port and run folder)."""
-
-    def __init__(self, port: int, run_dir: Path) -> None:
-        self.port, self.run_dir = port, run_dir
-        self.env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(port + 1),
-                    "KAFKA_RUN_DIR": str(run_dir)}
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def _run(self, command: str) -> None:
-        done = subprocess.run([str(KAFKA_SH), command], check=False, env=self.env, capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
-            raise RuntimeError(f"kafka.sh {command} failed ({done.returncode}): {done.stderr[-2000:]}")
-
-    def start(self) -> None:
-        self._run("start")
-
-    def stop(self) -> None:
-        self._run("stop")
-
-
 def free_port() -> int:
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def kafka_env(kafka) -> dict[str, str]:
-    return {"ARTTAG_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-            "ARTTAG_KAFKA__TOPIC_PREFIX": kafka.topic_prefix}
-
-
-def start_process(module: str, env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    fh = open(log_path, "wb")  # noqa: SIM115 - the child owns it
-    return subprocess.Popen([sys.executable, "-m", module], env={**os.environ, **env}, stdout=fh,
-                            stderr=subprocess.STDOUT)
-
-
-def wait_for_line(proc: subprocess.Popen, log_path: Path, needle: str, timeout_s: float = 300) -> float:
-    started = time.monotonic()
-    while needle not in log_path.read_text(errors="replace"):
-        if proc.poll() is not None:
-            raise RuntimeError(f"{log_path.name}: exited: {log_path.read_text(errors='replace')[-3000:]}")
-        if time.monotonic() - started > timeout_s:
-            raise RuntimeError(f"{log_path.name}: no {needle!r} in {timeout_s:.0f} s")
-        time.sleep(0.2)
-    return time.monotonic() - started
 
 
 def stop_process(proc: subprocess.Popen, timeout_s: float = 60) -> int | None:
@@ -582,41 +536,33 @@ def rebuild_matches(kafka, live: Path, rebuilt: Path) -> bool:
             store.close()
 
 
-class TopicWatcher(threading.Thread):
+class TopicWatcher(TopicReader):
     """Reads the suggestions and decisions topics from the beginning: the newest suggestion and
     the newest decisions record per artwork."""
 
-    def __init__(self, kafka, suggestions: str, decisions: str) -> None:
-        super().__init__(daemon=True)
-        from arttag.kafka.clients import consumer, partitions
-        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+    poll_s = 0.02
 
-        self.c = consumer(kafka)
-        self.c.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in (suggestions, decisions)
-                       for p in partitions(self.c, t)])
+    def __init__(self, kafka, suggestions: str, decisions: str) -> None:
+        super().__init__(kafka, [suggestions, decisions])
         self.suggestions_topic = suggestions
         self.suggestions: dict[str, dict[str, Any]] = {}
         self.decisions: dict[str, dict[str, Any]] = {}
         self.decision_records = 0
         self.received = 0
         self.cond = threading.Condition()
-        self.stop_flag = threading.Event()
 
-    def run(self) -> None:
-        while not self.stop_flag.is_set():
-            for msg in self.c.consume(500, 0.02):
-                if msg.error() or msg.value() is None:
-                    continue
-                data = json.loads(msg.value())
-                with self.cond:
-                    self.received += 1
-                    if msg.topic() == self.suggestions_topic:
-                        self.suggestions[data["artwork_id"]] = data
-                    else:
-                        self.decisions[data["artwork_id"]] = data
-                        self.decision_records += 1
-                    self.cond.notify_all()
-        self.c.close()
+    def handle(self, msg, now: float) -> None:
+        if msg.value() is None:
+            return
+        data = json.loads(msg.value())
+        with self.cond:
+            self.received += 1
+            if msg.topic() == self.suggestions_topic:
+                self.suggestions[data["artwork_id"]] = data
+            else:
+                self.decisions[data["artwork_id"]] = data
+                self.decision_records += 1
+            self.cond.notify_all()
 
     def wait(self, ready: Callable[[], Any], timeout_s: float, what: str) -> Any:
         """``ready()``'s value once it is true; fails after ``timeout_s`` without a new record
@@ -631,10 +577,6 @@ class TopicWatcher(threading.Thread):
                     raise RuntimeError(f"timed out waiting for {what}: nothing new for {timeout_s:.0f} s")
                 self.cond.wait(min(left, 0.5))
             return value
-
-    def close(self) -> None:
-        self.stop_flag.set()
-        self.join(10)
 
 
 class KafkaStreamIO:

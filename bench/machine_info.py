@@ -68,12 +68,17 @@ def bundle_details(bundle: object) -> dict:
 
     path = Path(str(bundle)).expanduser()
     manifest = read_manifest(path)
-    artworks = manifest.get("training", {}).get("artworks", {})
+    training = manifest.get("training", {})
+    artworks = training.get("artworks", {})
+    # The bundle's scorers are refitted on every split they name (train + rerank by default):
+    # those are the artworks its neighbour searches and explanations run over.
+    fitted_on = training.get("scorers_fitted_on", ["train"])
     return {
         "bundle": portable_path(path),
         "model_version": manifest.get("model_version"),
         "encoder": (manifest.get("encoder") or {}).get("name"),
-        "training_artworks": artworks.get("train"),
+        "training_artworks": sum(artworks.get(split) or 0 for split in fitted_on) or None,
+        "scorers_fitted_on": fitted_on,
         "artworks_by_split": artworks,
         "catalogue_rows": manifest.get("data", {}).get("rows_read"),
         "vocabulary_size": manifest.get("vocabulary_size"),

@@ -685,7 +685,7 @@ def render_cost(d: dict, stem: str) -> str:
     b, a, h = d["bundle"], d["artworks"], d["headline"]
     out.append(
         f"Bundle `{b['model_version']}` (encoder `{b['encoder']}`, {num(b['training_artworks'])} training "
-        f"artworks; its scorers hold {num(b['scorers_fitted_on_artworks'])}), {num(a['count'])} held-out "
+        f"artworks, train + rerank; the re-ranker learned from the {num(b.get('rerank_artworks'))} of rerank), {num(a['count'])} held-out "
         f"artworks (tagged, `{a['split']}` split), batches of {num(h['batch'])}. One pass of this code, "
         f"stage by stage; Kafka is the real broker (produce and flush of each batch's records).\n"
     )

@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import backfill
+from harness import write_result
 from machine_info import bundle_details, machine_details, portable_command, portable_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,9 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                 "with `arttag backfill --limit N`; rate from the first artwork event on the input topic to the "
                 "last suggestion (the CLI's start-up left out); worker counts alternated; total artworks over total time per count"),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result["headline"], indent=2))
+    write_result(args.out, result)
     return 0
 
 

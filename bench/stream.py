@@ -42,7 +42,6 @@ import os
 import re
 import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -50,6 +49,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+from harness import TopicReader, kafka_env, start_process, wait_for_line, write_result
 from machine_info import bundle_details, machine_details, portable_command, portable_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,33 +75,25 @@ def pct(values: list[float], q: float) -> float:
     return values[k]
 
 
-class SuggestionWatcher(threading.Thread):
+class SuggestionWatcher(TopicReader):
     """Consumes the suggestions topic from the beginning; records arrival time per suggestion id."""
 
-    def __init__(self, kafka, topic: str) -> None:
-        super().__init__(daemon=True)
-        from arttag.kafka.clients import consumer, partitions
-        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+    clock = staticmethod(time.time)  # compared with the events' wall-clock send times
 
-        self.c = consumer(kafka)
-        self.c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions(self.c, topic)])
+    def __init__(self, kafka, topic: str) -> None:
+        super().__init__(kafka, [topic])
         self.arrivals: dict[str, tuple[float, str]] = {}  # suggestion id -> (time, artwork id)
         self.order: list[float] = []
-        self.stop_flag = threading.Event()
         self.lock = threading.Lock()
 
-    def run(self) -> None:
-        while not self.stop_flag.is_set():
-            for msg in self.c.consume(500, 0.05):
-                if msg.error() or msg.value() is None:
-                    continue
-                now = time.time()
-                data = json.loads(msg.value())
-                with self.lock:
-                    if data["suggestion_id"] not in self.arrivals:
-                        self.arrivals[data["suggestion_id"]] = (now, data["artwork_id"])
-                        self.order.append(now)
-        self.c.close()
+    def handle(self, msg, now: float) -> None:
+        if msg.value() is None:
+            return
+        data = json.loads(msg.value())
+        with self.lock:
+            if data["suggestion_id"] not in self.arrivals:
+                self.arrivals[data["suggestion_id"]] = (now, data["artwork_id"])
+                self.order.append(now)
 
     def count(self) -> int:
         with self.lock:
@@ -111,9 +103,7 @@ class SuggestionWatcher(threading.Thread):
 def start_worker(kafka, bundle_dir: Path, group: str, log_path: Path, batch: int, batch_ms: int,
                  session_timeout_s: float = 10):
     env = {
-        **os.environ,
-        "ARTTAG_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "ARTTAG_KAFKA__TOPIC_PREFIX": kafka.topic_prefix,
+        **kafka_env(kafka),
         "ARTTAG_BUNDLE_DIR": str(bundle_dir),
         "ARTTAG_ENCODER_KIND": "onnx",
         "ARTTAG_ENCODER__CACHE_SIZE": "0",
@@ -124,20 +114,11 @@ def start_worker(kafka, bundle_dir: Path, group: str, log_path: Path, batch: int
         "ARTTAG_SESSION_TIMEOUT_S": str(session_timeout_s),
         "ARTTAG_HEARTBEAT_INTERVAL_S": "1",
     }
-    fh = open(log_path, "wb")
-    return subprocess.Popen([sys.executable, "-m", "arttag_stream"], env=env, stdout=fh,
-                            stderr=subprocess.STDOUT)
+    return start_process("arttag_stream", env, log_path)
 
 
 def wait_ready(proc, log_path: Path, timeout_s: float = 180.0) -> float:
-    started = time.monotonic()
-    while "Worker ready" not in log_path.read_text(errors="replace"):
-        if proc.poll() is not None:
-            raise RuntimeError(f"worker exited: {log_path.read_text(errors='replace')[-2000:]}")
-        if time.monotonic() - started > timeout_s:
-            raise RuntimeError("worker not ready in time")
-        time.sleep(0.2)
-    return time.monotonic() - started
+    return wait_for_line(proc, log_path, "Worker ready", timeout_s)
 
 
 def stop_worker(proc) -> int:
@@ -216,8 +197,7 @@ def main() -> int:
     if args.sources_only:
         result = json.loads(args.out.read_text())
         attach_sources(result, args)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
-        print(json.dumps(result["headline"], indent=2))
+        write_result(args.out, result)
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("arttag").setLevel(logging.WARNING)
@@ -319,9 +299,8 @@ def main() -> int:
     proc.send_signal(signal.SIGCONT)
     log.info("pipeline alone (last) %.2f/s", pipeline_rates[-1])
     stop_worker(proc)
-    watcher.stop_flag.set()
-    watcher.join(5)
-    del tagger
+    watcher.close(5)
+    tagger = None  # the bundle is freed before the stream stage
     # Harmonic means: total events over total time, each side.
     pipeline_eps = len(pipeline_rates) / sum(1 / r for r in pipeline_rates)
     stream_eps = len(stream_rates) / sum(1 / r for r in stream_rates)
@@ -382,8 +361,7 @@ def main() -> int:
     while lwatcher.count() < len(sent) and time.monotonic() < deadline:
         time.sleep(0.2)
     stop_worker(proc)
-    lwatcher.stop_flag.set()
-    lwatcher.join(5)
+    lwatcher.close(5)
     latencies = [t - sent[aid] for t, aid in lwatcher.arrivals.values() if aid in sent]
     p50, p99 = pct(latencies, 50), pct(latencies, 99)
     log.info("latency at %.1f/s: %d of %d answered, p50 %.3fs p99 %.3fs", rate, len(latencies),
@@ -413,9 +391,7 @@ def main() -> int:
     result["targets"] = {"throughput_ratio_vs_pipeline": ">= 0.95", "p99_latency_s_at_half_capacity": "< 2",
                          "bundle_training_artworks": ">= 40000", "post_encoder_speedup_vs_before": ">= 4"}
     result["finished_at"] = datetime.now(timezone.utc).isoformat()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result["headline"], indent=2))
+    write_result(args.out, result)
     return 0
 
 

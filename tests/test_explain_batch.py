@@ -3,6 +3,9 @@ trained on the same fields share one index and one similarity computation per ba
 
 from __future__ import annotations
 
+import gc
+from datetime import datetime, timezone
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -10,12 +13,20 @@ from arttag.catalogue.records import load_catalogue
 from arttag.catalogue.split import split_of
 from arttag.catalogue.synthetic import write_synthetic_catalogue
 from arttag.encoders import HashingEncoder
-from arttag.events import Explanation, ScorerContribution, TagSuggestion
+from arttag.events import (
+    Explanation,
+    ScorerContribution,
+    TagSuggestion,
+    TagSuggestionsPublished,
+    encode_event,
+    json_form,
+)
 from arttag.model import explain as explain_module
 from arttag.model.bundle import load_tagger
 from arttag.model.explain import summarise
 from arttag.model.tagger import SuggestOptions
 from arttag.model.training import train_bundle
+from arttag.quality.auto_apply import mark_auto_apply
 from arttag.scorers import tfidf as tfidf_module
 from arttag.scorers.tfidf import rows_on_columns, similarities
 
@@ -105,6 +116,36 @@ def test_suggestions_equal_the_tag_by_tag_build(tagger, bundle, options):
     got = tagger.suggest(metas, options)
     assert [[s.model_dump() for s in tags] for tags in got] == [[s.model_dump() for s in tags] for tags in expected]
     assert sum(len(tags) for tags in got) > len(metas)  # there was something to compare
+    # Built unvalidated, the models are the validated ones in every respect pydantic keeps.
+    assert got == expected
+    assert [[shape(s) for s in tags] for tags in got] == [[shape(s) for s in tags] for tags in expected]
+    # The events the worker writes from the remembered JSON forms are the models' own JSON, byte for byte.
+    for i, (fast, slow) in enumerate(zip(got, expected)):
+        written = encode_event(event(i, fast))
+        assert written == event(i, slow).model_dump_json().encode()
+        assert written == event(i, fast).model_dump_json().encode()
+        assert all(json_form(s) is json_form(s) for s in fast)  # remembered, not dumped again
+        # a copy (auto_apply marked) is a new model without a form: serialised as usual
+        marked = mark_auto_apply(fast, 0.0)
+        assert [s.auto_apply for s in marked] == [not s.already_assigned for s in fast]
+        assert encode_event(event(i, marked)) == event(i, marked).model_dump_json().encode()
+
+
+def event(i: int, suggestions: list[TagSuggestion]) -> TagSuggestionsPublished:
+    return TagSuggestionsPublished(
+        suggestion_id=f"a{i}:1:0:m", artwork_id=f"a{i}", revision=1, content_hash="0" * 64, model_version="m",
+        produced_at=datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc), suggestions=suggestions)
+
+
+def shape(model) -> tuple:
+    """The model's type, the fields it was given (``model_fields_set``), and the same of every model inside."""
+    def inner(value):
+        if isinstance(value, list):
+            return [inner(v) for v in value]
+        return shape(value) if hasattr(value, "model_fields_set") else value
+
+    return (type(model).__name__, sorted(model.model_fields_set),
+            {name: inner(value) for name, value in model.__dict__.items()})
 
 
 def test_scorers_trained_on_the_same_fields_share_the_index_and_its_similarities(tagger, bundle, monkeypatch):
@@ -163,3 +204,11 @@ def test_only_published_tags_are_explained(tagger, bundle, monkeypatch):
     metas = bundle[1][:10]
     got = tagger.suggest(metas, SuggestOptions(limit=2))
     assert set(asked) == {sum(len(t) for t in got)} and max(asked) <= 20
+
+
+def test_a_loaded_bundle_is_kept_out_of_the_collectors_full_passes(bundle):
+    tagger = load_tagger(bundle[0], HashingEncoder())
+    ids = tagger.ensemble.scorer("knn").ids
+    assert gc.get_freeze_count() > 0
+    assert not any(o is ids for o in gc.get_objects())  # frozen: no full collection traverses it
+    assert gc.is_tracked(ids)  # an ordinary object otherwise, freed when no longer referenced

@@ -5,9 +5,10 @@ feedback event on (the state is a projection, kept nowhere else), publishes the 
 whose decisions differ from what the topic holds, then follows new feedback. One process
 reads every partition: contributor weights span all artworks.
 
-After each batch it also upserts the rows of the artworks and contributors the batch
-touched into the curation database (:mod:`arttag.curation.store`); ``rebuild`` recreates
-that database from the feedback topic alone.
+After each batch it also writes the rows of the artworks and contributors the batch
+touched into the curation database (:mod:`arttag.curation.store`: one upsert statement a
+table, of the rows that changed, so the refold at start rewrites nothing that stayed the
+same); ``rebuild`` recreates that database from the feedback topic alone.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class CurateProcessor:
         self.report = CurateReport()
         self._held: dict[str, str] = {}
         self._errors: list[str] = []
-        # rows to upsert after the batch: artworks and contributors the fold touched
+        # rows to write after the batch: artworks and contributors the fold touched
         self._dirty_artworks: set[str] = set()
         self._dirty_contributors: set[str] = set()
 
@@ -156,7 +157,7 @@ class CurateProcessor:
         return changed
 
     def project(self) -> None:
-        """Upsert the database rows the events folded since the last call may have changed."""
+        """Write the database rows the events folded since the last call changed."""
         if not (self._dirty_artworks or self._dirty_contributors):
             return
         self.store.write(self.state, artwork_ids=self._dirty_artworks,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from sqlalchemy import event
 from arttag.curation.fold import apply
 from arttag.curation.rules import CurationRules
 from arttag.curation.state import CurationState
@@ -127,6 +128,53 @@ def test_upserts_after_each_batch_equal_one_write_of_the_whole_state(database_ur
     assert live.dump() == whole.dump()
     assert live.count(TagRow) > 10 and {r[3] for r in live.dump()["curation_tags"]} >= {"accepted", "proposed"}
     live.close()
+    whole.close()
+
+
+def _upserts(store: CurationStore) -> list[tuple[str, int]]:
+    """Every upsert the database is sent from now on: (table, rows), one entry per statement."""
+    sent: list[tuple[str, int]] = []
+
+    @event.listens_for(store.engine, "before_execute")
+    def _note(conn, clause, multiparams, params, options):
+        if getattr(clause, "is_insert", False):
+            sent.append((clause.table.name, len(multiparams) if multiparams else 1))
+
+    return sent
+
+
+def test_a_write_sends_only_new_or_changed_rows_one_statement_a_table(database_url):
+    rules = CurationRules()
+    state = _state(EVENTS, rules)
+    first = CurationStore.open(database_url)
+    sent = _upserts(first)
+    first.write_all(state, rules)
+    assert sent == [("curation_tags", 4), ("curation_votes", 7), ("curation_contributors", 5)]
+    sent.clear()
+    first.write_all(state, rules)
+    assert sent == []
+    first.close()
+
+    # a restart refolds everything: the rows the database holds already are not sent again
+    again = CurationStore.open(database_url)
+    sent = _upserts(again)
+    again.write_all(state, rules)
+    assert sent == []
+    # p2 changes their vote on the harbour: its tag row, their vote and their record change;
+    # p1's record does not (the curator's word contradicts their vote as before)
+    later = feedback("A1", "t-harbour", "rejected", "p2", 200)
+    apply(state, later, rules)
+    again.write(state, artwork_ids={"A1", "A2"}, contributor_ids={"p1", "p2"}, rules=rules)
+    assert sent == [("curation_tags", 1), ("curation_votes", 1), ("curation_contributors", 1)]
+    whole = CurationStore.open("sqlite://")
+    whole.write_all(state, rules)
+    assert again.dump() == whole.dump()
+    # a reset forgets what was held: everything is written again
+    sent.clear()
+    again.reset()
+    again.write_all(state, rules)
+    assert sent == [("curation_tags", 4), ("curation_votes", 7), ("curation_contributors", 5)]
+    again.close()
     whole.close()
 
 

@@ -41,3 +41,17 @@ def test_no_page_references_an_external_url():
             found = re.findall(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//|url\(\s*["']?(?:https?:)?//|@import""",
                                text)
             assert found == [], (path, found)
+
+
+def test_behind_a_path_prefix_the_docs_pages_ask_for_the_prefixed_spec_and_assets():
+    from fastapi.testclient import TestClient
+
+    app = create_app(ApiSettings(latest_view=False), FakeTagger(), publisher=InMemoryFeedbackPublisher())
+    with TestClient(app, root_path="/arttag") as client:
+        swagger, redoc = client.get("/docs").text, client.get("/redoc").text
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png"):
+        assert f"/arttag/docs-assets/{name}" in swagger, name
+    assert "'/arttag/openapi.json'" in swagger and "'/arttag/docs/oauth2-redirect'" in swagger
+    for name in ("redoc.standalone.js", "favicon.png"):
+        assert f"/arttag/docs-assets/{name}" in redoc, name
+    assert '"/arttag/openapi.json"' in redoc

@@ -11,7 +11,8 @@ from arttag.events import (
     TagTextEvidence,
     TermEvidence,
 )
-from arttag_api.web.explain import mark, readable
+from arttag.scorers.registry import SCORERS
+from arttag_api.web.explain import mark, readable, scorer_relation
 
 
 def _suggestion(*contributions: ScorerContribution) -> TagSuggestion:
@@ -69,3 +70,16 @@ def test_a_neighbour_only_a_group_cites_is_shown_by_its_relation_not_as_100_perc
     # the text-similar ones first, at their similarity (page 2's likeness beats its group weight)
     assert [(x.title, x.similarity, x.relation) for x in e.similar] == [
         ("Page 2", 0.7, None), ("Another", 0.6, None), ("Page 1", 0.0, "same group")]
+
+
+def test_each_relational_scorer_names_its_relation_and_other_scorers_read_as_likeness():
+    cited = [ScorerContribution(scorer=name, score=0.5, evidence=[
+        NeighbourEvidence(artwork_id=name, title=f"by {name}", similarity=0.9)])
+        for name in ("artist", "accession", "tfidf", "fake")]
+    e = readable(_suggestion(*cited), None)
+    assert [(x.title, x.similarity, x.relation) for x in e.similar] == [
+        ("by fake", 0.9, None), ("by tfidf", 0.9, None),  # a scorer the registry does not know is a likeness
+        ("by accession", 0.0, "nearby accession number"), ("by artist", 0.0, "same artist")]
+    # the relation is the scorer's own knowledge: every registered scorer declares one or none
+    assert {name: scorer_relation(name) for name in SCORERS if scorer_relation(name)} == {
+        "group": "same group", "artist": "same artist", "accession": "nearby accession number"}

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
+from arttag.catalogue.vocabulary import Tag
+
 from arttag.events import Explanation, TagSuggestion, TagSuggestionsPublished
-from arttag.model.fake_tagger import FakeTagger
+from arttag.model.fake_tagger import FakeTagger, TitleRule
 from arttag.settings import ApiSettings
 from arttag_api.app import create_app
+from arttag_api.auth import hash_api_key
 from arttag_api.latest_view import LatestSuggestionsView
 from arttag_api.publisher import InMemoryFeedbackPublisher
 from fastapi.testclient import TestClient
@@ -41,3 +45,32 @@ def test_the_queue_filters_by_tag_group_band_and_model_version(tmp_path):
         page = client.get("/review?tag_group=nature")
         assert page.status_code == 200 and "tag of A2" in page.text  # the first listed artwork's card
         assert client.get("/review/artworks/nope").status_code == 404
+
+
+def test_every_form_post_checks_the_csrf_token_before_it_acts(tmp_path):
+    view = LatestSuggestionsView()
+    view.apply(_published("A1", "places", 0.9))
+    publisher = InMemoryFeedbackPublisher()
+    settings = ApiSettings(latest_view=False, catalogue_view=False, curators={"jsmith": hash_api_key("k")},
+                           review_undo_window_s=0, curation_database_url=f"sqlite:///{tmp_path / 'c.db'}")
+    tagger = FakeTagger([TitleRule("Sea", Tag("t-A1", "tag of A1", "places"))])
+    app = create_app(settings, tagger, view=view, publisher=publisher)
+    with TestClient(app, follow_redirects=False) as client:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/review/sign-in").text).group(1)
+        posts = [("/review/sign-in", {"key": "k"}), ("/review/artworks/A1/feedback",
+                                                      {"action": "accepted", "tag_id": "t-A1"}),
+                 ("/review/undo", {}), ("/review/sign-out", {})]
+        for url, form in posts:
+            for refused in ({}, {"csrf_token": "forged"}):
+                answer = client.post(url, data={**form, **refused})
+                assert answer.status_code == 403 and "This form has expired" in answer.text, url
+        # sign-in takes the token from the form only; the desk's fetches may send it as a header
+        assert client.post("/review/sign-in", data={"key": "k"}, headers={"X-CSRF-Token": token}).status_code == 403
+        signed_in = client.post("/review/sign-in", data={"key": "k", "csrf_token": token})
+        assert signed_in.status_code == 303 and not publisher.events
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/review").text).group(1)
+        given = client.post("/review/artworks/A1/feedback", data={"action": "accepted", "tag_id": "t-A1"},
+                            headers={"X-CSRF-Token": token})
+        assert given.status_code == 303 and "done=accepted" in given.headers["location"]
+        assert client.post("/review/sign-out", data={"csrf_token": token}).status_code == 303
+        assert [(e.artwork_id, e.tag_id, e.action) for e in publisher.events] == [("A1", "t-A1", "accepted")]

@@ -31,6 +31,15 @@ def _local_only(response: HTMLResponse) -> HTMLResponse:
     return response
 
 
+def _rooted(request: Request, path: str) -> str:
+    # behind a proxy that serves the API under a prefix, the browser needs the prefix too
+    return f"{request.scope.get('root_path', '')}{path}"
+
+
+def _asset(request: Request, name: str) -> str:
+    return _rooted(request, f"{ASSETS_URL}/{name}")
+
+
 def install_docs(app: FastAPI, *, openapi_url: str = "/openapi.json", docs_url: str = "/docs",
                  redoc_url: str = "/redoc") -> None:
     """Serve the docs pages; create the app with ``docs_url=None, redoc_url=None``."""
@@ -39,13 +48,11 @@ def install_docs(app: FastAPI, *, openapi_url: str = "/openapi.json", docs_url: 
 
     @app.get(docs_url, include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
         return _local_only(get_swagger_ui_html(
-            openapi_url=f"{root}{openapi_url}", title=f"{app.title} - Swagger UI",
-            oauth2_redirect_url=f"{root}{oauth2_redirect}",
-            swagger_js_url=f"{root}{ASSETS_URL}/swagger-ui-bundle.js",
-            swagger_css_url=f"{root}{ASSETS_URL}/swagger-ui.css",
-            swagger_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
+            openapi_url=_rooted(request, openapi_url), title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url=_rooted(request, oauth2_redirect),
+            swagger_js_url=_asset(request, "swagger-ui-bundle.js"), swagger_css_url=_asset(request, "swagger-ui.css"),
+            swagger_favicon_url=_asset(request, "favicon.png"),
             # the default validator badge fetches a remote image for every spec
             swagger_ui_parameters={**(app.swagger_ui_parameters or {}), "validatorUrl": None},
         ))
@@ -56,9 +63,8 @@ def install_docs(app: FastAPI, *, openapi_url: str = "/openapi.json", docs_url: 
 
     @app.get(redoc_url, include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
         return _local_only(get_redoc_html(
-            openapi_url=f"{root}{openapi_url}", title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{root}{ASSETS_URL}/redoc.standalone.js",
-            redoc_favicon_url=f"{root}{ASSETS_URL}/favicon.png", with_google_fonts=False,
+            openapi_url=_rooted(request, openapi_url), title=f"{app.title} - ReDoc",
+            redoc_js_url=_asset(request, "redoc.standalone.js"), redoc_favicon_url=_asset(request, "favicon.png"),
+            with_google_fonts=False,
         ))

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from arttag.catalogue.text import build_fields
+from arttag.errors import ConfigurationError
 from arttag.events import ArtworkMetadata, NeighbourEvidence, TagSuggestion, TagTextEvidence, TermEvidence
+from arttag.scorers.registry import get_scorer_class
 from markupsafe import Markup, escape
 
 FIELD_LABELS = {
@@ -26,9 +29,14 @@ _FIELD_ALIASES = {"other": ("description", "inscription")}
 _MAX_FIELD_CHARS = 400
 
 
-# Scorers whose neighbours are related by the record, not by similar text: their "similarity"
-# is a vote weight (1 for every member of a group), which a person would misread as a likeness.
-_RELATIONS = {"group": "same group", "artist": "same artist", "accession": "nearby accession number"}
+@lru_cache(maxsize=64)
+def scorer_relation(scorer: str) -> str | None:
+    """How the artworks ``scorer`` cites relate by the record (:attr:`Scorer.relation`), e.g. "same
+    group"; None for a likeness or a scorer the registry does not know (a fake, a remote model's)."""
+    try:
+        return get_scorer_class(scorer).relation
+    except ConfigurationError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -112,7 +120,9 @@ def readable(suggestion: TagSuggestion, artwork: ArtworkMetadata | None, max_sim
     for contribution in suggestion.explanation.contributions:
         for evidence in contribution.evidence:
             if isinstance(evidence, NeighbourEvidence):
-                relation = _RELATIONS.get(contribution.scorer)
+                # a relational scorer's "similarity" is a vote weight (1 for every member of a
+                # group), which a person would misread as a likeness
+                relation = scorer_relation(contribution.scorer)
                 cited = SimilarArtwork(evidence.artwork_id, evidence.title,
                                        0.0 if relation else evidence.similarity, relation)
                 seen = best.get(evidence.artwork_id)

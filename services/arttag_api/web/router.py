@@ -12,11 +12,11 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from arttag.events import FeedbackActor
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -105,17 +105,47 @@ def _redirect(request: Request, to: str, session: Session | None = None) -> Redi
     return response
 
 
-async def _form(request: Request) -> dict[str, str]:
-    form = await request.form()
-    return {k: v for k, v in form.items() if isinstance(v, str)}
+def _error(request: Request, session: Session, title: str, message: str, status: int) -> HTMLResponse:
+    return _render(request, "error.html", session, {"title": title, "message": message}, status=status)
 
 
-def _refuse_csrf(request: Request, session: Session) -> HTMLResponse:
-    return _render(request, "error.html", session, {
-        "title": "This form has expired",
-        "message": "The form was not sent from this page or it is too old. Go back, reload the page "
-                   "and try again.",
-    }, status=403)
+class _Refused(Exception):
+    """Ends a form post before its handler runs; the app answers with ``response``."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__()
+        self.response = response
+
+
+@dataclass(frozen=True)
+class Posted:
+    """A form post that passed the CSRF check: the desk, the sender's session, the form's text fields."""
+
+    desk: ReviewDesk
+    session: Session
+    form: dict[str, str]
+
+
+class _PostedForm:
+    """The dependency every form post starts with: session, form, CSRF check (refused with a 403 page)."""
+
+    def __init__(self, *, header: bool) -> None:
+        # review.js may post with the token in a header; sign-in and sign-out take it from the form only
+        self.header = header
+
+    async def __call__(self, request: Request) -> Posted:
+        session, _ = _session(request)
+        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        token = form.get(CSRF_FIELD) or (request.headers.get(CSRF_HEADER) if self.header else None)
+        if not csrf_ok(session, token):
+            raise _Refused(_error(request, session, "This form has expired",
+                                  "The form was not sent from this page or it is too old. Go back, reload the "
+                                  "page and try again.", 403))
+        return Posted(_desk(request), session, form)
+
+
+PostedForm = Annotated[Posted, Depends(_PostedForm(header=True))]
+PostedFormOnly = Annotated[Posted, Depends(_PostedForm(header=False))]
 
 
 def _filters(request: Request) -> desk.Filters:
@@ -180,13 +210,9 @@ async def review_artwork(request: Request, artwork_id: str) -> HTMLResponse:
 
 
 @router.post("/artworks/{artwork_id}/feedback", response_model=None)
-async def give_feedback(request: Request, artwork_id: str) -> Response:
-    desk_ = _desk(request)
+async def give_feedback(request: Request, artwork_id: str, posted: PostedForm) -> Response:
+    desk_, session, form = posted.desk, posted.session, posted.form
     services = desk_.services
-    session, _ = _session(request)
-    form = await _form(request)
-    if not csrf_ok(session, form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)):
-        return _refuse_csrf(request, session)
     back = _safe_return(form.get("return_to"), f"/review/artworks/{artwork_id}")
     action = form.get("action", "")
     tag_id = (form.get("tag_id") or "").strip()
@@ -199,13 +225,12 @@ async def give_feedback(request: Request, artwork_id: str) -> Response:
             return await _page(request, artwork_id, error=message, status=422, add_value=words)
     if session.actor is None:
         if not services.settings.public_votes:
-            return _render(request, "error.html", session, {
-                "title": "Sign in to review", "message": "Public voting is off here; curators sign in first."},
-                status=403)
+            return _error(request, session, "Sign in to review",
+                          "Public voting is off here; curators sign in first.", 403)
         if desk_.attempts.take(f"join:{client_address(request.scope)}") is not None:
-            return _render(request, "error.html", session, {
-                "title": "Too many new contributors", "message": "Too many contributors joined from this "
-                "address just now. Wait a minute and try again."}, status=429)
+            return _error(request, session, "Too many new contributors",
+                          "Too many contributors joined from this address just now. Wait a minute and try again.",
+                          429)
         contributor_id, token = await run_in_threadpool(desk.register, services)
         session = Session(kind="public", actor_id=contributor_id, contributor_token=token, csrf=session.csrf)
     assert session.actor is not None
@@ -215,7 +240,7 @@ async def give_feedback(request: Request, artwork_id: str) -> Response:
                                 model_version=form.get("model_version"))
     except desk.DeskError as exc:
         title = "Not saved yet" if exc.status == 503 else "That cannot be done"
-        return _render(request, "error.html", session, {"title": title, "message": exc.message}, status=exc.status)
+        return _error(request, session, title, exc.message, exc.status)
     done = action if session.is_curator else ("voted-yes" if action == "accepted" else "voted-no")
     return _redirect(request, _with_done(back, done, form.get("next_anchor")), session)
 
@@ -244,14 +269,10 @@ def _resolve_tag(services: Services, words: str) -> str | None:
 
 
 @router.post("/undo", response_model=None)
-async def undo(request: Request) -> Response:
-    desk_ = _desk(request)
-    session, _ = _session(request)
-    form = await _form(request)
-    if not csrf_ok(session, form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)):
-        return _refuse_csrf(request, session)
-    back = _safe_return(form.get("return_to"))
-    undone = desk_.undo.undo(session.actor) if session.actor is not None else None
+async def undo(request: Request, posted: PostedForm) -> Response:
+    back = _safe_return(posted.form.get("return_to"))
+    actor = posted.session.actor
+    undone = posted.desk.undo.undo(actor) if actor is not None else None
     return _redirect(request, _with_done(back, "undone" if undone is not None else "too-late", None))
 
 
@@ -274,12 +295,8 @@ async def sign_in_form(request: Request) -> HTMLResponse:
 
 
 @router.post("/sign-in", response_model=None)
-async def sign_in(request: Request) -> Response:
-    desk_ = _desk(request)
-    session, _ = _session(request)
-    form = await _form(request)
-    if not csrf_ok(session, form.get(CSRF_FIELD)):
-        return _refuse_csrf(request, session)
+async def sign_in(request: Request, posted: PostedFormOnly) -> Response:
+    desk_, session, form = posted.desk, posted.session, posted.form
     back = _safe_return(form.get("return_to"))
     if desk_.attempts.take(f"sign-in:{client_address(request.scope)}") is not None:
         return _render(request, "sign_in.html", session, {
@@ -297,15 +314,15 @@ async def sign_in(request: Request) -> Response:
 
 
 @router.post("/sign-out", response_model=None)
-async def sign_out(request: Request) -> Response:
-    desk_ = _desk(request)
-    session, _ = _session(request)
-    form = await _form(request)
-    if not csrf_ok(session, form.get(CSRF_FIELD)):
-        return _refuse_csrf(request, session)
-    if session.actor is not None:
-        desk_.undo.flush_actor(session.actor)
+async def sign_out(request: Request, posted: PostedFormOnly) -> Response:
+    if posted.session.actor is not None:
+        posted.desk.undo.flush_actor(posted.session.actor)
     return _redirect(request, "/review", Session.anonymous())
+
+
+async def _refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, _Refused)
+    return exc.response
 
 
 def install_review_desk(app: FastAPI, services: Services) -> ReviewDesk:
@@ -323,6 +340,7 @@ def install_review_desk(app: FastAPI, services: Services) -> ReviewDesk:
                               settings.rate_limit_max_clients),
     )
     app.state.review_desk = review_desk
+    app.add_exception_handler(_Refused, _refused)
     app.mount("/review/static", StaticFiles(directory=HERE / "static"), name="review-static")
     app.include_router(router)
     return review_desk

@@ -1,7 +1,8 @@
 """The curation database: a SQL projection of the fold's state, for reading (docs/curation.md).
 
-``arttag curate`` writes it after each batch of feedback it folds, by upserts, so a restart
-(which refolds the feedback topic from the beginning) converges on the same rows, and
+``arttag curate`` writes it after each batch of feedback it folds, by upserts of the rows that
+changed, so a restart (which refolds the feedback topic from the beginning) converges on the
+same rows, and
 ``arttag curate rebuild`` recreates it from the topic alone. The rows are pure functions of
 :class:`~arttag.curation.state.CurationState` (``tag_rows``, ``vote_rows``,
 ``contributor_row``); this module only adds the SQL. SQLAlchemy 2 keeps one schema for
@@ -20,7 +21,8 @@ Example::
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -209,14 +211,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _chunks(rows: Sequence[dict[str, Any]], size: int = 500) -> Iterator[Sequence[dict[str, Any]]]:
-    for i in range(0, len(rows), size):
-        yield rows[i:i + size]
-
-
 def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert, or overwrite the row with the same primary key (SQLite and PostgreSQL agree on
-    ``ON CONFLICT ... DO UPDATE``)."""
+    ``ON CONFLICT ... DO UPDATE``): one statement executed for all ``rows`` (executemany; the
+    driver batches it)."""
     if not rows:
         return
     if conn.dialect.name == "postgresql":
@@ -226,13 +224,42 @@ def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> N
     else:
         raise StoreError(f"the curation database supports SQLite and PostgreSQL, not {conn.dialect.name}")
     keys = [c.name for c in table.primary_key.columns]
-    for chunk in _chunks(rows):
-        stmt = insert(table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=keys,
-            set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys},
-        )
-        conn.execute(stmt, list(chunk))
+    stmt = insert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=keys,
+        set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys},
+    )
+    conn.execute(stmt, list(rows))
+
+
+Held = dict[tuple[Any, ...], tuple[Any, ...]]
+"""One table's rows as the database holds them: primary key -> every column's value."""
+
+
+def _comparable(value: Any) -> Any:
+    # a time as the database gives it back (zone-aware UTC), so an unchanged row compares equal
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    return value
+
+
+def _key_and_values(table: Table, row: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    values = tuple(_comparable(row[c.name]) for c in table.columns)
+    return tuple(_comparable(row[c.name]) for c in table.primary_key.columns), values
+
+
+def _read_held(conn: Connection, table: Table) -> Held:
+    return dict(_key_and_values(table, row._mapping) for row in conn.execute(select(table)))
+
+
+def _changed(table: Table, rows: Sequence[dict[str, Any]], held: Held) -> list[dict[str, Any]]:
+    """The ``rows`` that are new or differ from what ``held`` says the database has."""
+    out = []
+    for row in rows:
+        key, values = _key_and_values(table, row)
+        if held.get(key) != values:
+            out.append(row)
+    return out
 
 
 @dataclass(frozen=True)
@@ -251,6 +278,10 @@ class CurationStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # table name -> its rows as the database holds them; read on the first write, then kept
+        # up to date by every write, so a write skips the rows that did not change
+        self._held: dict[str, Held] | None = None
+        self._write_lock = threading.Lock()
 
     @classmethod
     def open(cls, url: str, *, create: bool = True) -> CurationStore:
@@ -291,8 +322,10 @@ class CurationStore:
     def reset(self) -> None:
         """Drop and recreate the projection tables (a rebuild's first step); tokens stay."""
         tables = [model.__table__ for model in PROJECTION]
-        Base.metadata.drop_all(self.engine, tables=tables)
-        Base.metadata.create_all(self.engine)
+        with self._write_lock:
+            Base.metadata.drop_all(self.engine, tables=tables)
+            Base.metadata.create_all(self.engine)
+            self._held = None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -301,15 +334,26 @@ class CurationStore:
 
     def write(self, state: CurationState, *, artwork_ids: Iterable[str], contributor_ids: Iterable[str],
               rules: CurationRules) -> None:
-        """Upsert the rows of these artworks (every tag and vote) and contributors, in one transaction."""
+        """Upsert the rows of these artworks (every tag and vote) and contributors, in one
+        transaction: those that are new or differ from what the database holds (the first write
+        reads the tables to know; a restart's refold then rewrites nothing that stayed the same)."""
         artworks = sorted(set(artwork_ids))
-        tags = [row for a in artworks for row in tag_rows(state, a, rules)]
-        votes = [row for a in artworks for row in vote_rows(state, a)]
-        contributors = [contributor_row(state, c, rules) for c in sorted(set(contributor_ids))]
-        with self.engine.begin() as conn:
-            _upsert(conn, TagRow.__table__, tags)
-            _upsert(conn, VoteRow.__table__, votes)
-            _upsert(conn, ContributorRow.__table__, contributors)
+        rows = {
+            TagRow.__table__: [row for a in artworks for row in tag_rows(state, a, rules)],
+            VoteRow.__table__: [row for a in artworks for row in vote_rows(state, a)],
+            ContributorRow.__table__: [contributor_row(state, c, rules) for c in sorted(set(contributor_ids))],
+        }
+        with self._write_lock:
+            with self.engine.begin() as conn:
+                held = self._held if self._held is not None else {
+                    table.name: _read_held(conn, table) for table in rows}
+                changed = {table: _changed(table, table_rows, held[table.name]) for table, table_rows in rows.items()}
+                for table, table_rows in changed.items():
+                    _upsert(conn, table, table_rows)
+            # committed: only now is it what the database holds
+            for table, table_rows in changed.items():
+                held[table.name].update(_key_and_values(table, row) for row in table_rows)
+            self._held = held
 
     def write_all(self, state: CurationState, rules: CurationRules) -> None:
         self.write(state, artwork_ids=state.artworks, contributor_ids=state.contributors, rules=rules)

@@ -11,7 +11,9 @@ decides whether it is cited at all (:meth:`Scorer.cites`).
 Only the tags that are published are explained, and each scorer explains all of
 a batch's at once (:meth:`Scorer.explain_many`), so work shared between the tags
 of one artwork (its neighbours' words, its own words' components) is done once.
-The events are built last, from plain tuples.
+The suggestions are built last, from plain tuples, without validating again what this
+code computed (:func:`arttag.events.trusted`), each with its JSON form, which
+:func:`arttag.events.encode_event` writes in one pass.
 """
 
 from __future__ import annotations
@@ -19,11 +21,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from arttag.errors import ModelError
 from arttag.events import (
     ArtworkMetadata,
+    Evidence,
     Explanation,
     ScorerContribution,
     TagSuggestion,
+    TermEvidence,
+    evidence_json,
+    remember_json,
+    trusted,
 )
 from arttag.model.ensemble import BaseEnsemble, Ranked
 from arttag.model.tagger import SuggestOptions
@@ -45,7 +53,8 @@ class Pick:
     position: int
     tag: int
     confidence: float
-    contributions: list[ScorerContribution] = field(default_factory=list)
+    contributions: list[tuple[str, float, int, list[Evidence]]] = field(default_factory=list)
+    """Per citing scorer: its name, score (rounded), rank (1-based, 0: not proposed) and evidence."""
     phrases: list[str] = field(default_factory=list)
 
 
@@ -60,6 +69,9 @@ def published(metas: Sequence[ArtworkMetadata], ranked: Sequence[Ranked], ensemb
         for i, (tag_index, prob) in enumerate(zip(r.tags.tolist(), r.probs.tolist())):
             if len(picks) >= options.limit:
                 break
+            if prob != prob:
+                # NaN passes every comparison below, and the suggestion is built unvalidated
+                raise ModelError(f"the re-ranker gave tag index {tag_index} no probability (NaN)")
             confidence = min(max(prob, 0.0), 1.0)
             if confidence < options.min_confidence:
                 break  # sorted by probability: nothing further can pass
@@ -76,40 +88,78 @@ def explain_picks(scorer: Scorer, c: Candidates, batch: Batch, ranked: Sequence[
     them all with one :meth:`Scorer.explain_many` call."""
     wanted: list[tuple[int, int]] = []
     cited: list[tuple[Pick, float, int]] = []
+    name = scorer.name
     for row, (r, row_picks) in enumerate(zip(ranked, picks)):
-        scores, ranks = r.source_scores[scorer.name], r.source_ranks[scorer.name]
+        if not row_picks:
+            continue
+        scores, ranks = r.source_scores[name].tolist(), r.source_ranks[name].tolist()
         for pick in row_picks:
             score, rank = float(scores[pick.position]), int(ranks[pick.position])
             if scorer.cites(score, rank):
                 wanted.append((row, pick.tag))
                 cited.append((pick, score, rank))
+    # Evidence objects may be shared between picks (they are frozen), so are their phrases.
+    phrased: dict[tuple[int, ...], list[str]] = {}
     for (pick, score, rank), evidence in zip(cited, scorer.explain_many(batch, c, wanted, max_evidence)):
-        pick.contributions.append(ScorerContribution(
-            scorer=scorer.name, score=round(score, 6), rank=rank or None, evidence=evidence,
-        ))
-        pick.phrases += scorer.summarise_evidence(evidence)
+        pick.contributions.append((name, round(score, 6), rank, evidence))
+        key = tuple(map(id, evidence))
+        phrases = phrased.get(key)
+        if phrases is None:
+            phrases = phrased[key] = scorer.summarise_evidence(evidence)
+        pick.phrases += phrases
+
+
+# the fields a validated construction is given (:func:`arttag.events.trusted`)
+_GIVEN_CONTRIBUTION = {"scorer", "score", "rank", "evidence"}
+_GIVEN_EXPLANATION = {"summary", "contributions"}
+_GIVEN_SUGGESTION = {"tag_id", "label", "group", "score", "confidence", "scorers", "already_assigned", "explanation"}
 
 
 def assemble(ensemble: BaseEnsemble, metas: Sequence[ArtworkMetadata], ranked: Sequence[Ranked],
              picks: Sequence[Sequence[Pick]]) -> list[list[TagSuggestion]]:
-    """The explained picks as :class:`TagSuggestion` events, per artwork."""
+    """The explained picks as :class:`TagSuggestion` events, per artwork.
+
+    Built unvalidated from values this module computed (:func:`arttag.events.trusted`), each
+    suggestion with its JSON form (:func:`arttag.events.remember_json`), which is what the
+    stream worker writes: equal to the validated construction (tests/test_explain_batch.py)."""
     tags = ensemble.vocabulary.tags
+    forms: dict[int, dict] = {}  # evidence JSON forms; an evidence may be cited by several picks
     out: list[list[TagSuggestion]] = []
     for meta, r, row_picks in zip(metas, ranked, picks):
         assigned = {t.id for t in meta.tags}
         suggestions = []
+        if not row_picks:
+            out.append(suggestions)
+            continue
+        probs = r.probs.tolist()
+        ranks = [(name, v.tolist()) for name, v in r.source_ranks.items()]
         for pick in row_picks:
             tag = tags[pick.tag]
-            proposing = r.proposed_by(pick.position)
-            suggestions.append(TagSuggestion(
-                tag_id=tag.id, label=tag.label, group=tag.group,
-                score=round(float(r.probs[pick.position]), 6), confidence=round(pick.confidence, 6),
-                scorers=proposing, already_assigned=tag.id in assigned,
-                explanation=Explanation(
-                    summary=summarise(tag.label, pick.confidence, pick.phrases, proposing),
-                    contributions=pick.contributions,
-                ),
-            ))
+            proposing = [name for name, v in ranks if v[pick.position] > 0]  # Ranked.proposed_by
+            contributions, contribution_forms = [], []
+            for name, score, rank, evidence in pick.contributions:
+                evidence_forms = []
+                for e in evidence:
+                    if type(e) is TermEvidence:  # the most cited kind: its form is its own fields
+                        evidence_forms.append(e.__dict__)
+                        continue
+                    form = forms.get(id(e))
+                    if form is None:
+                        form = forms[id(e)] = evidence_json(e)
+                    evidence_forms.append(form)
+                values = {"scorer": name, "score": score, "rank": rank or None, "evidence": evidence}
+                contributions.append(trusted(ScorerContribution, values, _GIVEN_CONTRIBUTION))
+                contribution_forms.append({**values, "evidence": evidence_forms})
+            summary = summarise(tag.label, pick.confidence, pick.phrases, proposing)
+            explanation = trusted(Explanation, {"summary": summary, "contributions": contributions}, _GIVEN_EXPLANATION)
+            values = {"tag_id": tag.id, "label": tag.label, "group": tag.group,
+                      "score": round(float(probs[pick.position]), 6), "confidence": round(pick.confidence, 6),
+                      "scorers": proposing, "already_assigned": tag.id in assigned, "explanation": explanation,
+                      "auto_apply": False}
+            suggestion = trusted(TagSuggestion, values, _GIVEN_SUGGESTION)
+            remember_json(suggestion, {**values, "explanation": {"summary": summary,
+                                                                  "contributions": contribution_forms}})
+            suggestions.append(suggestion)
         out.append(suggestions)
     return out
 

@@ -332,14 +332,8 @@ def out_of_fold_probabilities(ensemble: Ensemble, batch: Batch, gold: Sequence[s
 
     if ensemble.reranker is None:
         raise ModelError("out-of-fold probabilities need a trained re-ranker")
-    cands = ensemble.gather(batch)
-    xs, ys, fold_of = [], [], []
-    for row in range(len(batch)):
-        f = ensemble.pair_features(batch, cands, row)
-        xs.append(f.matrix)
-        ys.append(np.fromiter((int(t) in gold[row] for t in f.tags), dtype=np.int8, count=len(f.tags)))
-        fold_of.append(np.full(len(f.tags), row % folds))
-    x, y, which = np.vstack(xs), np.concatenate(ys), np.concatenate(fold_of)
+    feats = ensemble.features(batch, ensemble.gather(batch))
+    x, y, which = feats.matrix, feats.pairs.marks(gold).astype(np.int8), feats.pairs.rows % folds
     probs = np.zeros(len(y))
     for k in range(folds):
         held = which == k

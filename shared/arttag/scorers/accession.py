@@ -43,6 +43,7 @@ class AccessionParams(KnnParams):
 class AccessionScorer(KnnVoting):
     name = "accession"
     cited_artworks = "tagged artwork(s) with neighbouring accession numbers"
+    relation = "nearby accession number"
     Params = AccessionParams
     params: AccessionParams
 

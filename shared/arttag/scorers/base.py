@@ -38,10 +38,11 @@ import hashlib
 import io
 import pickle
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -181,6 +182,85 @@ class Candidates:
         return len(self.tags)
 
 
+@dataclass
+class Pairs:
+    """(artwork, tag) pairs of a batch, artwork by artwork and by tag index within each: the
+    candidates the re-ranker describes, all at once (:meth:`Scorer.score_pairs`)."""
+
+    tags: np.ndarray
+    """Tag index of each pair (int64)."""
+    bounds: np.ndarray
+    """Artwork ``row``'s pairs are ``tags[bounds[row]:bounds[row + 1]]``."""
+    n_tags: int
+    """The vocabulary's size: ``row * n_tags + tag`` is a pair's :attr:`keys` entry."""
+
+    @classmethod
+    def union(cls, cands: Sequence[Candidates], n_rows: int, n_tags: int) -> Pairs:
+        """Every tag some scorer proposed, per artwork (the union of their candidates)."""
+        keys = np.unique(np.concatenate([flat_keys(c.tags, n_tags) for c in cands] or [np.zeros(0, np.int64)]))
+        return cls.from_keys(keys, n_rows, n_tags)
+
+    @classmethod
+    def from_keys(cls, keys: np.ndarray, n_rows: int, n_tags: int) -> Pairs:
+        pairs = cls(keys % n_tags, np.searchsorted(keys, np.arange(n_rows + 1, dtype=np.int64) * n_tags), n_tags)
+        pairs.__dict__["keys"] = keys
+        return pairs
+
+    def __len__(self) -> int:
+        return len(self.tags)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.bounds) - 1
+
+    @cached_property
+    def rows(self) -> np.ndarray:
+        """The artwork (batch row) of each pair."""
+        return np.repeat(np.arange(self.n_rows, dtype=np.int64), np.diff(self.bounds))
+
+    @cached_property
+    def keys(self) -> np.ndarray:
+        """``row * n_tags + tag`` of each pair, ascending."""
+        return self.rows * self.n_tags + self.tags
+
+    def row(self, row: int) -> slice:
+        return slice(int(self.bounds[row]), int(self.bounds[row + 1]))
+
+    def lookup(self, keys: np.ndarray) -> np.ndarray:
+        """Position of each pair in the sorted ``keys`` (-1 where absent): one search for the batch."""
+        if not len(keys):
+            return np.full(len(self), -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(keys, self.keys), len(keys) - 1)
+        return np.where(keys[pos] == self.keys, pos, -1)
+
+    def marks(self, per_row: Sequence[Collection[int]]) -> np.ndarray:
+        """Whether each pair's tag is in its artwork's set of tag indices (its gold tags, say)."""
+        arrays = [np.fromiter((int(t) for t in tags), dtype=np.int64, count=len(tags)) for tags in per_row]
+        return self.lookup(np.unique(flat_keys(arrays, self.n_tags))) >= 0
+
+    def ranks(self, proposed: Sequence[np.ndarray]) -> np.ndarray:
+        """1-based position of each pair's tag among its artwork's ``proposed`` tags (0 where absent)."""
+        keys = flat_keys(proposed, self.n_tags)
+        lengths = np.fromiter((len(t) for t in proposed), dtype=np.int64, count=len(proposed))
+        rank = np.arange(1, len(keys) + 1, dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        out = np.zeros(len(self))
+        at = np.searchsorted(self.keys, keys)
+        at = np.minimum(at, max(len(self) - 1, 0))
+        found = (self.keys[at] == keys) if len(self) else np.zeros(0, dtype=bool)
+        # reversed: a tag proposed twice keeps its first (best) rank
+        out[at[found][::-1]] = rank[found][::-1]
+        return out
+
+
+def flat_keys(per_row: Sequence[np.ndarray], n_tags: int) -> np.ndarray:
+    """``row * n_tags + tag`` of per-artwork tag arrays, concatenated in row order."""
+    if not len(per_row):
+        return np.zeros(0, dtype=np.int64)
+    lengths = np.fromiter((len(t) for t in per_row), dtype=np.int64, count=len(per_row))
+    tags = np.concatenate([np.asarray(t, dtype=np.int64) for t in per_row])
+    return np.repeat(np.arange(len(per_row), dtype=np.int64) * n_tags, lengths) + tags
+
+
 class Scorer(ABC):
     """Base class of every scorer. Public: fit, learn, score, score_tags, explain, summarise_evidence, save, load."""
 
@@ -192,6 +272,9 @@ class Scorer(ABC):
     extra_features: ClassVar[tuple[str, ...]] = ()
     cited_artworks: ClassVar[str] = "similar tagged artwork(s)"
     """How the artworks this scorer cites as evidence relate to the one being tagged (for summaries)."""
+    relation: ClassVar[str | None] = None
+    """Set when the cited artworks are related by the record ("same group"), not by likeness: their
+    similarity is then a vote weight, and a reader is shown this relation instead."""
     doc_feature_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, vocabulary: Vocabulary, params: ScorerParams | dict[str, Any] | None = None) -> None:
@@ -251,6 +334,30 @@ class Scorer(ABC):
     def tag_features(self, cands: Candidates, row: int, tags: np.ndarray) -> dict[str, np.ndarray]:
         """The :attr:`extra_features` of artwork ``row`` for arbitrary tags (those another scorer proposed)."""
         return {}
+
+    def score_pairs(self, batch: Batch, cands: Candidates, pairs: Pairs) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """:meth:`score_tags` and :meth:`tag_features` of every pair of the batch at once, aligned
+        with ``pairs``: the same numbers, bit for bit, as asking artwork by artwork (what the
+        re-ranker's features are built from, in training and serving alike). Scorers override
+        :meth:`_score_pairs` to look them up for the whole batch in one go."""
+        self._check_fitted()
+        scores, extra = self._score_pairs(batch, cands, pairs)
+        return np.asarray(scores, dtype=np.float64), extra
+
+    def _score_pairs(self, batch: Batch, cands: Candidates, pairs: Pairs) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        scores = np.zeros(len(pairs))
+        extra = {f: np.zeros(len(pairs)) for f in self.extra_features}
+        for row in range(pairs.n_rows):
+            span = pairs.row(row)
+            tags = pairs.tags[span]
+            if not len(tags):
+                continue
+            scores[span] = self.score_tags(batch, cands, row, tags)
+            if self.extra_features:
+                for f, v in self.tag_features(cands, row, tags).items():
+                    if f in extra:
+                        extra[f][span] = v
+        return scores, extra
 
     def explain(self, batch: Batch, cands: Candidates, row: int, tag: int, max_evidence: int = 5) -> list[Evidence]:
         """The evidence behind this scorer's score for tag index ``tag`` of artwork ``row``."""
@@ -380,3 +487,18 @@ def top_k(values: np.ndarray, k: int) -> np.ndarray:
         part = np.arange(len(values))
     return part[np.lexsort((part, -values[part]))]
 
+
+
+def top_k_rows(values: np.ndarray, k: int) -> np.ndarray:
+    """:func:`top_k` of every row of a 2-D array in one call (the same indices: the same
+    partition of each row, then the same order)."""
+    n = values.shape[1]
+    k = min(k, n)
+    if k <= 0:
+        return np.zeros((len(values), 0), dtype=np.int64)
+    if k < n:
+        part = np.argpartition(-values, k - 1, axis=1)[:, :k]
+    else:
+        part = np.tile(np.arange(n), (len(values), 1))
+    order = np.lexsort((part, -np.take_along_axis(values, part, axis=1)), axis=1)
+    return np.take_along_axis(part, order, axis=1)

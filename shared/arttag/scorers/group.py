@@ -32,6 +32,7 @@ class GroupParams(KnnParams):
 class GroupScorer(KnnVoting):
     name = "group"
     cited_artworks = "tagged artwork(s) of the same group"
+    relation = "same group"
     Params = GroupParams
     params: GroupParams
     field = "group_title"
@@ -97,4 +98,5 @@ class ArtistScorer(GroupScorer):
 
     name = "artist"
     cited_artworks = "tagged artwork(s) with the same byline"
+    relation = "same artist"
     field = "artists"

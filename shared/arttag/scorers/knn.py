@@ -17,16 +17,56 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from arttag.events import Evidence, NeighbourEvidence
+from arttag.events import Evidence, NeighbourEvidence, neighbour_evidence
 from arttag.scorers.base import (
     Batch,
     Candidates,
     Corpus,
+    Pairs,
     Scorer,
     ScorerParams,
     group_by_row,
     top_k,
 )
+
+
+class Votes(list):
+    """The votes of a batch's neighbours, flat for the whole batch and, as a list, per artwork:
+    ``(indices, similarities, total, (positions, inverse), tags, weight sums, votes, max
+    similarities, top-5 shares)``, views of the flat arrays (what explanations read)."""
+
+    def __init__(self, keys: np.ndarray, key_bounds: np.ndarray, totals: np.ndarray, wsum: np.ndarray,
+                 votes: np.ndarray, max_sim: np.ndarray, near: np.ndarray, idx: np.ndarray, sims: np.ndarray,
+                 starts: np.ndarray, positions: np.ndarray, inverse: np.ndarray, label_bounds: np.ndarray,
+                 n_tags: int) -> None:
+        self.keys, self.totals, self.wsum, self.votes, self.max_sim, self.near = keys, totals, wsum, votes, max_sim, near
+        self.key_bounds = key_bounds
+        rows = []
+        for r, total in enumerate(totals.tolist()):
+            n = slice(int(starts[r]), int(starts[r + 1]))
+            k = slice(int(key_bounds[r]), int(key_bounds[r + 1]))
+            lab = slice(int(label_bounds[r]), int(label_bounds[r + 1]))
+            rows.append((idx[n], sims[n], total, (positions[lab], inverse[lab] - key_bounds[r]), keys[k] % n_tags,
+                         wsum[k], votes[k], max_sim[k], near[k]))
+        super().__init__(rows)
+
+    def top(self, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per artwork, the positions (in :attr:`keys`) of its ``limit`` tags of largest weight sum,
+        largest first, ties by tag index (:func:`top_k` of each artwork's sums); and each artwork's bounds."""
+        n_rows = len(self.key_bounds) - 1
+        row = np.repeat(np.arange(n_rows), np.diff(self.key_bounds))
+        order = np.lexsort((-self.wsum, row))  # stable: ties stay in tag order
+        parts = []
+        for r in range(n_rows):
+            a, b = int(self.key_bounds[r]), int(self.key_bounds[r + 1])
+            if b - a > limit and self.wsum[order[a + limit - 1]] == self.wsum[order[a + limit]]:
+                # a tie across the cut: top_k's own choice among the tied
+                parts.append(a + top_k(self.wsum[a:b], limit))
+            else:
+                parts.append(order[a:min(b, a + limit)])
+        chosen = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        lengths = np.fromiter((len(x) for x in parts), dtype=np.int64, count=len(parts))
+        return chosen, np.concatenate([[0], np.cumsum(lengths)])
 
 
 class KnnParams(ScorerParams):
@@ -81,40 +121,56 @@ class KnnVoting(Scorer):
 
     def _score(self, batch: Batch, limit: int) -> Candidates:
         nb_idx, nb_sim = self._neighbours(batch)
+        votes = self._vote(nb_idx, nb_sim)
+        n_rows, n_tags = len(batch), len(self.vocabulary)
+        chosen, bounds = votes.top(limit)
+        scores = np.minimum(votes.wsum[chosen] / votes.totals[votes.keys[chosen] // n_tags], 1.0)
+        tags = votes.keys[chosen] % n_tags
+        named = {"votes": votes.votes, "max_sim": votes.max_sim, "weight_sum": votes.wsum, "top5_share": votes.near}
+        picked = {k: v[chosen] for k, v in named.items()}
+        spans = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        width = nb_sim.shape[1]
+        # per artwork, as numpy reduces one row (a 2-D reduction may add in another order)
+        top1 = np.array([float(nb_sim[r][0]) if width else 0.0 for r in range(n_rows)])
+        mean = np.array([float(nb_sim[r].mean()) if width else 0.0 for r in range(n_rows)])
+        return Candidates(self.name, [tags[x] for x in spans], [scores[x] for x in spans],
+                          [{k: v[x] for k, v in picked.items()} for x in spans],
+                          {"top1_sim": top1, "mean_sim": mean}, state=votes)
+
+    def _vote(self, nb_idx: np.ndarray, nb_sim: np.ndarray) -> Votes:
+        """Every neighbour's vote for each of its tags, summed per (artwork, tag), for the whole batch."""
         p = self.params
-        tags_out, scores_out, feats_out, votes_state = [], [], [], []
-        top1 = np.zeros(len(batch))
-        mean = np.zeros(len(batch))
-        for row in range(len(batch)):
-            idx, sims = nb_idx[row], nb_sim[row]
-            keep = sims >= max(p.min_similarity, 1e-9)
-            idx, sims = idx[keep], sims[keep]
-            weights = np.power(sims.astype(np.float64), p.power)
-            total = float(weights.sum()) or 1.0
-            lists = [self.label_lists[j] for j in idx]
-            lengths = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
-            flat = np.concatenate(lists) if lists else np.zeros(0, dtype=np.int64)
-            positions = np.repeat(np.arange(len(idx)), lengths)
-            all_tags, inverse = np.unique(flat, return_inverse=True)
-            all_wsum = np.bincount(inverse, weights=weights[positions], minlength=len(all_tags))
-            all_votes = np.bincount(inverse, minlength=len(all_tags)).astype(np.float64)
-            first = np.full(len(all_tags), len(idx), dtype=np.int64)
-            np.minimum.at(first, inverse, positions)  # neighbours are sorted: the first voter is the closest
-            all_max = sims[first].astype(np.float64) if len(all_tags) else np.zeros(0)
-            # The vote among the closest five only: a sharper view of the same neighbourhood.
-            near = positions < 5
-            near_total = float(weights[:5].sum()) or 1.0
-            all_near = np.bincount(inverse[near], weights=weights[positions[near]], minlength=len(all_tags)) / near_total
-            order = top_k(all_wsum, limit)
-            tags_out.append(all_tags[order].astype(np.int64))
-            scores_out.append(np.minimum(all_wsum[order] / total, 1.0))
-            feats_out.append({"votes": all_votes[order], "max_sim": all_max[order], "weight_sum": all_wsum[order],
-                              "top5_share": all_near[order]})
-            votes_state.append((idx, sims, total, (positions, inverse), all_tags, all_wsum, all_votes, all_max, all_near))
-            top1[row] = float(nb_sim[row][0]) if nb_sim.shape[1] else 0.0
-            mean[row] = float(nb_sim[row].mean()) if nb_sim.shape[1] else 0.0
-        return Candidates(self.name, tags_out, scores_out, feats_out,
-                          {"top1_sim": top1, "mean_sim": mean}, state=votes_state)
+        n_rows, n_tags = nb_idx.shape[0], len(self.vocabulary)
+        keep = nb_sim >= max(p.min_similarity, 1e-9)
+        counts = keep.sum(axis=1).astype(np.int64)
+        starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        kept_row = np.repeat(np.arange(n_rows, dtype=np.int64), counts)
+        idx, sims = nb_idx[keep].astype(np.int64), nb_sim[keep]
+        weights = np.power(sims.astype(np.float64), p.power)
+        # per artwork, each sum over that artwork's weights alone (numpy's summation order
+        # depends on the length summed)
+        totals = np.array([float(weights[a:b].sum()) or 1.0 for a, b in zip(starts[:-1], starts[1:])])
+        near_totals = np.array([float(weights[a:min(a + 5, b)].sum()) or 1.0
+                                for a, b in zip(starts[:-1].tolist(), starts[1:].tolist())])
+        lists = [self.label_lists[j] for j in idx.tolist()]
+        lengths = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
+        flat = np.concatenate(lists).astype(np.int64) if lists else np.zeros(0, dtype=np.int64)
+        voter = np.repeat(np.arange(len(idx), dtype=np.int64), lengths)
+        # a voter's position among its own artwork's neighbours
+        positions = voter - starts[kept_row[voter]] if len(voter) else np.zeros(0, dtype=np.int64)
+        keys, first, inverse = np.unique(kept_row[voter] * n_tags + flat, return_index=True, return_inverse=True)
+        inverse = inverse.ravel()
+        wsum = np.bincount(inverse, weights=weights[voter], minlength=len(keys))
+        votes = np.bincount(inverse, minlength=len(keys)).astype(np.float64)
+        max_sim = sims[voter[first]].astype(np.float64)  # neighbours are sorted: the first voter is the closest
+        # The vote among the closest five only: a sharper view of the same neighbourhood.
+        near = positions < 5
+        key_row = keys // n_tags
+        near_sum = np.bincount(inverse[near], weights=weights[voter[near]], minlength=len(keys)) / near_totals[key_row]
+        key_bounds = np.searchsorted(keys, np.arange(n_rows + 1, dtype=np.int64) * n_tags)
+        label_bounds = np.searchsorted(kept_row[voter], np.arange(n_rows + 1, dtype=np.int64))
+        return Votes(keys, key_bounds, totals, wsum, votes, max_sim, near_sum, idx, sims, starts,
+                     positions, inverse, label_bounds, n_tags)
 
     def _positions(self, cands: Candidates, row: int, tags: np.ndarray) -> np.ndarray:
         voted = cands.state[row][4]  # sorted (np.unique)
@@ -137,6 +193,16 @@ class KnnVoting(Scorer):
         hit = pos >= 0
         return {"votes": np.where(hit, votes[pos], 0.0), "max_sim": np.where(hit, max_sim[pos], 0.0),
                 "weight_sum": np.where(hit, wsum[pos], 0.0), "top5_share": np.where(hit, near[pos], 0.0)}
+
+    def _score_pairs(self, batch: Batch, cands: Candidates, pairs: Pairs) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        v: Votes = cands.state
+        if not len(v.keys):  # nobody voted in the whole batch
+            return np.zeros(len(pairs)), {name: np.zeros(len(pairs)) for name in self.extra_features}
+        pos = pairs.lookup(v.keys)
+        hit = pos >= 0
+        scores = np.where(hit, np.minimum(v.wsum[pos] / v.totals[pairs.rows], 1.0), 0.0)
+        return scores, {"votes": np.where(hit, v.votes[pos], 0.0), "max_sim": np.where(hit, v.max_sim[pos], 0.0),
+                        "weight_sum": np.where(hit, v.wsum[pos], 0.0), "top5_share": np.where(hit, v.near[pos], 0.0)}
 
     def voters(self, cands: Candidates, row: int, tag: int) -> list[tuple[int, float]]:
         """Every (training index, similarity) that voted for the tag, most similar first."""
@@ -175,12 +241,29 @@ class KnnVoting(Scorer):
                       max_evidence: int) -> list[list[Evidence]]:
         out: list[list[Evidence]] = [[] for _ in wanted]
         for row, items in group_by_row(wanted).items():
-            idx, sims = cands.state[row][:2]
             tags = np.array([wanted[i][1] for i in items], dtype=np.int64)
-            for i, pos in zip(items, self.voter_positions(cands, row, tags)):
-                pos = pos[:max_evidence]
-                out[i] = [self._cite(j, s) for j, s in zip(idx[pos].tolist(), sims[pos].tolist())]
+            self._explain_row(cands, row, items, self.voter_positions(cands, row, tags), max_evidence, out)
         return out
+
+    def _explain_row(self, cands: Candidates, row: int, items: list[int], voters: list[np.ndarray],
+                     max_evidence: int, out: list[list[Evidence]]) -> None:
+        """Appends to ``out[i]``, for each ``i`` of ``items`` (pairs of artwork ``row``), the evidence
+        of the pair's tag, whose voters' positions :meth:`voter_positions` gave (``voters``, aligned)."""
+        idx, sims = cands.state[row][:2]
+        learned = self.learned
+        # One evidence per neighbour of the row, shared by every tag it voted for (they are
+        # frozen): the closest neighbours vote for most of an artwork's tags.
+        cited: dict[int, Evidence] = {}
+        for i, pos in zip(items, voters):
+            evidence = out[i]
+            for p in pos[:max_evidence].tolist():
+                e = cited.get(p)
+                if e is None:
+                    j = int(idx[p])
+                    artwork_id = self.ids[j]
+                    e = cited[p] = neighbour_evidence(artwork_id, self.titles[j], round(float(sims[p]), 4),
+                                                      bool(learned) and artwork_id in learned)
+                evidence.append(e)
 
     def cites(self, score: float, rank: int) -> bool:
         # A voting score is exactly its voters: without a score there is nothing to cite.

@@ -24,17 +24,18 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from arttag.events import Evidence, TermEvidence
+from arttag.events import Evidence, TermEvidence, term_evidence
 from arttag.scorers.base import (
     Batch,
     Candidates,
     Corpus,
+    Pairs,
     Scorer,
     ScorerParams,
     group_by_row,
     load_fitted,
     save_fitted,
-    top_k,
+    top_k_rows,
 )
 from arttag.scorers.tfidf import FieldVectorizer, _default_weights, query_vectors
 
@@ -91,14 +92,22 @@ class LinearScorer(Scorer):
         tags, scores = [], []
         for start in range(0, len(a), self.params.chunk_size):
             block = a[start:start + self.params.chunk_size] @ self.weights
-            for row in block:
-                idx = top_k(row, limit)
+            for row, idx in zip(block, top_k_rows(block, limit)):
                 tags.append(idx)
                 scores.append(row[idx].astype(np.float64))
         return Candidates(self.name, tags, scores, [{} for _ in tags], state={"design": a, "tfidf": x})
 
     def _score_tags(self, batch: Batch, cands: Candidates, row: int, tags: np.ndarray) -> np.ndarray:
         return self._by_tag[tags] @ cands.state["design"][row]
+
+    def _score_pairs(self, batch: Batch, cands: Candidates, pairs: Pairs) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        # artwork by artwork, as :meth:`_score_tags` (BLAS adds up differently for other shapes)
+        scores = np.zeros(len(pairs))
+        for row in range(pairs.n_rows):
+            span = pairs.row(row)
+            if span.stop > span.start:
+                scores[span] = self._score_tags(batch, cands, row, pairs.tags[span])
+        return scores, {}
 
     def _row_terms(self, cands: Candidates, row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Artwork ``row``'s TF-IDF columns and values, and the SVD components on those columns
@@ -142,14 +151,18 @@ class LinearScorer(Scorer):
         for row, items in group_by_row(wanted).items():
             terms = self._row_terms(cands, row)  # once per artwork, for all its tags
             cols = terms[0].tolist()
-            for i in items:
-                shares = self._shares(cands, row, terms, wanted[i][1])
-                positive = np.flatnonzero(shares > 0)
-                # stable, as the list sort of _explain: equal shares keep the embedding, then text order
-                chosen = positive[np.argsort(-shares[positive], kind="stable")][:max_evidence]
-                out[i] = [TermEvidence(field=fields[cols[c - 1]] if c else EMBEDDING_FIELD,
-                                       term=words[cols[c - 1]] if c else "(whole text)", weight=round(v, 4))
-                          for c, v in zip(chosen.tolist(), shares[chosen].tolist())]
+            # Each tag's shares are its own products (:meth:`_shares`); their order is sorted for
+            # all the row's tags at once: a stable sort of the whole row, then its positive
+            # shares, is the stable sort of the positive shares that _explain makes.
+            shares = np.vstack([self._shares(cands, row, terms, wanted[i][1]) for i in items])
+            order = np.argsort(-shares, axis=1, kind="stable")
+            ranked = np.take_along_axis(shares, order, axis=1)
+            shown = ranked > 0
+            shown &= np.cumsum(shown, axis=1) <= max_evidence
+            t_at, k_at = np.nonzero(shown)
+            for t, c, v in zip(t_at.tolist(), order[t_at, k_at].tolist(), ranked[t_at, k_at].tolist()):
+                out[items[t]].append(term_evidence(fields[cols[c - 1]] if c else EMBEDDING_FIELD,
+                                                   words[cols[c - 1]] if c else "(whole text)", round(v, 4)))
         return out
 
     def summarise_evidence(self, evidence: Sequence[Evidence]) -> list[str]:

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from arttag.events import Evidence, TermEvidence
-from arttag.scorers.base import Batch, Candidates, Corpus, Scorer, ScorerParams, top_k
+from arttag.events import Evidence, TermEvidence, term_evidence
+from arttag.scorers.base import Batch, Candidates, Corpus, Pairs, Scorer, ScorerParams, top_k
 
 FIELDS: tuple[str, ...] = ("title", "group_title", "other")
 """Where mentions are looked for; ``other`` is the description and inscription together."""
@@ -168,6 +168,15 @@ class MentionScorer(Scorer):
     def tag_features(self, cands: Candidates, row: int, tags: np.ndarray) -> dict[str, np.ndarray]:
         return self._features(self._tag_precisions(cands.state[row], tags), tags)
 
+    def _score_pairs(self, batch: Batch, cands: Candidates, pairs: Pairs) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        prec = np.zeros((len(pairs), len(FIELDS)))
+        for f in range(len(FIELDS)):
+            found = sorted(r * pairs.n_tags + t for r, matches in enumerate(cands.state) for t in matches[f])
+            hit = pairs.lookup(np.array(found, dtype=np.int64)) >= 0
+            prec[hit, f] = self.precision[pairs.tags[hit], f]
+        scores = self._noisy_or(prec) if len(pairs) else np.zeros(0)
+        return scores, self._features(prec, pairs.tags)
+
     def _score_tags(self, batch: Batch, cands: Candidates, row: int, tags: np.ndarray) -> np.ndarray:
         return self._noisy_or(self._tag_precisions(cands.state[row], tags)) if len(tags) else np.zeros(0)
 
@@ -178,6 +187,15 @@ class MentionScorer(Scorer):
                 out.append(TermEvidence(field=FIELDS[f], term=" ".join(found[tag]),
                                         weight=round(float(self.precision[tag, f]), 4)))
         return out[:max_evidence]
+
+    def _explain_many(self, batch: Batch, cands: Candidates, wanted: Sequence[tuple[int, int]],
+                      max_evidence: int) -> list[list[Evidence]]:
+        out: list[list[Evidence]] = []
+        for row, tag in wanted:
+            found = [term_evidence(FIELDS[f], " ".join(matches[tag]), round(float(self.precision[tag, f]), 4))
+                     for f, matches in enumerate(cands.state[row]) if tag in matches]
+            out.append(found[:max_evidence])
+        return out
 
     def summarise_evidence(self, evidence: Sequence[Evidence]) -> list[str]:
         return self._terms_phrase(evidence)

@@ -13,8 +13,8 @@ import numpy as np
 from pydantic import Field
 
 from arttag.errors import ModelError
-from arttag.events import Evidence, TagTextEvidence
-from arttag.scorers.base import Batch, Candidates, Corpus, Scorer, ScorerParams, top_k
+from arttag.events import Evidence, TagTextEvidence, tag_text_evidence
+from arttag.scorers.base import Batch, Candidates, Corpus, Pairs, Scorer, ScorerParams, top_k, top_k_rows
 
 
 class SemanticParams(ScorerParams):
@@ -48,8 +48,7 @@ class SemanticScorer(Scorer):
         meantop = np.zeros(len(batch))
         for start in range(0, len(batch), self.params.chunk_size):
             sims = self.similarities(batch.embeddings[start:start + self.params.chunk_size])
-            for r, row in enumerate(sims):
-                idx = top_k(row, limit)
+            for r, (row, idx) in enumerate(zip(sims, top_k_rows(sims, limit))):
                 tags.append(idx)
                 scores.append(row[idx].astype(np.float64))
                 top1[start + r] = row[idx[0]] if len(idx) else 0.0
@@ -61,9 +60,26 @@ class SemanticScorer(Scorer):
         q = np.asarray(batch.embeddings[row], dtype=np.float32)
         return self.tag_matrix[tags] @ q
 
+    def _score_pairs(self, batch: Batch, cands: Candidates, pairs: Pairs) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        # artwork by artwork: a product over one artwork's tags, as :meth:`_score_tags` computes it
+        # (the same sums bit for bit; BLAS adds up differently for other shapes)
+        scores = np.zeros(len(pairs))
+        for row in range(pairs.n_rows):
+            span = pairs.row(row)
+            if span.stop > span.start:
+                scores[span] = self._score_tags(batch, cands, row, pairs.tags[span])
+        return scores, {}
+
     def _explain(self, batch: Batch, cands: Candidates, row: int, tag: int, max_evidence: int) -> list[Evidence]:
         sim = float(self._score_tags(batch, cands, row, np.array([tag]))[0])
         return [TagTextEvidence(tag_text=self.vocabulary.tags[tag].text, similarity=round(sim, 4))]
+
+    def _explain_many(self, batch: Batch, cands: Candidates, wanted: Sequence[tuple[int, int]],
+                      max_evidence: int) -> list[list[Evidence]]:
+        # tag by tag, as _explain: a product over several tags at once may differ in the last bit
+        tags = self.vocabulary.tags
+        return [[tag_text_evidence(tags[tag].text, round(float(self._score_tags(batch, cands, row, np.array([tag]))[0]), 4))]
+                for row, tag in wanted]
 
     def summarise_evidence(self, evidence: Sequence[Evidence]) -> list[str]:
         return self._tag_text_phrase(evidence)

@@ -20,18 +20,17 @@ from pydantic import Field
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-from arttag.events import Evidence, TermEvidence
+from arttag.events import Evidence, TermEvidence, term_evidence
 from arttag.scorers.base import (
     Batch,
     Candidates,
     Corpus,
     derived,
-    group_by_row,
     load_fitted,
     load_sparse,
     save_fitted,
 )
-from arttag.scorers.knn import KnnParams, KnnVoting
+from arttag.scorers.knn import KnnParams, KnnVoting, Votes
 
 # block name -> (fields joined, analyzer, n-gram range)
 BLOCKS: dict[str, tuple[tuple[str, ...], str, tuple[int, int]]] = {
@@ -56,7 +55,7 @@ class TfidfParams(KnnParams):
     chunk_size: int = Field(256, ge=1)
 
 
-class _State(list):
+class _State(Votes):
     """Per-artwork voting state, plus the query vectors (for term evidence)."""
 
     query: sp.csr_matrix
@@ -233,9 +232,8 @@ class TfidfKnnScorer(KnnVoting):
 
     def _score(self, batch: Batch, limit: int) -> Candidates:
         cands = super()._score(batch, limit)
-        state = _State(cands.state)
-        state.query = query_vectors(batch, self.vectorizer)
-        cands.state = state
+        cands.state.__class__ = _State  # the same votes, with the query vectors
+        cands.state.query = query_vectors(batch, self.vectorizer)
         return cands
 
     def term_contributions(self, cands: Candidates, row: int, tag: int) -> list[tuple[str, str, float]]:
@@ -268,40 +266,45 @@ class TfidfKnnScorer(KnnVoting):
                  for f, t, c in self.term_contributions(cands, row, tag)[:max_evidence]]
         return [*neighbours, *terms]
 
-    def _explain_many(self, batch: Batch, cands: Candidates, wanted: Sequence[tuple[int, int]],
-                      max_evidence: int) -> list[list[Evidence]]:
-        neighbours = super()._explain_many(batch, cands, wanted, max_evidence)
-        terms = self._terms_many(cands, wanted, max_evidence)
-        return [[*n, *t] for n, t in zip(neighbours, terms)]
-
-    def _terms_many(self, cands: Candidates, wanted: Sequence[tuple[int, int]],
-                    max_evidence: int) -> list[list[Evidence]]:
-        """:meth:`term_contributions` (the first ``max_evidence``) of many (row, tag) pairs: each
-        artwork's neighbours are read from the index once, on its own words only, for all its tags.
-        The arithmetic per tag is :meth:`term_contributions`' own, so the words and weights are too."""
-        out: list[list[Evidence]] = [[] for _ in wanted]
+    def _explain_row(self, cands: Candidates, row: int, items: list[int], voters: list[np.ndarray],
+                     max_evidence: int, out: list[list[Evidence]]) -> None:
+        """The voters (:meth:`KnnVoting._explain_row`), then the words: :meth:`term_contributions`
+        (the first ``max_evidence``) of each tag. The row's neighbours are read from the index
+        once, on its own words only, for all its tags; the arithmetic per tag is
+        :meth:`term_contributions`' own, so the words and weights are too."""
+        super()._explain_row(cands, row, items, voters, max_evidence, out)
         q = cands.state.query
-        fields, terms, is_char = self.vectorizer.feature_field, self.vectorizer.feature_term, self.vectorizer.is_char
+        span = slice(q.indptr[row], q.indptr[row + 1])
+        cols, qvals = q.indices[span], q.data[span]
+        voted = [(i, pos) for i, pos in zip(items, voters) if len(pos)]
+        if not len(cols) or not voted:
+            return
+        idx, sims = cands.state[row][:2]
+        dense = rows_on_columns(self.matrix, idx, cols)
+        # each neighbour's vote weight once per row (the same Python power, so the same floats)
         exponent = self.params.power - 1  # d(sim^p)/d(sim) up to p
-        for row, items in group_by_row(wanted).items():
-            cols, qvals = q.indices[q.indptr[row]:q.indptr[row + 1]], q.data[q.indptr[row]:q.indptr[row + 1]]
-            if not len(cols):
-                continue
-            idx, sims = cands.state[row][:2]
-            dense = rows_on_columns(self.matrix, idx, cols)
-            tags = np.array([wanted[i][1] for i in items], dtype=np.int64)
-            for i, pos in zip(items, self.voter_positions(cands, row, tags)):
-                if not len(pos):
-                    continue
-                w = np.array([s ** exponent for s in sims[pos].tolist()])
-                contrib = qvals * (w @ dense[pos])
-                order = np.argsort(-contrib)
-                order = order[contrib[order] > 0]
-                words = order[~is_char[cols[order]]]
-                chosen = (words if len(words) else order)[:max_evidence]
-                out[i] = [TermEvidence(field=fields[c], term=terms[c], weight=round(v, 4))
-                          for c, v in zip(cols[chosen].tolist(), contrib[chosen].tolist())]
-        return out
+        weights = np.array([s ** exponent for s in sims.tolist()])
+        # Each tag's sums are one product of its own, as in term_contributions (a product over
+        # several tags at once may round differently); sorting and choosing are row-wise over
+        # all the row's tags at once, and a row of argsort is the argsort of that row.
+        contrib = qvals * np.vstack([weights[pos] @ dense[pos] for _, pos in voted])
+        order = np.argsort(-contrib, axis=1)
+        ranked = np.take_along_axis(contrib, order, axis=1)
+        positive = ranked > 0
+        shown = positive & ~self.vectorizer.is_char[cols][order]
+        # whole words read better than character n-grams: n-grams only when no word matched
+        shown = np.where(shown.any(axis=1, keepdims=True), shown, positive)
+        shown &= np.cumsum(shown, axis=1) <= max_evidence
+        t_at, k_at = np.nonzero(shown)  # row-major: each tag's words, largest first
+        fields, terms = self.vectorizer.feature_field, self.vectorizer.feature_term
+        cited: dict[tuple[int, float], Evidence] = {}
+        for t, c, v in zip(t_at.tolist(), order[t_at, k_at].tolist(), ranked[t_at, k_at].tolist()):
+            key = (c, round(v, 4))
+            e = cited.get(key)
+            if e is None:
+                col = int(cols[c])
+                e = cited[key] = term_evidence(fields[col], terms[col], key[1])
+            out[voted[t][0]].append(e)
 
     def summarise_evidence(self, evidence: Sequence[Evidence]) -> list[str]:
         return [*self._neighbours_phrase(evidence), *self._terms_phrase(evidence)]
