@@ -129,7 +129,7 @@ METRICS = ("p_at_1", "p_at_3", "p_at_5", "r_at_5", "f1_at_5", "ndcg_at_10", "rar
 
 def shown_path(path: object) -> str:
     """:func:`portable_path`, without the run of slashes it leaves for a path right under the root
-    (``/work/bundles`` -> ``.../work/bundles``)."""
+    (``/srv/models`` -> ``.../srv/models``)."""
     text = portable_path(path)
     return ".../" + text[4:].lstrip("/") if text.startswith(".../") else text
 
