@@ -40,18 +40,19 @@ def _sections(cfg: str) -> dict[str, dict[str, str]]:
 
 
 def test_projects_cfg_gives_ensembles_their_sources_and_weights_and_no_analyzer():
-    systems = q.with_sources(["pav", "ensemble-tuned"])
-    cfg = _sections(q.projects_cfg(systems, {"ensemble-tuned": {"omikuji": 0.5, "fasttext": 0.25, "mllm": 0.2, "svc": 0.05}}))
+    systems = q.with_sources(["pav", "ensemble-tuned", "svc"])
+    cfg = _sections(q.projects_cfg(systems, {"ensemble-tuned": {"omikuji": 0.5, "fasttext": 0.3, "mllm": 0.2}}))
     assert cfg["tate-pav"]["backend"] == "pav"
-    assert cfg["tate-pav"]["sources"] == "tate-omikuji:1,tate-fasttext:1,tate-mllm:1,tate-svc:1"
-    assert cfg["tate-ensemble-tuned"]["sources"] == "tate-omikuji:0.5000,tate-fasttext:0.2500,tate-mllm:0.2000,tate-svc:0.0500"
+    assert cfg["tate-pav"]["sources"] == "tate-omikuji:1,tate-fasttext:1,tate-mllm:1"
+    assert cfg["tate-ensemble-tuned"]["sources"] == "tate-omikuji:0.5000,tate-fasttext:0.3000,tate-mllm:0.2000"
     assert "analyzer" not in cfg["tate-pav"] and "analyzer" not in cfg["tate-ensemble-tuned"]
     assert cfg["tate-svc"]["analyzer"] == "snowball(english)" and cfg["tate-svc"]["backend"] == "svc"
     assert all(v["vocab"] == q.VOCAB_ID and v["limit"] == "100" for v in cfg.values())
 
 
 def test_with_sources_adds_every_ensembles_sources_first_in_training_order():
-    assert q.with_sources(["nn"]) == ["omikuji", "fasttext", "mllm", "svc", "nn"]
+    assert q.with_sources(["nn"]) == ["omikuji", "fasttext", "mllm", "nn"]
+    assert q.with_sources(["nn", "svc"]) == ["omikuji", "fasttext", "mllm", "svc", "nn"]
     assert q.with_sources(["ensemble", "tfidf"]) == ["tfidf", "omikuji", "fasttext", "mllm", "ensemble"]
     with pytest.raises(ValueError, match="unknown Annif systems"):
         q.with_sources(["ebm"])
