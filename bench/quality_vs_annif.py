@@ -12,8 +12,8 @@ What it does, in order (each step prints what it is doing; long ones print progr
    corpora (TSV ``text\\t<uri> <uri>...``: ``base`` = the train split, ``ens`` = rerank buckets 10-19,
    ``tune`` = rerank buckets 20-24, ``full`` = train + rerank) and the evaluated documents, all with
    the text of :func:`arttag.catalogue.text.build_text` (the text arttag's models see);
-4. trains the base projects ``tfidf``, ``omikuji`` (Parabel settings), ``fasttext``, ``mllm`` and
-   ``svc`` on ``base``; the ``pav`` and ``nn`` ensembles on ``ens`` (suggestions of sources that
+4. trains the base projects ``tfidf``, ``omikuji`` (Parabel settings), ``fasttext``, ``mllm`` (and
+   ``svc`` when asked for) on ``base``; the ``pav`` and ``nn`` ensembles on ``ens`` (suggestions of sources that
    never saw those documents); ``annif hyperopt`` sets the weights of ``ensemble-tuned`` on
    ``tune``; ``ensemble`` (equal weights) needs nothing;
 5. per project, the limit and threshold of ``annif optimize``'s grid with the best F1 (doc avg)
