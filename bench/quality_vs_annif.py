@@ -971,7 +971,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "model_version": tagger.model_version,
             "created_at": manifest.get("created_at"),
             "encoder": manifest["encoder"]["name"],
-            "trained_on": manifest.get("data", {}).get("path"),
+            "trained_on": (shown_path(manifest["data"]["path"]) if str(manifest.get("data", {}).get("path", "")).startswith("/")
+                           else manifest.get("data", {}).get("path")),
             "trained_on_sha256": manifest.get("data", {}).get("sha256"),
             "trained_on_this_catalogue": manifest.get("data", {}).get("sha256") == catalogue_sha256,
             "artworks_per_split_at_training": trained.get("artworks"),
