@@ -2,8 +2,7 @@
 
 What it does, in order (each step prints what it is doing; long ones print progress):
 
-1. makes sure Annif (PyPI ``annif`` with the ``omikuji`` and ``fasttext`` extras; the NN
-   ensemble also needs ``nn``) is installed in its own virtual environment under the cache
+1. makes sure Annif (PyPI ``annif`` with the ``omikuji``, ``fasttext`` and ``nn`` extras) is installed in its own virtual environment under the cache
    folder (``<cache>/annif-venv``), creating it if missing;
 2. reads the catalogue and splits it with :func:`arttag.catalogue.split.split_of` (random view:
    evaluated on the tagged ``dev`` artworks; ``--view new-acquisitions``: the same split of the
@@ -68,7 +67,7 @@ from machine_info import machine_details, portable_path
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CATALOGUE = REPO.parent / "shared" / "data" / "tate" / "artworks.jsonl.gz"
 DEFAULT_OUT = REPO / "bench" / "results" / "quality_vs_annif.json"
-ANNIF_SPEC = "annif[omikuji,fasttext]"
+ANNIF_SPEC = "annif[omikuji,fasttext,nn]"
 URI_PREFIX = "http://arttag.invalid/tate/tag/"
 """Annif wants a URI per subject; ``.invalid`` is a reserved top-level domain, so these never resolve."""
 VOCAB_ID = "tate"
