@@ -341,39 +341,98 @@ def render_faithfulness(f: dict | None) -> list[str]:
     return out
 
 
-ANNIF_ROWS = METRIC_COLUMNS + (("docs_per_s", "documents/s"),)
+
+
+ANNIF_VIEW_PARTS = (("all", "whole view"), ("novel_text", "novel text"), ("isolated", "isolated"),
+                    ("isolated_new_artist", "isolated, artist new to training"))
+
+
+def _anchor(v: dict, metric: str) -> tuple[str | None, float | None]:
+    best = (v.get("annif_best") or {}).get(metric) if isinstance(v.get("annif_best"), dict) else v.get("annif_best")
+    return best, (v["systems"].get(f"annif-{best}") or {}).get(metric) if best else None
+
+
+def _annif_view_rows(label: str, views: dict) -> list[list[str]]:
+    rows = []
+    for key, name in ANNIF_VIEW_PARTS:
+        v = views.get(key)
+        if not v or not v.get("artworks"):
+            continue
+        a = v["systems"].get("arttag") or {}
+        cells = [f"{label}: {name}", num(v["artworks"])]
+        for metric in ("f1_at_5", "ndcg_at_10"):
+            best, b = _anchor(v, metric)
+            ours = a.get(metric)
+            cells += [num(ours), f"{num(b)} ({best})" if best else "–",
+                      signed(ours - b if ours is not None and b is not None else None)]
+        rows.append(cells)
+    return rows
 
 
 def render_quality_vs_annif(d: dict, stem: str) -> str:
     out = [preamble("Quality against Annif", d, stem)]
     data = d.get("data", {})
+    annif = d["annif"]
+    na = d.get("new_acquisitions")
+    corpora = data.get("annif_corpora") or {}
     out.append(
-        f"Same dev split ({num(data.get('dev_artworks'))} tagged artworks), same text "
-        f"(`build_text`), same metric code; Annif {d['annif'].get('version', '?')} learns from "
-        f"{num(data.get('annif_train_artworks'))} artworks (train + rerank). arttag bundle "
-        f"`{d['arttag'].get('model_version', '?')}`.\n"
-    )
-    systems = d["annif"]["systems"]
-    best = d["headline"].get("annif_best_system", "ensemble")
-    headers = ["metric", "arttag"] + [f"annif {s}" for s in systems] + [f"arttag − annif {best}"]
-    rows = []
-    for key, label in ANNIF_ROWS:
-        if key == "docs_per_s":
-            ours, theirs = d["arttag"].get("docs_per_s"), {s: r.get("docs_per_s") for s, r in systems.items()}
-            digits = 1
-        else:
+        f"Same held-out artworks, same text (`build_text`), same metric code; Annif {annif.get('version', '?')} "
+        f"({len(annif['systems'])} configurations). {data.get('annif_trains_on', '')} "
+        + (f"(base {num(corpora.get('base'))}, ensemble learning {num(corpora.get('ensemble'))}, tuning "
+           f"{num(corpora.get('tuning'))} artworks in the random view). " if corpora else "")
+        + f"arttag bundle `{d['arttag'].get('model_version', '?')}`"
+        + (f"; new acquisitions: bundle `{na['headline'].get('arttag_model_version')}`, both systems learning only "
+           f"from the artworks acquired before 2000" if na else "") + ".\n")
+    if "views" in d:
+        rows = _annif_view_rows("random", d["views"])
+        if na:
+            rows += _annif_view_rows("new acquisitions", na["views"])
+        out.append("**arttag against the best Annif configuration per view and metric** (lead = arttag − best Annif; "
+                   "[views](quality.md#evaluation-views)).\n")
+        out.append(table(["view", "artworks", "arttag F1@5", "best Annif F1@5", "lead", "arttag nDCG@10",
+                          "best Annif nDCG@10", "lead"], rows))
+        parts = [("random", d["views"])] + ([("new acq.", na["views"])] if na else [])
+        headers = ["configuration"]
+        for label, _ in parts:
+            headers += [f"{label} F1@5", f"{label} nDCG@10", f"{label} isolated F1@5", f"{label} isolated nDCG@10"]
+        headers += ["limit / threshold (optimize, random view)", "documents/s (random view)", "training, s (random view)"]
+        names = ["arttag"] + [f"annif-{s}" for s in annif["systems"]]
+        rows = []
+        for n in names:
+            cells = [n]
+            for _, views in parts:
+                for key in ("all", "isolated"):
+                    m = (views.get(key) or {}).get("systems", {}).get(n) or {}
+                    cells += [num(m.get("f1_at_5")), num(m.get("ndcg_at_10"))]
+            r = annif["systems"].get(n.removeprefix("annif-"), {}) if n != "arttag" else d["arttag"]
+            opt = r.get("optimize") or ({"limit": r["limit"], "threshold": r["threshold"]} if "limit" in r else None)
+            cells += [f"{opt['limit']} / {opt['threshold']:.2f}" if opt else "–", num(r.get("docs_per_s"), 1),
+                      num(r.get("train_s"), 0)]
+            rows.append(cells)
+        out.append("**Every configuration** ('+optimized': the limit and threshold `annif optimize`'s grid chose "
+                   "on the tuning documents, applied to the same suggestions; training of ensembles includes their "
+                   "sources).\n")
+        out.append(table(headers, rows))
+    else:
+        systems = annif["systems"]
+        best = d["headline"].get("annif_best_system", "ensemble")
+        headers = ["metric", "arttag"] + [f"annif {s}" for s in systems] + [f"arttag − annif {best}"]
+        rows = []
+        for key, label in METRIC_COLUMNS:
             ours = d["arttag"]["metrics"].get(key)
             theirs = {s: r.get("metrics", {}).get(key) for s, r in systems.items()}
-            digits = 3
-        diff = None if ours is None or theirs.get(best) is None else ours - theirs[best]
-        rows.append([label, num(ours, digits)] + [num(theirs[s], digits) for s in systems]
-                    + [signed(diff, digits)])
-    out.append(table(headers, rows))
-    # The ensemble only merges its sources: its recorded training time is theirs.
-    trains = {s: r.get("train_s") for s, r in systems.items() if r.get("train_s") and s != "ensemble"}
-    if trains:
-        out.append("Annif training time, s: " + ", ".join(f"{s} {v:.0f}" for s, v in trains.items())
-                   + f"; arttag bundle training {num(d['arttag'].get('train_s'), 0)} s.\n")
+            diff = None if ours is None or theirs.get(best) is None else ours - theirs[best]
+            rows.append([label, num(ours)] + [num(theirs[s]) for s in systems] + [signed(diff)])
+        out.append(table(headers, rows))
+    best = d["headline"].get("annif_best_system")
+    if best and best in annif["systems"] and "metrics" in annif["systems"][best]:
+        a, b = d["arttag"]["metrics"], annif["systems"][best]["metrics"]
+        rows = [[label, num(a.get(k)), num(b.get(k)), signed(a[k] - b[k] if a.get(k) is not None and b.get(k) is not None else None)]
+                for k, label in METRIC_COLUMNS]
+        out.append(f"**Random view, every metric**: arttag against Annif {best} (the best by F1@5).\n")
+        out.append(table(["metric", "arttag", f"annif {best}", "difference"], rows))
+    if na:
+        out.append(f"New-acquisitions command:\n\n```bash\n{na.get('command', '')}\n```\n")
     return "\n".join(out)
 
 
