@@ -29,7 +29,6 @@ from arttag.scorers.base import (
     Batch,
     Candidates,
     Corpus,
-    Pairs,
     Scorer,
     ScorerParams,
     group_by_row,
@@ -99,15 +98,6 @@ class LinearScorer(Scorer):
 
     def _score_tags(self, batch: Batch, cands: Candidates, row: int, tags: np.ndarray) -> np.ndarray:
         return self._by_tag[tags] @ cands.state["design"][row]
-
-    def _score_pairs(self, batch: Batch, cands: Candidates, pairs: Pairs) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        # artwork by artwork, as :meth:`_score_tags` (BLAS adds up differently for other shapes)
-        scores = np.zeros(len(pairs))
-        for row in range(pairs.n_rows):
-            span = pairs.row(row)
-            if span.stop > span.start:
-                scores[span] = self._score_tags(batch, cands, row, pairs.tags[span])
-        return scores, {}
 
     def _row_terms(self, cands: Candidates, row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Artwork ``row``'s TF-IDF columns and values, and the SVD components on those columns

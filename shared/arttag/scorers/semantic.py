@@ -14,7 +14,7 @@ from pydantic import Field
 
 from arttag.errors import ModelError
 from arttag.events import Evidence, TagTextEvidence, tag_text_evidence
-from arttag.scorers.base import Batch, Candidates, Corpus, Pairs, Scorer, ScorerParams, top_k, top_k_rows
+from arttag.scorers.base import Batch, Candidates, Corpus, Scorer, ScorerParams, top_k, top_k_rows
 
 
 class SemanticParams(ScorerParams):
@@ -59,16 +59,6 @@ class SemanticScorer(Scorer):
     def _score_tags(self, batch: Batch, cands: Candidates, row: int, tags: np.ndarray) -> np.ndarray:
         q = np.asarray(batch.embeddings[row], dtype=np.float32)
         return self.tag_matrix[tags] @ q
-
-    def _score_pairs(self, batch: Batch, cands: Candidates, pairs: Pairs) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        # artwork by artwork: a product over one artwork's tags, as :meth:`_score_tags` computes it
-        # (the same sums bit for bit; BLAS adds up differently for other shapes)
-        scores = np.zeros(len(pairs))
-        for row in range(pairs.n_rows):
-            span = pairs.row(row)
-            if span.stop > span.start:
-                scores[span] = self._score_tags(batch, cands, row, pairs.tags[span])
-        return scores, {}
 
     def _explain(self, batch: Batch, cands: Candidates, row: int, tag: int, max_evidence: int) -> list[Evidence]:
         sim = float(self._score_tags(batch, cands, row, np.array([tag]))[0])
