@@ -41,6 +41,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+from harness import wait_for_line
 from machine_info import (
     bundle_details,
     machine_details,
@@ -143,14 +144,11 @@ def start_worker(kafka, bundle: Path, group: str, log_path: Path, cache: str, ca
 
 
 def wait_ready(proc: subprocess.Popen, log_path: Path, timeout_s: float = 300.0) -> float:
-    started = time.monotonic()
-    while "Worker ready" not in log_path.read_text(errors="replace"):
-        if proc.poll() is not None:
-            raise SystemExit(f"worker exited: {log_path.read_text(errors='replace')[-3000:]}")
-        if time.monotonic() - started > timeout_s:
-            raise SystemExit(f"worker not ready in {timeout_s:.0f}s")
-        time.sleep(0.2)
-    return time.monotonic() - started
+    """Seconds until the worker reports ready; a worker that exits or stays silent ends the run."""
+    try:
+        return wait_for_line(proc, log_path, "Worker ready", timeout_s)
+    except RuntimeError as exc:
+        raise SystemExit(f"worker not ready: {exc}") from exc
 
 
 def wait_assigned(kafka, group: str, members: int, timeout_s: float = 180.0) -> None:
