@@ -134,6 +134,17 @@ def citations(suggestion: dict) -> dict[str, list[tuple]]:
     return out
 
 
+def citations_up_to_ties(suggestion: dict) -> dict[str, list[tuple]]:
+    """:func:`citations` with each cited neighbour named by its title and similarity instead of
+    its id, in sorted order: equally similar neighbours with the same title are interchangeable."""
+    out = {}
+    for c in suggestion["explanation"]["contributions"]:
+        out[c["scorer"]] = sorted(
+            (e["kind"], e["title"], e["similarity"]) if e["kind"] == "neighbour"
+            else (e["kind"], e.get("term") or e.get("tag_text"), e.get("field") or "") for e in c["evidence"])
+    return out
+
+
 def max_figure_difference(a: Any, b: Any) -> float:
     """The largest difference between the numbers of two equally shaped JSON values (inf when the shapes differ)."""
     if isinstance(a, bool) or isinstance(b, bool):
@@ -157,7 +168,7 @@ def _same_but_figures(a: str, b: str) -> bool:
 
 def compare(before: list[list[dict]], after: list[list[dict]]) -> dict[str, Any]:
     """How far this code's suggestions are from the earlier code's, artwork by artwork."""
-    identical = same_tags = pairs = same_cited = 0
+    identical = same_tags = pairs = same_cited = same_cited_ties = 0
     worst = 0.0
     for a, b in zip(before, after):
         # Fields added to the suggestion contract since (e.g. ``auto_apply``) are not differences.
@@ -169,11 +180,14 @@ def compare(before: list[list[dict]], after: list[list[dict]]) -> dict[str, Any]
             if s["tag_id"] in by_tag:
                 pairs += 1
                 same_cited += citations(s) == citations(by_tag[s["tag_id"]])
+                same_cited_ties += citations_up_to_ties(s) == citations_up_to_ties(by_tag[s["tag_id"]])
                 worst = max(worst, max_figure_difference(s, by_tag[s["tag_id"]]))
     n = len(before)
     return {"artworks": n, "identical_suggestion_lists": identical / n if n else 0.0,
             "same_tags_same_order": same_tags / n if n else 0.0, "tags_in_both": pairs,
-            "same_citations": same_cited / pairs if pairs else 0.0, "largest_figure_difference": worst}
+            "same_citations": same_cited / pairs if pairs else 0.0,
+            "same_citations_up_to_tied_neighbours": same_cited_ties / pairs if pairs else 0.0,
+            "largest_figure_difference": worst}
 
 
 def quality(suggestions: list[list[dict]], gold: list[set[str]], ranking_metrics: Callable) -> dict[str, float]:
@@ -244,40 +258,58 @@ def stage_breakdown(tagger: Any, encoder: Any, metas: list, ids: list[str], batc
 
 
 def compare_sides(args: argparse.Namespace, metas: list, ids: list[str], gold: list[set[str]], options: Any,
-                  after: Any, before: Any, old_tagger_mod: ModuleType, old_events: ModuleType) -> tuple:
-    """Both versions over the same artworks, batch by batch: ms per artwork, quality, equivalence."""
-    import arttag.events as new_events
+                  sides: dict[str, tuple[Any, Any, ModuleType]]) -> tuple:
+    """Every side over the same artworks in whole passes, ``--rounds`` times, the order of the
+    sides turning each round: ms per artwork (the median round), quality and suggestions.
+
+    Whole passes rather than batches in turn: a side whose BLAS runs two threads leaves its
+    second thread spinning for a while after each product, which would take a core from
+    whichever side runs next; between passes that happens once, not once a batch."""
     from arttag.quality.ranking import ranking_metrics
 
-    sides = {
-        "before": (before, old_tagger_mod.SuggestOptions(), old_events),
-        "after": (after, options, new_events),
-    }
     for tagger_, opts, _ in sides.values():
-        tagger_.suggest(metas[:2], opts)  # warm-up
-    timed = {k: 0.0 for k in sides}
+        tagger_.suggest(metas[:2], opts)  # warm-up (and the int8 search copies are made)
+    names = list(sides)
+    rounds: dict[str, list[float]] = {k: [] for k in names}
     # CPU time of the whole process (every thread): what a side costs on a machine whose other
     # cores are busy, where wall-clock time also counts waiting for a core
-    cpu = {k: 0.0 for k in sides}
-    dumps: dict[str, list[list[dict]]] = {k: [] for k in sides}
-    print("before and after...", flush=True)
-    for n, start in enumerate(range(0, len(metas), args.batch)):
-        part, part_ids = metas[start:start + args.batch], ids[start:start + args.batch]
-        for side in (("before", "after") if n % 2 == 0 else ("after", "before")):
-            tagger_, opts, events_mod = sides[side]
-            t0, c0 = time.perf_counter(), time.process_time()
-            suggestions = tagger_.suggest(part, opts)
-            event_values(events_mod, part_ids, suggestions, tagger_.model_version)
-            timed[side] += time.perf_counter() - t0
-            cpu[side] += time.process_time() - c0
-            dumps[side] += [[s.model_dump(mode="json") for s in tags] for tags in suggestions]
+    cpu_rounds: dict[str, list[float]] = {k: [] for k in names}
+    dumps: dict[str, list[list[dict]]] = {k: [] for k in names}
     n = len(metas)
-    ms = {k: v / n * 1000 for k, v in timed.items()}
-    cpu_ms = {k: v / n * 1000 for k, v in cpu.items()}
-    q = {k: quality(dumps[k], gold, ranking_metrics) for k in sides}
-    equivalence = compare(dumps["before"], dumps["after"])
+    for r in range(args.rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        print(f"round {r + 1}/{args.rounds}: {', '.join(order)}", flush=True)
+        for side in order:
+            tagger_, opts, events_mod = sides[side]
+            # what earlier passes left (the suggestions kept for comparison, the other side's
+            # garbage) is kept out of this pass's garbage collections, for every side alike
+            gc.collect()
+            gc.freeze()
+            wall = cpu = 0.0
+            for start in range(0, n, args.batch):
+                part, part_ids = metas[start:start + args.batch], ids[start:start + args.batch]
+                t0, c0 = time.perf_counter(), time.process_time()
+                suggestions = tagger_.suggest(part, opts)
+                event_values(events_mod, part_ids, suggestions, tagger_.model_version)
+                wall += time.perf_counter() - t0
+                cpu += time.process_time() - c0
+                if r == 0:
+                    dumps[side] += [[s.model_dump(mode="json") for s in tags] for tags in suggestions]
+            rounds[side].append(wall / n * 1000)
+            cpu_rounds[side].append(cpu / n * 1000)
+    ms = {k: float(np.median(v)) for k, v in rounds.items()}
+    cpu_ms = {k: float(np.median(v)) for k, v in cpu_rounds.items()}
+    q = {k: quality(dumps[k], gold, ranking_metrics) for k in names}
+    return ms, cpu_ms, q, dumps, {"ms_per_artwork": rounds, "cpu_ms_per_artwork": cpu_rounds}
 
-    return ms, cpu_ms, q, equivalence
+
+def exact_search(tagger: Any) -> Any:
+    """``tagger`` with every scorer's search (``arttag.scorers.search``) exact."""
+    for scorer in tagger.ensemble.scorers:
+        if "search" in type(scorer.params).model_fields:
+            scorer.params = scorer.params.model_copy(update={"search": "exact"})
+            scorer._search = None
+    return tagger
 
 
 # -- main --------------------------------------------------------------------------------------
@@ -294,6 +326,7 @@ def main() -> int:
     ap.add_argument("--artworks", type=int, default=512, help="held-out artworks measured")
     ap.add_argument("--batch", type=int, default=32, help="artworks per batch (the stream worker's default)")
     ap.add_argument("--before", default=BEFORE, help="commit whose code is the 'before'")
+    ap.add_argument("--rounds", type=int, default=3, help="whole passes per side (the median is reported)")
     ap.add_argument("--kafka", default="127.0.0.1:9092")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "cost.json")
     args = ap.parse_args()
@@ -354,11 +387,18 @@ def main() -> int:
         old_tagger_mod = importlib.import_module(f"{BEFORE_PACKAGE}.model.tagger")
         old_events = importlib.import_module(f"{BEFORE_PACKAGE}.events")
         before = old_bundle.load_tagger(bundle, replay, verify=False)
-        result = compare_sides(args, metas, ids, gold, options, after, before, old_tagger_mod, old_events)
+        import arttag.events as new_events
+
+        sides = {"before": (before, old_tagger_mod.SuggestOptions(), old_events),
+                 "after": (after, options, new_events),
+                 "after_exact_search": (exact_search(load_tagger(bundle, replay, verify=False)), options, new_events)}
+        ms, cpu_ms, q, dumps, rounds = compare_sides(args, metas, ids, gold, options, sides)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    ms, cpu_ms, q, equivalence = result
+    equivalence = compare(dumps["before"], dumps["after"])
+    equivalence_exact = compare(dumps["after_exact_search"], dumps["after"])
+    equivalence_before_exact = compare(dumps["before"], dumps["after_exact_search"])
     n = len(metas)
     per_artwork = {k: v / n * 1000 for k, v in seconds.items()}
     post = sum(v for k, v in per_artwork.items() if k not in ENCODER_STAGES and k not in OUTSIDE)
@@ -378,6 +418,8 @@ def main() -> int:
         "ndcg_at_10": round(q["after"]["ndcg_at_10"], 4),
         "ndcg_at_10_before": round(q["before"]["ndcg_at_10"], 4),
         "same_citations": round(equivalence["same_citations"], 4),
+        "same_citations_up_to_tied_neighbours": round(equivalence["same_citations_up_to_tied_neighbours"], 4),
+        "same_citations_as_exact_search": round(equivalence_exact["same_citations"], 4),
     }
     result = {
         "command": command,
@@ -400,9 +442,17 @@ def main() -> int:
         "stages_post_encoder_ms_per_artwork": round(post, 3),
         "before_after": {"ms_per_artwork": {k: round(v, 3) for k, v in ms.items()},
                          "cpu_ms_per_artwork": {k: round(v, 3) for k, v in cpu_ms.items()},
-                         "quality": q, "equivalence": equivalence},
+                         "rounds": {m: {k: [round(x, 3) for x in v] for k, v in by.items()} for m, by in rounds.items()},
+                         "quality": q, "equivalence": equivalence,
+                         "equivalence_int8_vs_exact_search": equivalence_exact,
+                         "equivalence_before_vs_exact_search": equivalence_before_exact},
         "note": "stages: this code, one pass; before/after: tagger.suggest plus building and serialising "
-                "each artwork's event, from the same embeddings, batches alternating which side goes first",
+                "each artwork's event, from the same embeddings, in whole passes over the artworks, "
+                f"{args.rounds} rounds, the order of the sides turning each round; the median round. "
+                "after_exact_search: this code with every scorer's search exact (arttag.scorers.search). "
+                "Citations 'up to tied neighbours' compare a cited neighbour by its title and similarity: "
+                "identical texts have identical embeddings, and among equally similar neighbours this code "
+                "cites the first in training order where the code before took whichever its partial sort left",
     }
     result["machine"]["load_average_at_end"] = list(os.getloadavg())
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -60,6 +60,7 @@ from arttag.events import (
     TagTextEvidence,
     TermEvidence,
 )
+from arttag.scorers.topk import top_k_with_values
 
 
 def save_fitted(obj: Any, directory: Path, stem: str) -> None:
@@ -477,28 +478,7 @@ def group_by_row(wanted: Sequence[tuple[int, int]]) -> dict[int, list[int]]:
 
 
 def top_k(values: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest values, largest first (stable for ties)."""
-    k = min(k, len(values))
-    if k <= 0:
-        return np.zeros(0, dtype=np.int64)
-    if k < len(values):
-        part = np.argpartition(-values, k - 1)[:k]
-    else:
-        part = np.arange(len(values))
-    return part[np.lexsort((part, -values[part]))]
+    """Indices of the ``k`` largest values, largest first, ties by smaller index
+    (:func:`arttag.scorers.topk.top_k_with_values`)."""
+    return top_k_with_values(np.asarray(values).reshape(1, -1), k)[0][0]
 
-
-
-def top_k_rows(values: np.ndarray, k: int) -> np.ndarray:
-    """:func:`top_k` of every row of a 2-D array in one call (the same indices: the same
-    partition of each row, then the same order)."""
-    n = values.shape[1]
-    k = min(k, n)
-    if k <= 0:
-        return np.zeros((len(values), 0), dtype=np.int64)
-    if k < n:
-        part = np.argpartition(-values, k - 1, axis=1)[:, :k]
-    else:
-        part = np.tile(np.arange(n), (len(values), 1))
-    order = np.lexsort((part, -np.take_along_axis(values, part, axis=1)), axis=1)
-    return np.take_along_axis(part, order, axis=1)

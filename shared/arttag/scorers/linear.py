@@ -34,8 +34,8 @@ from arttag.scorers.base import (
     group_by_row,
     load_fitted,
     save_fitted,
-    top_k_rows,
 )
+from arttag.scorers.search import InnerProductSearch, SearchMode
 from arttag.scorers.tfidf import FieldVectorizer, _default_weights, query_vectors
 
 EMBEDDING_FIELD = "text embedding"
@@ -49,6 +49,10 @@ class LinearParams(ScorerParams):
     svd_iterations: int = Field(3, ge=1, le=20)
     random_state: int = 0
     chunk_size: int = Field(512, ge=1)
+    # exact by default: ridge scores lie close together, so int8 needs so many candidates to
+    # find the same top tags that it saves nothing (docs/decisions.md)
+    search: SearchMode = Field("exact", description="Search for each artwork's best tags (arttag.scorers.search): "
+                               "exact, int8-first, or auto (int8 from 8,192 tags on)")
 
 
 class LinearScorer(Scorer):
@@ -80,6 +84,13 @@ class LinearScorer(Scorer):
         self._by_tag = np.ascontiguousarray(weights.T)
         self.weights = self._by_tag.T
 
+    def searcher(self) -> InnerProductSearch:
+        """The search over the tags' weights (:attr:`_by_tag`; made on first use)."""
+        search = getattr(self, "_search", None)
+        if search is None or search.matrix is not self._by_tag:
+            search = self._search = InnerProductSearch(self._by_tag, self.params.search)
+        return search
+
     def _design(self, embeddings: np.ndarray, x: sp.csr_matrix) -> np.ndarray:
         z = np.asarray(x @ self.components.T, dtype=np.float32)
         e = np.asarray(embeddings, dtype=np.float32)
@@ -89,11 +100,12 @@ class LinearScorer(Scorer):
         x = query_vectors(batch, self.vectorizer)
         a = self._design(batch.embeddings, x)
         tags, scores = [], []
+        search = self.searcher()
         for start in range(0, len(a), self.params.chunk_size):
-            block = a[start:start + self.params.chunk_size] @ self.weights
-            for row, idx in zip(block, top_k_rows(block, limit)):
+            found, block = search.search(a[start:start + self.params.chunk_size], limit)
+            for idx, row in zip(found, block):
                 tags.append(idx)
-                scores.append(row[idx].astype(np.float64))
+                scores.append(row.astype(np.float64))
         return Candidates(self.name, tags, scores, [{} for _ in tags], state={"design": a, "tfidf": x})
 
     def _score_tags(self, batch: Batch, cands: Candidates, row: int, tags: np.ndarray) -> np.ndarray:

@@ -14,12 +14,15 @@ from pydantic import Field
 
 from arttag.errors import ModelError
 from arttag.events import Evidence, TagTextEvidence, tag_text_evidence
-from arttag.scorers.base import Batch, Candidates, Corpus, Scorer, ScorerParams, top_k, top_k_rows
+from arttag.scorers.base import Batch, Candidates, Corpus, Scorer, ScorerParams, top_k
+from arttag.scorers.search import InnerProductSearch, SearchMode
 
 
 class SemanticParams(ScorerParams):
     limit: int = Field(30, ge=1, le=2000)
     chunk_size: int = Field(512, ge=1)
+    search: SearchMode = Field("auto", description="Tag search (arttag.scorers.search): exact, int8-first, "
+                               "or auto (int8 from 8,192 tags on)")
 
 
 class SemanticScorer(Scorer):
@@ -46,15 +49,23 @@ class SemanticScorer(Scorer):
         tags, scores = [], []
         top1 = np.zeros(len(batch))
         meantop = np.zeros(len(batch))
+        search = self.searcher()
         for start in range(0, len(batch), self.params.chunk_size):
-            sims = self.similarities(batch.embeddings[start:start + self.params.chunk_size])
-            for r, (row, idx) in enumerate(zip(sims, top_k_rows(sims, limit))):
+            found, sims = search.search(batch.embeddings[start:start + self.params.chunk_size], limit)
+            for r, (idx, row) in enumerate(zip(found, sims)):
                 tags.append(idx)
-                scores.append(row[idx].astype(np.float64))
-                top1[start + r] = row[idx[0]] if len(idx) else 0.0
-                meantop[start + r] = row[idx].mean() if len(idx) else 0.0
+                scores.append(row.astype(np.float64))
+                top1[start + r] = row[0] if len(idx) else 0.0
+                meantop[start + r] = row.mean() if len(idx) else 0.0
         return Candidates(self.name, tags, scores, [{} for _ in tags],
                           {"top1_sim": top1, "mean_top_sim": meantop}, state=None)
+
+    def searcher(self) -> InnerProductSearch:
+        """The search over :attr:`tag_matrix` (made on first use)."""
+        search = getattr(self, "_search", None)
+        if search is None or search.matrix is not self.tag_matrix:
+            search = self._search = InnerProductSearch(self.tag_matrix, self.params.search)
+        return search
 
     def _score_tags(self, batch: Batch, cands: Candidates, row: int, tags: np.ndarray) -> np.ndarray:
         q = np.asarray(batch.embeddings[row], dtype=np.float32)

@@ -221,10 +221,14 @@ class TfidfKnnScorer(KnnVoting):
         out_i, out_s = [], []
         for start in range(0, q.shape[0], self.params.chunk_size):
             sims = shared_similarities(batch, q, start, start + self.params.chunk_size, self.matrix_t)
-            i, s = self._topk_rows(self._eligible(batch, start, sims), k)
+            i, s = self._top_neighbours(batch, start, sims, k)
             out_i.append(i)
             out_s.append(s)
         return np.vstack(out_i), np.vstack(out_s)
+
+    def _top_neighbours(self, batch: Batch, start: int, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most similar training artworks that may vote, of rows ``start``... of the batch."""
+        return self._topk_rows(self._eligible(batch, start, sims), k)
 
     def _eligible(self, batch: Batch, start: int, sims: np.ndarray) -> np.ndarray:
         """Similarities of rows ``start``... of the batch, zeroed where a training artwork may not vote."""
@@ -365,10 +369,39 @@ class SameArtistTfidfScorer(TfidfKnnScorer):
         self._artist_code = np.array([codes.setdefault(a, len(codes)) for a in artists], dtype=np.int64)
         self._codes = codes
 
+    def _codes_of(self, batch: Batch, start: int, rows: int) -> np.ndarray:
+        keys = [self._artist(f) for f in batch.fields[start:start + rows]]
+        return np.array([self._codes.get(a, -1) if a else -1 for a in keys], dtype=np.int64)
+
     def _eligible(self, batch: Batch, start: int, sims: np.ndarray) -> np.ndarray:
-        keys = [self._artist(f) for f in batch.fields[start:start + len(sims)]]
-        codes = np.array([self._codes.get(a, -1) if a else -1 for a in keys], dtype=np.int64)
+        codes = self._codes_of(batch, start, len(sims))
         return np.where(self._artist_code[None, :] == codes[:, None], sims, 0.0)
+
+    def _top_neighbours(self, batch: Batch, start: int, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        # Only the artist's own works are searched (a few hundred of tens of thousands). What
+        # :meth:`_eligible` would add, similarity 0, never votes: the padding stands for it.
+        k = min(k, sims.shape[1])
+        idx = np.zeros((len(sims), k), dtype=np.int64)
+        best = np.zeros((len(sims), k), dtype=sims.dtype)
+        works = self._works_by_artist()
+        for r, code in enumerate(self._codes_of(batch, start, len(sims)).tolist()):
+            own = works.get(code)
+            if own is None:
+                continue
+            i, s = self._topk_rows(sims[r, own][None, :], k)
+            idx[r, :i.shape[1]], best[r, :i.shape[1]] = own[i[0]], np.maximum(s[0], 0.0)
+        return idx, best
+
+    def _works_by_artist(self) -> dict[int, np.ndarray]:
+        """Artist code -> the training artworks by that artist, in training order."""
+        works = getattr(self, "_works", None)
+        if works is None or works[0] is not self._artist_code:
+            codes = self._artist_code
+            order = np.argsort(codes, kind="stable")
+            bounds = np.flatnonzero(np.diff(codes[order])) + 1
+            groups = np.split(order, bounds) if len(order) else []
+            works = self._works = (codes, {int(codes[g[0]]): g for g in groups})
+        return works[1]
 
     def _save(self, directory: Path) -> None:
         super()._save(directory)
