@@ -176,7 +176,7 @@ def worker_batches(log_path: Path) -> dict:
     tagger = total = 0.0
     shares = []
     for line in log_path.read_text(errors="replace").splitlines():
-        m = re.search(r"batch of (\d+): .* tagger ([0-9.]+)s, batch ([0-9.]+)s", line)
+        m = re.search(r"batch of (\d+): .* tagger ([0-9.]+)s, (?:.*, )?batch ([0-9.]+)s", line)
         if m:
             n += 1
             artworks += int(m.group(1))

@@ -6,8 +6,8 @@ those it cannot: a segfault or abort in native code, the kernel's OOM killer,
 ``kill -9``, a bug that escapes to the agent (which exits: crash-only). Before
 a batch is processed, the worker records per (topic, partition) the offset
 range in flight and how many times its processing has begun, in a small file
-under the worker's data directory (atomic replace + fsync); the file is removed
-once the batch's outputs are acknowledged. A batch that meets a recorded range
+under the worker's data directory (atomic replace); the file is removed
+once the batch is processed. A batch that meets a recorded range
 after a restart is processed one message at a time, each with its own record,
 so the next crash names the message; one whose processing began
 ``max_attempts`` times is dead-lettered as ``repeated-failure`` unprocessed.
@@ -24,7 +24,7 @@ import logging
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from arttag_stream.processing import BatchProcessor, BatchResult, RawMessage
@@ -52,7 +52,6 @@ class Step:
 
     messages: list[RawMessage]
     records: dict[TopicPartition, InFlight]
-    previous: dict[TopicPartition, InFlight | None] = field(default_factory=dict)
     give_up: bool = False
     """The message reached the limit: dead-letter it instead of processing it."""
 
@@ -84,22 +83,19 @@ class AttemptJournal:
             return None
 
     def write(self, tp: TopicPartition, record: InFlight | None) -> None:
-        """Replace the record durably (``None`` removes it)."""
+        """Replace the record atomically (``None`` removes it).
+
+        Not fsynced: the crashes the journal counts (a segfault, the OOM killer, ``kill -9``)
+        end the process, not the kernel, and what a process wrote stays in the page cache for
+        the next one to read. Only a power cut can lose a record, which costs one extra
+        attempt; the two fsyncs per partition would cost every batch several milliseconds."""
         path = self._path(tp)
         if record is None:
             path.unlink(missing_ok=True)
             return
         tmp = path.with_suffix(".tmp")
-        with open(tmp, "w") as fh:
-            json.dump({"first": record.first, "last": record.last, "attempts": record.attempts}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+        tmp.write_text(json.dumps({"first": record.first, "last": record.last, "attempts": record.attempts}))
         os.replace(tmp, path)
-        dir_fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the rename itself survives a power cut
-        finally:
-            os.close(dir_fd)
 
 
 class CrashGuard:
@@ -110,10 +106,10 @@ class CrashGuard:
         guard = CrashGuard(AttemptJournal(data_dir / "inflight"), 3, processor)
         for step in guard.plan(messages):
             result = guard.run(step)       # writes the journal, then processes
-            sink.publish(result)           # on failure: guard.abandon(step), exit
-            guard.done(step)
+            guard.done(step)               # processed: no longer in flight
+            ...                            # then the results are published
 
-    (:func:`arttag_stream.pipeline.tag_and_publish` is that loop.)
+    (:func:`arttag_stream.pipeline.process_batch` is that loop.)
     """
 
     def __init__(self, journal: AttemptJournal | None, max_attempts: int,
@@ -134,8 +130,7 @@ class CrashGuard:
         seen_before = {tp for tp, rec in known.items()
                        if rec is not None and rec.first <= ranges[tp][1] and ranges[tp][0] <= rec.last}
         if not seen_before:
-            return [Step(list(messages), {tp: InFlight(a, b, 1) for tp, (a, b) in ranges.items()},
-                         previous=known)]
+            return [Step(list(messages), {tp: InFlight(a, b, 1) for tp, (a, b) in ranges.items()})]
         log.warning("batch met offsets in flight before a crash (%s): one message at a time",
                     ", ".join(f"{t}[{p}]@{known[(t, p)].first}-{known[(t, p)].last} "  # type: ignore[union-attr]
                               f"x{known[(t, p)].attempts}" for t, p in sorted(seen_before)))
@@ -145,11 +140,9 @@ class CrashGuard:
             before = known[tp]
             attempts = before.attempts if before is not None and before.covers(m.offset) else 0
             if attempts >= self.max_attempts:
-                steps.append(Step([m], {tp: InFlight(m.offset, m.offset, attempts)},
-                                  previous={tp: before}, give_up=True))
+                steps.append(Step([m], {tp: InFlight(m.offset, m.offset, attempts)}, give_up=True))
             else:
-                steps.append(Step([m], {tp: InFlight(m.offset, m.offset, attempts + 1)},
-                                  previous={tp: before}))
+                steps.append(Step([m], {tp: InFlight(m.offset, m.offset, attempts + 1)}))
         return steps
 
     def run(self, step: Step) -> BatchResult:
@@ -165,13 +158,8 @@ class CrashGuard:
         return self.processor.process(step.messages)
 
     def done(self, step: Step) -> None:
-        """The step's outputs are acknowledged: nothing of it is in flight any more."""
+        """The step is processed: nothing of it is in flight any more."""
         if self.journal is not None:
             for tp in step.records:
                 self.journal.write(tp, None)
 
-    def abandon(self, step: Step) -> None:
-        """Publishing failed (not the messages' fault): put the journal back as it was."""
-        if self.journal is not None:
-            for tp in step.records:
-                self.journal.write(tp, step.previous.get(tp))

@@ -9,7 +9,9 @@ Under a backlog events keep arriving, so batches still fill to ``max_``.
 
 Events are acked only after the consumer's loop body for the batch has finished
 normally (then faust may commit them); a body that raises or is cancelled leaves
-its batch unacked.
+its batch unacked. With ``acks=False`` the consumer acks them itself (the worker
+does once the batch's outputs are acknowledged, which may be after it has taken
+the next batch), in the order they were taken.
 """
 
 from __future__ import annotations
@@ -20,36 +22,31 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from mode.utils.aiter import aiter
-from mode.utils.futures import notify
 
 
-async def take_batches(stream: Any, max_: int, within: float, idle: float) -> AsyncIterator[list[Any]]:
+async def take_batches(stream: Any, max_: int, within: float, idle: float,
+                       acks: bool = True) -> AsyncIterator[list[Any]]:
     """Yield lists of faust events (with ``.message``); see the module docstring."""
     buffer: list[Any] = []
     arrived = asyncio.Event()
-    full = asyncio.Event()
-    consumed = asyncio.Event()
-    consuming: asyncio.Future | None = None
+    room = asyncio.Event()  # set while the buffer holds fewer than max_ events
+    room.set()
     enable_acks = stream.enable_acks
     loop = asyncio.get_running_loop()
 
     async def add_to_buffer(value: Any) -> Any:
-        nonlocal consuming
         try:
-            if consuming is not None:  # a batch is being processed: hold new events back
-                try:
-                    await consuming
-                finally:
-                    consuming = None
+            # The next batch fills while the consumer handles this one (it is waiting for
+            # its events, not for faust's delivery of them one by one, when it comes back),
+            # but never beyond max_ events.
+            while len(buffer) >= max_:
+                room.clear()
+                await stream.wait(room)
             event = stream.current_event
             if event is None:
                 raise RuntimeError("batch buffer found no current event")
             buffer.append(event)
             arrived.set()
-            if len(buffer) >= max_:
-                full.set()
-                consumed.clear()
-                await stream.wait(consumed)  # never more than max_ in a batch
         except CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - as faust's take: crash the stream, loudly
@@ -57,7 +54,7 @@ async def take_batches(stream: Any, max_: int, within: float, idle: float) -> As
             await stream.crash(exc)
         return value
 
-    stream.enable_acks = False  # events are acked below, after the batch was handled
+    stream.enable_acks = False  # events are acked below (or by the caller), after the batch was handled
     stream.add_processor(add_to_buffer)
     stream._enable_passive(aiter(stream.channel))
     try:
@@ -68,7 +65,7 @@ async def take_batches(stream: Any, max_: int, within: float, idle: float) -> As
                 if not buffer:
                     continue
             opened = loop.time()
-            while not full.is_set() and not stream.should_stop:
+            while len(buffer) < max_ and not stream.should_stop:
                 remaining = within - (loop.time() - opened)
                 if remaining <= 0:
                     break
@@ -76,18 +73,16 @@ async def take_batches(stream: Any, max_: int, within: float, idle: float) -> As
                 await stream.wait_for_stopped(arrived, timeout=min(idle, remaining))
                 if not arrived.is_set():
                     break  # idle: nothing more is queued
-            consuming = loop.create_future()
-            batch = list(buffer)
-            buffer.clear()
+            batch = buffer[:max_]
+            del buffer[:max_]
+            room.set()
             # Unlike faust's take_events, a batch whose loop body did not finish (the agent
             # was cancelled or crashed, so this generator is closed at the yield) is never
             # acked: its offsets are not committed, and it is processed again after a restart.
             yield batch
-            for event in batch:
-                await stream.ack(event)
-            notify(consuming)
-            full.clear()
-            consumed.set()
+            if acks:
+                for event in batch:
+                    await stream.ack(event)
     finally:
         stream.enable_acks = enable_acks
         stream._processors.remove(add_to_buffer)

@@ -8,6 +8,7 @@ publish the same records in the same order.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 
 from arttag.kafka.sink import SuggestionSink
@@ -18,26 +19,37 @@ from arttag_stream.processing import BatchResult, RawMessage
 log = logging.getLogger(__name__)
 
 
-def tag_and_publish(guard: CrashGuard, messages: Sequence[RawMessage], sink: SuggestionSink) -> BatchResult:
-    """Plan, process and publish ``messages`` step by step; what all steps produced.
+def process_batch(guard: CrashGuard, messages: Sequence[RawMessage]) -> BatchResult:
+    """Plan and process ``messages`` step by step (blocking: the tagger's thread); what the
+    steps produced, to be published.
 
-    Blocking (run it in the tagger's thread): each step's records are acknowledged by
-    Kafka before its journal entry is cleared. When publishing fails the journal is put
-    back as it was (a broker outage is not the messages' fault) and
-    :class:`arttag.kafka.sink.PublishFailed` propagates: the caller exits without
-    committing, so the batch is redone.
+    Each step is in the crash journal while it is processed and leaves it when processed:
+    a crash while publishing (a broker outage, a kill) is not the messages' fault, so it
+    never counts as an attempt; the offsets are not committed either way, so the batch is
+    processed again after a restart.
     """
     total = BatchResult()
+    started = time.perf_counter()
     for step in guard.plan(messages):
         result = guard.run(step)
-        try:
-            sink.publish(result)
-        except BaseException:
-            guard.abandon(step)
-            raise
         guard.done(step)
         total.extend(result)
+    total.journal_s = time.perf_counter() - started - total.process_s
     return total
+
+
+def tag_and_publish(guard: CrashGuard, messages: Sequence[RawMessage], sink: SuggestionSink) -> BatchResult:
+    """:func:`process_batch`, then publish through ``sink`` (blocking: every record is
+    acknowledged when it returns). ``arttag replay`` publishes this way; the worker
+    publishes a batch while it tags the next (:mod:`arttag_stream.app`). When publishing
+    fails :class:`arttag.kafka.sink.PublishFailed` propagates: the caller exits without
+    committing, so the batch is redone.
+    """
+    result = process_batch(guard, messages)
+    sent = time.perf_counter()
+    sink.publish(result)
+    result.publish_s = time.perf_counter() - sent
+    return result
 
 
 def log_outputs(result: BatchResult) -> None:

@@ -116,6 +116,12 @@ class BatchResult:
     artworks: list[ArtworkMetadata] = field(default_factory=list)
     """Every artwork decoded in the batch (for data-quality monitoring)."""
     encode_score_s: float = 0.0
+    process_s: float = 0.0
+    """Seconds processing (decoding, the tagger, building and encoding the events)."""
+    publish_s: float = 0.0
+    """Seconds from sending the batch's records to Kafka's acknowledgement of the last (set by the publisher)."""
+    journal_s: float = 0.0
+    """Seconds writing and clearing the crash journal (set by :func:`arttag_stream.pipeline.process_batch`)."""
     suggested: int = 0
     encoded: dict[int, bytes] = field(default_factory=dict, repr=False)
 
@@ -133,6 +139,7 @@ class BatchResult:
         self.skipped += other.skipped
         self.artworks += other.artworks
         self.encode_score_s += other.encode_score_s
+        self.process_s += other.process_s
         self.suggested += other.suggested
         self.encoded.update(other.encoded)
 
@@ -284,6 +291,7 @@ class BatchProcessor:
         return threshold_for(manifest, self.auto_apply_precision)
 
     def process(self, messages: Sequence[RawMessage]) -> BatchResult:
+        started = time.perf_counter()
         tagger, model_version = self._serving
         result = BatchResult()
         pending: list[_Pending] = []
@@ -299,6 +307,7 @@ class BatchProcessor:
             self._suggest(tagger, model_version, pending, result)
         for _, dead in result.dead_letters:
             result.value(dead)  # encoded in this (the tagger's) thread, not the event loop's
+        result.process_s = time.perf_counter() - started
         return result
 
     def _admit(self, message: RawMessage, model_version: str, result: BatchResult, pending: list[_Pending],

@@ -457,6 +457,8 @@ class Ensemble(BaseEnsemble):
             raise ModelError("bundle was trained with other re-ranker features; retrain it")
         if ens.reranker_predictor is not None:
             ens.reranker_predictor.prepare()  # compiled now rather than in the first batch
+        for scorer in scorers:
+            scorer.prepare()  # e.g. the searches' int8 copies: now rather than in the first batch
         return ens
 
 

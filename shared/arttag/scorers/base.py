@@ -297,6 +297,10 @@ class Scorer(ABC):
         self._fit(corpus)
         self._fitted = True
 
+    def prepare(self) -> None:
+        """Make what serving needs and the first batch would otherwise make (called after
+        loading; a no-op by default, the searching scorers build their search here)."""
+
     def learn(self, corpus: Corpus) -> None:
         """Draw on more tagged artworks from now on, without retraining (online learning from
         curators' decisions, :mod:`arttag.curation.learning`).

@@ -353,6 +353,9 @@ class EmbeddingKnnScorer(KnnVoting):
             out_s.append(s)
         return np.vstack(out_i), np.vstack(out_s)
 
+    def prepare(self) -> None:
+        self.searcher().prepare()
+
     def searcher(self) -> InnerProductSearch:
         """The neighbour search over :attr:`matrix` (made on first use: an int8 copy takes a moment)."""
         search = getattr(self, "_search", None)

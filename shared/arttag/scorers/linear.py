@@ -84,6 +84,9 @@ class LinearScorer(Scorer):
         self._by_tag = np.ascontiguousarray(weights.T)
         self.weights = self._by_tag.T
 
+    def prepare(self) -> None:
+        self.searcher().prepare()
+
     def searcher(self) -> InnerProductSearch:
         """The search over the tags' weights (:attr:`_by_tag`; made on first use)."""
         search = getattr(self, "_search", None)

@@ -78,6 +78,18 @@ class InnerProductSearch:
         self._static = True
         self._lock = threading.Lock()
 
+    def prepare(self) -> InnerProductSearch:
+        """Make now what the first search would make (the int8 copy, the product's session)."""
+        if self.mode == "int8":
+            with self._lock:
+                if self._index is None:
+                    self._index = _Int8Index(self.matrix)
+        elif self._static and len(self.matrix) >= AUTO_INT8_ROWS:
+            with self._lock:
+                if self._product is None:
+                    self._product = _product_session(self.matrix)
+        return self
+
     def changed(self, matrix: np.ndarray, rows: np.ndarray | list[int]) -> None:
         """``rows`` of ``matrix`` (the matrix now searched) were changed or appended."""
         with self._lock:

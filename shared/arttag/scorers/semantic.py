@@ -60,6 +60,9 @@ class SemanticScorer(Scorer):
         return Candidates(self.name, tags, scores, [{} for _ in tags],
                           {"top1_sim": top1, "mean_top_sim": meantop}, state=None)
 
+    def prepare(self) -> None:
+        self.searcher().prepare()
+
     def searcher(self) -> InnerProductSearch:
         """The search over :attr:`tag_matrix` (made on first use)."""
         search = getattr(self, "_search", None)
