@@ -11,9 +11,9 @@ reprocesses the batch (at-least-once; outputs carry deterministic ids).
 
 Publishing a batch overlaps tagging the next: the tagger would otherwise wait for Kafka's
 acknowledgements every batch (a tenth of the batch's time on a 2-core machine with the
-broker beside it). At most two batches are in flight: a batch's records are sent only
-once the previous batch's are acknowledged and its events acked, so records and offsets
-keep their order.
+broker beside it). A batch's records are sent only once the previous batch's are
+acknowledged and its events acked, so records and offsets keep their order; at most
+:data:`MAX_PUBLISHING` tagged batches wait for Kafka, then the tagger waits.
 
 No message stops the worker: the processor turns every bad message into a dead
 letter, no record it publishes exceeds ``max_record_bytes``, and a message that
@@ -24,6 +24,7 @@ crashes the process itself is dead-lettered after ``max_attempts`` restarts
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import ssl
@@ -68,6 +69,10 @@ log = logging.getLogger(__name__)
 
 
 DEFAULT_AGENT_NAME = "arttag-stream.tag-artworks"
+
+MAX_PUBLISHING = 2
+"""Tagged batches waiting for Kafka at most; the tagger waits beyond (memory stays bounded
+when the broker is slow)."""
 
 
 class DataQualityObserver(Protocol):
@@ -250,8 +255,11 @@ def create_app(
         return messages, await sink.loop.run_in_executor(executor, process, messages)
 
     async def publish_batch(stream: faust.StreamT, events: list[Any], messages: list[RawMessage],
-                            result: BatchResult, started: float) -> None:
-        """Publish a processed batch, wait for every acknowledgement, then ack its events."""
+                            result: BatchResult, started: float, after: asyncio.Task | None) -> None:
+        """Publish a processed batch once the one before it is (``after``), wait for every
+        acknowledgement, then ack its events."""
+        if after is not None:
+            await after  # its records first, and its events acked first
         sent = time.perf_counter()
         try:
             await sink.publish_async(result)
@@ -300,29 +308,36 @@ def create_app(
 
     @app.agent(source, name=agent_name)
     async def tag_artworks(stream: faust.StreamT) -> None:
-        publishing: asyncio.Task | None = None  # the previous batch, being published
+        # Batches being published, oldest first; each waits for the one before it.
+        publishing: collections.deque[asyncio.Task] = collections.deque()
         try:
-            async for events in take_batches(stream, max_events, within=within_s, idle=idle_s, acks=False):
+            async for events in take_batches(stream, max_events, within=within_s, idle=idle_s,
+                                             acks=False):
                 started = time.perf_counter()
                 try:
                     messages, result = await tag_batch(events)
-                    if publishing is not None:
-                        await publishing  # its records first, and its events acked first
-                    publishing = asyncio.create_task(publish_batch(stream, events, messages, result, started))
-                    publishing.add_done_callback(crash_on_error)
+                    task = asyncio.create_task(publish_batch(stream, events, messages, result, started,
+                                                             publishing[-1] if publishing else None))
+                    task.add_done_callback(crash_on_error)
+                    publishing.append(task)
+                    while publishing and publishing[0].done():
+                        publishing.popleft()
+                    if len(publishing) > MAX_PUBLISHING:
+                        await publishing.popleft()  # Kafka is slower than the tagger: wait for it
                 except asyncio.CancelledError:
                     raise  # shutting down: the batch stays unacked and is redone after restart
                 except Exception:  # noqa: BLE001
                     log.critical("unexpected error handling a batch; exiting", exc_info=True)
                     os._exit(70)
         finally:
-            if publishing is not None and not publishing.done():
-                # Stopping: let the last batch's acknowledgements arrive, so that it is not
-                # redone after a restart; a broker that does not answer leaves it unacked.
+            if publishing and not publishing[-1].done():
+                # Stopping: let the batches' acknowledgements arrive, so that they are not
+                # redone after a restart; a broker that does not answer leaves them unacked.
                 try:
-                    await asyncio.wait_for(asyncio.shield(publishing), timeout=10.0)
+                    await asyncio.wait_for(asyncio.shield(publishing[-1]), timeout=10.0)
                 except BaseException:  # noqa: BLE001 - cancelled or timed out: redone after a restart
-                    publishing.cancel()
+                    for task in publishing:
+                        task.cancel()
 
     if monitor is not None:
         feedback_t = app.topic(topics.feedback, key_serializer="raw", value_serializer="raw")
