@@ -714,9 +714,21 @@ def render_cost(d: dict, stem: str) -> str:
         f"Speed-up {num(h['post_encoder_speedup_vs_before'], 2)}×{cpu_ratio}{load_text}. Suggestions of the two: identical lists for "
         f"{e['identical_suggestion_lists'] * 100:.1f} % of the artworks, the same tags in the same order for "
         f"{e['same_tags_same_order'] * 100:.1f} %, the same cited neighbours and words for "
-        f"{e['same_citations'] * 100:.1f} % of the {num(e['tags_in_both'])} tags both published; largest "
-        f"difference in a figure {num(e['largest_figure_difference'], 6)}.\n"
+        f"{e['same_citations'] * 100:.1f} % of the {num(e['tags_in_both'])} tags both published"
+        + (f" ({e['same_citations_up_to_tied_neighbours'] * 100:.1f} % naming a cited neighbour by its title and "
+           "similarity: among equally similar neighbours this code cites the first in training order, the code "
+           "before whichever its partial sort left)" if "same_citations_up_to_tied_neighbours" in e else "")
+        + (f"; largest difference in a figure {num(e['largest_figure_difference'], 6)}"
+           if e["largest_figure_difference"] != float("inf") else "")
+        + ".\n"
     )
+    exact = d["before_after"].get("equivalence_int8_vs_exact_search")
+    if exact:
+        ms = d["before_after"]["ms_per_artwork"]
+        out.append(
+            f"This code with every search exact (no int8 copies): {num(ms['after_exact_search'], 2)} ms per artwork; "
+            f"the int8 searches cite the same evidence for {exact['same_citations'] * 100:.1f} % of the tags and give "
+            f"the same tags in the same order for {exact['same_tags_same_order'] * 100:.1f} % of the artworks.\n")
     out.append("Headline:\n")
     out.append(kv_table(h))
     return "\n".join(out)
