@@ -163,3 +163,21 @@ def test_knn_scorer_in_int8_agrees_with_exact_and_finds_a_learned_artwork_at_onc
     query.embeddings = encoder.encode(query.texts)
     idx, sims = scorer._neighbours(query)
     assert scorer.ids[idx[0][0]] == "P1" and sims[0][0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_exact_search_runs_its_product_in_onnxruntime_until_the_matrix_changes(matrix, monkeypatch):
+    monkeypatch.setattr("arttag.scorers.search.AUTO_INT8_ROWS", 1000)
+    q = _queries(matrix, np.random.default_rng(5), 12)
+    search = InnerProductSearch(matrix.copy(), "exact").prepare()
+    assert search._product is not None
+    idx, sims = search.search(q, 15)
+    sims_ref = q @ matrix.T
+    for row, (i, s) in enumerate(zip(idx, sims)):
+        order = sorted(range(len(matrix)), key=lambda j: (-sims_ref[row, j], j))[:15]
+        assert i.tolist() == order or np.allclose(np.sort(s), np.sort(sims_ref[row, order]), atol=1e-5)
+        np.testing.assert_allclose(s, sims_ref[row, i], atol=1e-5)
+    changed = search.matrix
+    changed[3] = q[0]
+    search.changed(changed, [3])
+    assert search._product is None  # numpy from now on: the session holds the old matrix
+    assert search.search(q[:1], 1)[0][0, 0] == 3

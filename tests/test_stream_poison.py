@@ -491,3 +491,15 @@ def test_a_message_that_kills_the_process_is_given_up_across_real_restarts(tmp_p
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert ["dead", 1, "repeated-failure", 3] in records
     assert {r[1] for r in records if r[0] == "suggestion"} == {0, 2}
+
+
+def test_a_batch_leaves_the_journal_once_processed_so_publishing_never_counts(tmp_path):
+    from arttag_stream.pipeline import process_batch
+
+    journal = AttemptJournal(tmp_path)
+    guard = CrashGuard(journal, 3, BatchProcessor(FakeTagger(), StateStore(), consumer="c"))
+    batch = [message(created(f"T{i}"), 20 + i) for i in range(3)]
+    result = process_batch(guard, batch)
+    assert [s.artwork_id for _, s in result.suggestions] == ["T0", "T1", "T2"]
+    assert journal.read((TOPIC, 0)) is None  # published next, while the next batch is tagged
+    assert result.process_s > 0 and result.journal_s >= 0
