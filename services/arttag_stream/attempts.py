@@ -12,8 +12,8 @@ after a restart is processed one message at a time, each with its own record,
 so the next crash names the message; one whose processing began
 ``max_attempts`` times is dead-lettered as ``repeated-failure`` unprocessed.
 
-Publishing failures (broker unavailable) are not the message's fault: the
-worker puts the journal back as it was before it exits, so they never count.
+Publishing failures (broker unavailable) are not the message's fault: a batch
+leaves the journal once processed, before it is published, so they never count.
 docs/worker-robustness.md explains the choice and its costs.
 """
 
