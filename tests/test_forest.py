@@ -121,7 +121,7 @@ def test_the_predictor_falls_back_to_predict_proba_and_warns_once(fitted, caplog
 
 def test_without_numba_the_predictor_uses_predict_proba(fitted, monkeypatch, caplog):
     model, x = fitted
-    monkeypatch.setattr(forest_module, "_KERNEL", None)
+    monkeypatch.setattr("arttag.compiled._COMPILED", {})  # nothing compiled yet in this process
     monkeypatch.setitem(sys.modules, "numba", None)  # `import numba` raises ImportError
     predictor = RerankerPredictor(model)
     with caplog.at_level(logging.WARNING, logger="arttag.model.forest"):

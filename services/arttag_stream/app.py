@@ -311,8 +311,7 @@ def create_app(
         # Batches being published, oldest first; each waits for the one before it.
         publishing: collections.deque[asyncio.Task] = collections.deque()
         try:
-            async for events in take_batches(stream, max_events, within=within_s, idle=idle_s,
-                                             acks=False):
+            async for events in take_batches(stream, max_events, within=within_s, idle=idle_s):
                 started = time.perf_counter()
                 try:
                     messages, result = await tag_batch(events)

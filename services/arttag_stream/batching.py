@@ -7,11 +7,10 @@ is full, when no event arrived for ``idle`` seconds (what was queued has been
 taken), or ``within`` after the batch's first event, whichever comes first.
 Under a backlog events keep arriving, so batches still fill to ``max_``.
 
-Events are acked only after the consumer's loop body for the batch has finished
-normally (then faust may commit them); a body that raises or is cancelled leaves
-its batch unacked. With ``acks=False`` the consumer acks them itself (the worker
-does once the batch's outputs are acknowledged, which may be after it has taken
-the next batch), in the order they were taken.
+The consumer acks the events itself, in the order they were taken (the worker does
+once the batch's outputs are acknowledged, which may be after it has taken the next
+batch); then faust may commit them. A batch the consumer never acks (it crashed or
+was cancelled) is processed again after a restart.
 """
 
 from __future__ import annotations
@@ -24,8 +23,7 @@ from typing import Any
 from mode.utils.aiter import aiter
 
 
-async def take_batches(stream: Any, max_: int, within: float, idle: float,
-                       acks: bool = True) -> AsyncIterator[list[Any]]:
+async def take_batches(stream: Any, max_: int, within: float, idle: float) -> AsyncIterator[list[Any]]:
     """Yield lists of faust events (with ``.message``); see the module docstring."""
     buffer: list[Any] = []
     arrived = asyncio.Event()
@@ -54,7 +52,7 @@ async def take_batches(stream: Any, max_: int, within: float, idle: float,
             await stream.crash(exc)
         return value
 
-    stream.enable_acks = False  # events are acked below (or by the caller), after the batch was handled
+    stream.enable_acks = False  # the caller acks events once their batch was handled
     stream.add_processor(add_to_buffer)
     stream._enable_passive(aiter(stream.channel))
     try:
@@ -76,13 +74,7 @@ async def take_batches(stream: Any, max_: int, within: float, idle: float,
             batch = buffer[:max_]
             del buffer[:max_]
             room.set()
-            # Unlike faust's take_events, a batch whose loop body did not finish (the agent
-            # was cancelled or crashed, so this generator is closed at the yield) is never
-            # acked: its offsets are not committed, and it is processed again after a restart.
             yield batch
-            if acks:
-                for event in batch:
-                    await stream.ack(event)
     finally:
         stream.enable_acks = enable_acks
         stream._processors.remove(add_to_buffer)

@@ -284,24 +284,14 @@ def _sum_leaves(columns, codes, split_column, split_threshold, split_nan_right, 
             out[r] += values[debruijn[(lowest * np.uint64(0x022FDD63CC95386D)) >> np.uint64(58)]]
 
 
-_KERNEL: Any = None
-_KERNEL_LOCK = threading.Lock()
-
-
 def _kernel() -> Any:
-    """:func:`_sum_leaves` compiled by numba (imported here: only the re-ranker needs it)."""
-    global _KERNEL
-    with _KERNEL_LOCK:
-        if _KERNEL is None:
-            try:
-                import numba
-            except ImportError as exc:
-                raise CompileError("numba is not installed") from exc
-            try:
-                _KERNEL = numba.njit(nogil=True, cache=True)(_sum_leaves)
-            except RuntimeError:  # no writable cache folder: compiled once per process instead
-                _KERNEL = numba.njit(nogil=True)(_sum_leaves)
-        return _KERNEL
+    """:func:`_sum_leaves` compiled by numba (:func:`arttag.compiled.compiled`)."""
+    from arttag.compiled import compiled
+
+    kernel = compiled(_sum_leaves)
+    if kernel is None:
+        raise CompileError("numba is not installed")
+    return kernel
 
 
 def check_against_model(forest: FlatForest, rows: int = 256, tolerance: float = 1e-9) -> None:

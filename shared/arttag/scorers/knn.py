@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from arttag.events import Evidence, NeighbourEvidence, neighbour_evidence
-from arttag.scorers.search import InnerProductSearch, SearchMode
+from arttag.scorers.search import SearchingScorer, SearchMode
 from arttag.scorers.topk import top_k_with_values
 from arttag.scorers.base import (
     Batch,
@@ -76,8 +76,6 @@ class KnnParams(ScorerParams):
     power: float = Field(3.0, gt=0, le=20, description="Vote weight = similarity ** power")
     min_similarity: float = Field(0.0, ge=-1, le=1, description="Neighbours below this do not vote")
     chunk_size: int = Field(512, ge=1, description="Queries per similarity block (memory vs speed)")
-    search: SearchMode = Field("auto", description="Neighbour search (arttag.scorers.search): exact, int8-first, "
-                               "or auto (int8 from 8,192 training artworks on)")
 
 
 class KnnVoting(Scorer):
@@ -332,9 +330,16 @@ class KnnVoting(Scorer):
         self.label_lists = [flat[bounds[i]:bounds[i + 1]] for i in range(len(data["lengths"]))]
 
 
-class EmbeddingKnnScorer(KnnVoting):
+class EmbeddingKnnParams(KnnParams):
+    search: SearchMode = Field("auto", description="Neighbour search (arttag.scorers.search): exact, int8-first, "
+                               "or auto (int8 from 8,192 training artworks on)")
+
+
+class EmbeddingKnnScorer(SearchingScorer, KnnVoting):
     """kNN over sentence embeddings (cosine similarity of L2-normalised vectors)."""
 
+    Params = EmbeddingKnnParams
+    params: EmbeddingKnnParams
     name = "knn"
     cited_artworks = "similar tagged artwork(s) by embedding"
     needs_embeddings = True
@@ -353,15 +358,9 @@ class EmbeddingKnnScorer(KnnVoting):
             out_s.append(s)
         return np.vstack(out_i), np.vstack(out_s)
 
-    def prepare(self) -> None:
-        self.searcher().prepare()
-
-    def searcher(self) -> InnerProductSearch:
-        """The neighbour search over :attr:`matrix` (made on first use: an int8 copy takes a moment)."""
-        search = getattr(self, "_search", None)
-        if search is None or search.matrix is not self.matrix:
-            search = self._search = InnerProductSearch(self.matrix, self.params.search)
-        return search
+    def searched_matrix(self) -> np.ndarray:
+        """The training embeddings (:class:`arttag.scorers.search.SearchingScorer`)."""
+        return self.matrix
 
     def _learn(self, corpus: Corpus) -> None:
         positions = self._add_training(corpus)

@@ -35,7 +35,7 @@ from arttag.scorers.base import (
     load_fitted,
     save_fitted,
 )
-from arttag.scorers.search import InnerProductSearch, SearchMode
+from arttag.scorers.search import SearchingScorer, SearchMode
 from arttag.scorers.tfidf import FieldVectorizer, _default_weights, query_vectors
 
 EMBEDDING_FIELD = "text embedding"
@@ -55,7 +55,7 @@ class LinearParams(ScorerParams):
                                "exact, int8-first, or auto (int8 from 8,192 tags on)")
 
 
-class LinearScorer(Scorer):
+class LinearScorer(SearchingScorer, Scorer):
     name = "linear"
     Params = LinearParams
     params: LinearParams
@@ -84,15 +84,9 @@ class LinearScorer(Scorer):
         self._by_tag = np.ascontiguousarray(weights.T)
         self.weights = self._by_tag.T
 
-    def prepare(self) -> None:
-        self.searcher().prepare()
-
-    def searcher(self) -> InnerProductSearch:
-        """The search over the tags' weights (:attr:`_by_tag`; made on first use)."""
-        search = getattr(self, "_search", None)
-        if search is None or search.matrix is not self._by_tag:
-            search = self._search = InnerProductSearch(self._by_tag, self.params.search)
-        return search
+    def searched_matrix(self) -> np.ndarray:
+        """The tags' weights, a tag per row (:class:`arttag.scorers.search.SearchingScorer`)."""
+        return self._by_tag
 
     def _design(self, embeddings: np.ndarray, x: sp.csr_matrix) -> np.ndarray:
         z = np.asarray(x @ self.components.T, dtype=np.float32)

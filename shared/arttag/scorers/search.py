@@ -63,6 +63,25 @@ def top_rows_by_score(idx: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.n
     return np.take_along_axis(idx, order, axis=1), np.take_along_axis(scores, order, axis=1)
 
 
+class SearchingScorer:
+    """Mixin for a scorer that searches one matrix (:meth:`searched_matrix`) with its
+    ``params.search`` mode: the search is made on first use or by :meth:`prepare` (at load),
+    and made again when the scorer holds another matrix."""
+
+    def searched_matrix(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def searcher(self) -> InnerProductSearch:
+        matrix = self.searched_matrix()
+        search = getattr(self, "_search", None)
+        if search is None or search.matrix is not matrix:
+            search = self._search = InnerProductSearch(matrix, self.params.search)  # type: ignore[attr-defined]
+        return search
+
+    def prepare(self) -> None:
+        self.searcher().prepare()
+
+
 class InnerProductSearch:
     """Top-``k`` inner-product search over ``matrix`` (rows x dims, float32), exact or int8-first.
 

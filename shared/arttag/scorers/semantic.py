@@ -15,7 +15,7 @@ from pydantic import Field
 from arttag.errors import ModelError
 from arttag.events import Evidence, TagTextEvidence, tag_text_evidence
 from arttag.scorers.base import Batch, Candidates, Corpus, Scorer, ScorerParams, top_k
-from arttag.scorers.search import InnerProductSearch, SearchMode
+from arttag.scorers.search import SearchingScorer, SearchMode
 
 
 class SemanticParams(ScorerParams):
@@ -25,7 +25,7 @@ class SemanticParams(ScorerParams):
                                "or auto (int8 from 8,192 tags on)")
 
 
-class SemanticScorer(Scorer):
+class SemanticScorer(SearchingScorer, Scorer):
     name = "semantic"
     Params = SemanticParams
     params: SemanticParams
@@ -60,15 +60,9 @@ class SemanticScorer(Scorer):
         return Candidates(self.name, tags, scores, [{} for _ in tags],
                           {"top1_sim": top1, "mean_top_sim": meantop}, state=None)
 
-    def prepare(self) -> None:
-        self.searcher().prepare()
-
-    def searcher(self) -> InnerProductSearch:
-        """The search over :attr:`tag_matrix` (made on first use)."""
-        search = getattr(self, "_search", None)
-        if search is None or search.matrix is not self.tag_matrix:
-            search = self._search = InnerProductSearch(self.tag_matrix, self.params.search)
-        return search
+    def searched_matrix(self) -> np.ndarray:
+        """The tags' embeddings (:class:`arttag.scorers.search.SearchingScorer`)."""
+        return self.tag_matrix
 
     def _score_tags(self, batch: Batch, cands: Candidates, row: int, tags: np.ndarray) -> np.ndarray:
         q = np.asarray(batch.embeddings[row], dtype=np.float32)
