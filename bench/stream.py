@@ -8,11 +8,14 @@ Steps (each on its own fresh topic prefix):
    starts on that backlog. Then, in alternation, ``--rounds`` times: the worker is paused
    (SIGSTOP) while this process runs the bundle's tagger (ONNX encoder + scorers +
    explanations) alone on ``--segment-events`` artworks of the same region of the catalogue,
-   in batches of ``ARTTAG_BATCH_MAX_EVENTS``; then the worker is resumed and the time for
+   in batches of ``ARTTAG_BATCH_MAX_EVENTS``, one ``tagger.suggest`` call after another (what
+   ``arttag suggest`` and the API do); then the worker is resumed and the time for
    its next ``--segment-events`` suggestions (burst end to burst end, at a consumer of
    ``tags.suggestions.v1``) is taken; one more pipeline segment closes. Alternating matters:
    the load other processes put on this 2-core machine drifts by tens of percent within
-   minutes. Both rates are harmonic means (total artworks over total time);
+   minutes. Both rates are harmonic means (total artworks over total time). The worker
+   does the same work and more (decoding, events, Kafka), but overlaps it: it encodes the
+   next batch ahead while it scores one and publishes the one before (docs/stream.md);
 3. **latency at half capacity**: a fresh worker with no backlog; other artworks (from row
    20,000 on) are produced at half the stream throughput of step 2 for
    ``--latency-s`` seconds; latency = suggestion received by the consumer minus artwork
@@ -328,10 +331,13 @@ def main() -> int:
         if m and int(m.group(1)) == batch and float(m.group(3)) > 0:
             shares.append(float(m.group(2)) / float(m.group(3)))
     log.info("stream %.2f/s vs pipeline alone %.2f/s: ratio %.3f", stream_eps, pipeline_eps, ratio)
-    result["pipeline"] = {"segment_artworks": seg, "batch": batch,
+    result["pipeline"] = {"what": "tagger.suggest on each batch in turn, in one thread, no Kafka",
+                          "segment_artworks": seg, "batch": batch,
                           "events_per_s_per_segment": [round(r, 2) for r in pipeline_rates],
                           "events_per_s": round(pipeline_eps, 2)}
-    result["stream_throughput"] = {"segment_suggestions": seg, "rounds": args.rounds,
+    result["stream_throughput"] = {"what": "the worker on a backlog: the next batch encoded ahead while one "
+                                           "is scored and the one before published",
+                                   "segment_suggestions": seg, "rounds": args.rounds,
                                    "events_per_s_per_segment": [round(r, 2) for r in stream_rates],
                                    "events_per_s": round(stream_eps, 2),
                                    "worker_ready_s": round(ready_s, 1),

@@ -55,7 +55,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from arttag_stream.attempts import AttemptJournal, CrashGuard
 from arttag_stream.batching import take_batches
 from arttag_stream.metrics import StreamMetrics
-from arttag_stream.pipeline import log_outputs, process_batch
+from arttag_stream.pipeline import log_outputs, prepare_batch, process_batch
 from arttag_stream.processing import (
     BatchProcessor,
     BatchResult,
@@ -236,9 +236,13 @@ def create_app(
     sink = FaustSuggestionSink(topics, {
         topics.suggestions: suggestions_t, topics.latest: latest_t, topics.dead_letters: dead_t})
     process = partial(process_batch, guard)
+    # Encoding ahead: the next batch's texts are encoded in this thread while the tagger's
+    # thread scores the current one (arttag.encoders.prefetch).
+    encoder_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
+    publishing: collections.deque[asyncio.Task] = collections.deque()
+    """Batches being published, oldest first; each waits for the one before it."""
 
-    async def tag_batch(events: list[Any]) -> tuple[list[RawMessage], BatchResult]:
-        """The batch processed in the tagger's thread (the tagger, the journal's fsync, the encoding)."""
+    def raw_messages(events: list[Any]) -> list[RawMessage]:
         messages = []
         for event in events:
             m = event.message
@@ -251,8 +255,32 @@ def create_app(
             except Exception:  # noqa: BLE001 - lag is best effort; it must not stop the stream
                 pass
         metrics.batch_size.observe(len(messages))
-        sink.loop = asyncio.get_running_loop()
-        return messages, await sink.loop.run_in_executor(executor, process, messages)
+        return messages
+
+    async def handle_batch(stream: faust.StreamT, events: list[Any], messages: list[RawMessage],
+                           started: float, preparing: asyncio.Future, previous: asyncio.Future | None,
+                           tagger_free: asyncio.Future) -> None:
+        """Wait for the batch's encoding ahead and for the tagger, process the batch in the
+        tagger's thread, queue its publishing; ``tagger_free`` is set once the next batch may
+        be processed (publishing within :data:`MAX_PUBLISHING`)."""
+        try:
+            steps = await preparing
+            if previous is not None:
+                await previous
+            loop = asyncio.get_running_loop()
+            sink.loop = loop
+            result = await loop.run_in_executor(executor, process, messages, steps)
+            task = asyncio.create_task(publish_batch(stream, events, messages, result, started,
+                                                     publishing[-1] if publishing else None))
+            task.add_done_callback(crash_on_error)
+            publishing.append(task)
+            while publishing and publishing[0].done():
+                publishing.popleft()
+            if len(publishing) > MAX_PUBLISHING:
+                await publishing.popleft()  # Kafka is slower than the tagger: wait for it
+        finally:
+            if not tagger_free.done():
+                tagger_free.set_result(None)
 
     async def publish_batch(stream: faust.StreamT, events: list[Any], messages: list[RawMessage],
                             result: BatchResult, started: float, after: asyncio.Task | None) -> None:
@@ -303,40 +331,46 @@ def create_app(
     def crash_on_error(task: asyncio.Task) -> None:
         if not task.cancelled() and task.exception() is not None:
             # Crash-only: a bug must not let faust commit past an unprocessed batch.
-            log.critical("unexpected error publishing a batch; exiting", exc_info=task.exception())
+            log.critical("unexpected error handling a batch; exiting", exc_info=task.exception())
             os._exit(70)
 
     @app.agent(source, name=agent_name)
     async def tag_artworks(stream: faust.StreamT) -> None:
-        # Batches being published, oldest first; each waits for the one before it.
-        publishing: collections.deque[asyncio.Task] = collections.deque()
+        # A batch is encoded ahead while the one before it is processed; it is processed once
+        # that one is, then published while the next is processed (three batches in flight).
+        handling: asyncio.Task | None = None
+        tagger_free: asyncio.Future | None = None
+        loop = asyncio.get_running_loop()
         try:
             async for events in take_batches(stream, max_events, within=within_s, idle=idle_s):
                 started = time.perf_counter()
-                try:
-                    messages, result = await tag_batch(events)
-                    task = asyncio.create_task(publish_batch(stream, events, messages, result, started,
-                                                             publishing[-1] if publishing else None))
-                    task.add_done_callback(crash_on_error)
-                    publishing.append(task)
-                    while publishing and publishing[0].done():
-                        publishing.popleft()
-                    if len(publishing) > MAX_PUBLISHING:
-                        await publishing.popleft()  # Kafka is slower than the tagger: wait for it
-                except asyncio.CancelledError:
-                    raise  # shutting down: the batch stays unacked and is redone after restart
-                except Exception:  # noqa: BLE001
-                    log.critical("unexpected error handling a batch; exiting", exc_info=True)
-                    os._exit(70)
+                messages = raw_messages(events)
+                preparing = loop.run_in_executor(encoder_executor, prepare_batch, guard, messages)
+                previous, tagger_free = tagger_free, loop.create_future()
+                handling = asyncio.create_task(handle_batch(stream, events, messages, started, preparing,
+                                                            previous, tagger_free))
+                handling.add_done_callback(crash_on_error)
+                if previous is not None:
+                    await previous  # the batch before is processed: take the next one
+        except asyncio.CancelledError:
+            raise  # shutting down: batches not published stay unacked and are redone after restart
         finally:
-            if publishing and not publishing[-1].done():
-                # Stopping: let the batches' acknowledgements arrive, so that they are not
-                # redone after a restart; a broker that does not answer leaves them unacked.
-                try:
+            # Stopping: let the batch in hand be processed and every batch's acknowledgements
+            # arrive, so that they are not redone after a restart; a broker that does not
+            # answer leaves them unacked.
+            try:
+                if handling is not None and not handling.done():
+                    await asyncio.wait_for(asyncio.shield(handling), timeout=30.0)
+                if publishing and not publishing[-1].done():
                     await asyncio.wait_for(asyncio.shield(publishing[-1]), timeout=10.0)
-                except BaseException:  # noqa: BLE001 - cancelled or timed out: redone after a restart
-                    for task in publishing:
-                        task.cancel()
+            except BaseException:  # noqa: BLE001 - cancelled or timed out: redone after a restart
+                if handling is not None:
+                    handling.cancel()
+                for task in publishing:
+                    task.cancel()
+            # A batch encoded ahead and never processed did not crash anything.
+            await loop.run_in_executor(None, partial(encoder_executor.shutdown, wait=True))
+            guard.release_unstarted()
 
     if monitor is not None:
         feedback_t = app.topic(topics.feedback, key_serializer="raw", value_serializer="raw")

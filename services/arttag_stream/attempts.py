@@ -23,7 +23,8 @@ import json
 import logging
 import os
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,8 @@ class Step:
     records: dict[TopicPartition, InFlight]
     give_up: bool = False
     """The message reached the limit: dead-letter it instead of processing it."""
+    started: bool = False
+    """:meth:`CrashGuard.run` began processing it."""
 
 
 class AttemptJournal:
@@ -117,6 +120,10 @@ class CrashGuard:
         self.journal = journal if max_attempts > 0 else None
         self.max_attempts = max_attempts
         self.processor = processor
+        # Steps begun and not done, oldest first: while the worker encodes the next batch
+        # ahead, two steps of one partition are in flight and its record spans both.
+        self._begun: list[Step] = []
+        self._lock = threading.Lock()
 
     def plan(self, messages: Sequence[RawMessage]) -> list[Step]:
         """One step for the batch; one step per message if part of it was in flight before."""
@@ -152,14 +159,46 @@ class CrashGuard:
             log.error("%s: processing began %d times without finishing; dead-lettering it",
                       step.messages[0].where, record.attempts)
             return self.processor.give_up(step.messages, record.attempts)
-        if self.journal is not None:
-            for tp, record in step.records.items():
-                self.journal.write(tp, record)
+        self.begin(step)
+        step.started = True
         return self.processor.process(step.messages)
+
+    def begin(self, step: Step) -> None:
+        """Record the step in the journal (once): its processing has begun. Work done on a
+        step before :meth:`run` (the worker's encoding ahead) begins it first, so a message
+        that kills the process there is counted too."""
+        if self.journal is None:
+            return
+        with self._lock:
+            if any(s is step for s in self._begun):
+                return
+            self._begun.append(step)
+            self._write(step.records)
 
     def done(self, step: Step) -> None:
         """The step is processed: nothing of it is in flight any more."""
-        if self.journal is not None:
-            for tp in step.records:
-                self.journal.write(tp, None)
+        if self.journal is None:
+            return
+        with self._lock:
+            self._begun = [s for s in self._begun if s is not step]
+            self._write(step.records)
+
+    def release_unstarted(self) -> None:
+        """Leave out of the journal the steps begun but never run (encoded ahead, then the
+        worker stopped): nothing crashed on them, so the restart must not count an attempt."""
+        if self.journal is None:
+            return
+        with self._lock:
+            unstarted = [s for s in self._begun if not s.started]
+            self._begun = [s for s in self._begun if s.started]
+            for step in unstarted:
+                self._write(step.records)
+
+    def _write(self, tps: Iterable[TopicPartition]) -> None:
+        """Each partition's record: the span of its steps in flight (none: removed)."""
+        assert self.journal is not None
+        for tp in tps:
+            records = [s.records[tp] for s in self._begun if tp in s.records]
+            self.journal.write(tp, InFlight(min(r.first for r in records), max(r.last for r in records),
+                                            max(r.attempts for r in records)) if records else None)
 

@@ -13,16 +13,34 @@ from collections.abc import Sequence
 
 from arttag.kafka.sink import SuggestionSink
 
-from arttag_stream.attempts import CrashGuard
+from arttag_stream.attempts import CrashGuard, Step
 from arttag_stream.processing import BatchResult, RawMessage
 
 log = logging.getLogger(__name__)
 
 
-def process_batch(guard: CrashGuard, messages: Sequence[RawMessage]) -> BatchResult:
+def prepare_batch(guard: CrashGuard, messages: Sequence[RawMessage]) -> list[Step]:
+    """Plan ``messages`` and encode them ahead (blocking: the encoder's thread, while the
+    batch before is processed); the steps to hand to :func:`process_batch`.
+
+    Only a batch planned whole is encoded ahead, and it is begun in the crash journal first:
+    a message that kills the process in the encoder counts as an attempt like anywhere else.
+    A batch that met offsets in flight before a crash is processed one message at a time
+    with nothing ahead.
+    """
+    steps = guard.plan(messages)
+    if len(steps) == 1 and not steps[0].give_up and steps[0].messages:
+        guard.begin(steps[0])
+        guard.processor.prefetch(steps[0].messages)
+    return steps
+
+
+def process_batch(guard: CrashGuard, messages: Sequence[RawMessage],
+                  steps: Sequence[Step] | None = None) -> BatchResult:
     """Plan and process ``messages`` step by step (blocking: the tagger's thread); what the
     steps produced, to be published.
 
+    ``steps``: what :func:`prepare_batch` planned (default: planned here).
     Each step is in the crash journal while it is processed and leaves it when processed:
     a crash while publishing (a broker outage, a kill) is not the messages' fault, so it
     never counts as an attempt; the offsets are not committed either way, so the batch is
@@ -30,7 +48,7 @@ def process_batch(guard: CrashGuard, messages: Sequence[RawMessage]) -> BatchRes
     """
     total = BatchResult()
     started = time.perf_counter()
-    for step in guard.plan(messages):
+    for step in steps if steps is not None else guard.plan(messages):
         result = guard.run(step)
         guard.done(step)
         total.extend(result)

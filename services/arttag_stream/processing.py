@@ -27,7 +27,7 @@ from arttag.events import (
 )
 from arttag.kafka.follower import LatestTable
 from arttag.kafka.sink import dead_letter_key, suggestion_headers, suggestion_key
-from arttag.model.tagger import SuggestOptions, Tagger
+from arttag.model.tagger import Prefetching, SuggestOptions, Tagger
 from arttag.quality.auto_apply import mark_auto_apply, threshold_for
 
 log = logging.getLogger(__name__)
@@ -289,6 +289,30 @@ class BatchProcessor:
             raise ConfigurationError(f"auto_apply_precision is set but model {tagger.model_version} "
                                      "has no bundle manifest with auto-apply thresholds")
         return threshold_for(manifest, self.auto_apply_precision)
+
+    def prefetch(self, messages: Sequence[RawMessage]) -> int:
+        """Encode ahead what :meth:`process` will ask the tagger for (another thread, while the
+        batch before is processed); how many texts were encoded. Reads the state without
+        claiming anything: an event found unchanged meanwhile only costs its encoding, and one
+        left out here is encoded by :meth:`process`. Never raises: :meth:`process` meets the
+        same message and turns what fails into a dead letter."""
+        tagger, model_version = self._serving
+        if not isinstance(tagger, Prefetching):
+            return 0
+        artworks = []
+        for message in messages:
+            try:
+                event = decode_artwork_event(message.value)
+            except Exception:  # noqa: BLE001 - a dead letter, found again by process()
+                continue
+            state = self.store.get(event.artwork_id)
+            if decide(state, event.revision, content_hash(event.artwork), model_version) != "unchanged":
+                artworks.append(event.artwork)
+        try:
+            return tagger.prefetch(artworks) if artworks else 0
+        except Exception as exc:  # noqa: BLE001 - process() encodes them again, one by one if need be
+            log.debug("prefetch of %d artworks failed: %s", len(artworks), exc)
+            return 0
 
     def process(self, messages: Sequence[RawMessage]) -> BatchResult:
         started = time.perf_counter()

@@ -42,11 +42,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from arttag.catalogue.split import SPLIT_RULE
+from arttag.catalogue.text import build_text
 from arttag.catalogue.vocabulary import Tag, Vocabulary
 from arttag.checksums import file_sha256
 from arttag.encoders.base import TextEncoder
 from arttag.encoders.choice import variant_of
 from arttag.encoders.loader import EncoderKind, open_encoder
+from arttag.encoders.prefetch import EmbeddingPrefetch
 from arttag.errors import ModelError
 from arttag.events import ArtworkMetadata, TagSuggestion
 from arttag.model.ensemble import BaseEnsemble, Ranked, load_ensemble, math_threads
@@ -407,6 +409,7 @@ class BundleTagger:
         self.ensemble = ensemble
         self.encoder = encoder
         self.batch_size = batch_size
+        self._prefetch = EmbeddingPrefetch(encoder) if encoder is not None else None
         self._lock = threading.RLock()
         self._source: LearningSource | None = None
         self._position = 0
@@ -426,8 +429,17 @@ class BundleTagger:
         if self.ensemble.needs_embeddings:
             if self.encoder is None:
                 raise ModelError("this bundle needs an encoder")
-            batch.embeddings = np.asarray(self.encoder.encode(batch.texts), dtype=np.float32)
+            assert self._prefetch is not None
+            batch.embeddings = self._prefetch.encode(batch.texts)
         return batch
+
+    def prefetch(self, artworks: Sequence[ArtworkMetadata]) -> int:
+        """Encode ``artworks`` ahead of the :meth:`suggest` that will need them (from another
+        thread, while this tagger scores an earlier batch: :mod:`arttag.encoders.prefetch`);
+        how many texts were encoded. Takes no lock: encoding reads no scorer state."""
+        if self._prefetch is None or not self.ensemble.needs_embeddings:
+            return 0
+        return self._prefetch.fill([build_text(m) for m in artworks])
 
     def rank(self, artworks: Sequence[ArtworkMetadata]) -> tuple[Batch, list[Candidates], list[Ranked]]:
         """Both steps of the ensemble, with every per-source score (for evaluation and explanations)."""

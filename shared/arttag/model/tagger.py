@@ -59,6 +59,15 @@ class Tagger(Protocol):
 
 
 @runtime_checkable
+class Prefetching(Protocol):
+    """A tagger that can encode a batch ahead of the :meth:`Tagger.suggest` that needs it
+    (:class:`arttag.model.bundle.BundleTagger`): the stream worker encodes its next batch
+    while the current one is scored."""
+
+    def prefetch(self, artworks: Sequence[ArtworkMetadata]) -> int: ...
+
+
+@runtime_checkable
 class TagCatalogue(Protocol):
     """The tags a tagger suggests from: the API's vocabulary lookups and tag search.
 
