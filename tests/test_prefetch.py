@@ -68,10 +68,11 @@ def test_vectors_encoded_ahead_are_taken_once_and_equal_the_encoders():
     assert encoder.calls == [["1"]]
 
 
-def test_nothing_encoded_ahead_is_exactly_the_encoders_own_call():
+def test_a_text_repeated_in_a_batch_is_encoded_once():
     encoder = CountingEncoder()
-    EmbeddingPrefetch(encoder).encode(["a", "b", "a"])
-    assert encoder.calls == [["a", "b", "a"]]
+    vectors = EmbeddingPrefetch(encoder).encode(["a", "b", "a"])
+    assert encoder.calls == [["a", "b"]]
+    np.testing.assert_array_equal(vectors, HashingEncoder().encode(["a", "b", "a"]))
 
 
 @pytest.fixture(scope="module")

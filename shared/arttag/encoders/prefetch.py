@@ -61,12 +61,11 @@ class EmbeddingPrefetch:
         return len(wanted)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """The texts' embeddings: those held are taken (and forgotten), the rest encoded now."""
+        """The texts' embeddings: those held are taken (and forgotten), the rest encoded now,
+        each distinct text once (a batch of sketchbook pages often repeats one title)."""
         with self._lock:
             held = {t: self._held.pop(t) for t in dict.fromkeys(texts) if t in self._held}
             self.taken += sum(1 for t in texts if t in held)
-        if not held:  # nothing encoded ahead: exactly the encoder's own call
-            return np.asarray(self.encoder.encode(texts), dtype=np.float32)
         missing = [t for t in dict.fromkeys(texts) if t not in held]
         if missing:
             held.update(zip(missing, np.asarray(self.encoder.encode(missing), dtype=np.float32)))
