@@ -467,12 +467,19 @@ def render_stream(d: dict, stem: str) -> str:
         f"{d.get('encoder_cache', '?')}, batches of {num(d.get('batch_max_events'))} "
         f"(window {num(d.get('batch_max_ms'))} ms), segments of {num(pipe.get('segment_artworks'))} artworks.\n"
     )
+    if st.get("what") or pipe.get("what"):
+        out.append(f"Pipeline alone: {pipe.get('what', '?')}. Stream worker: {st.get('what', '?')}"
+                   + (f"; each stream window opens {st['settle_bursts_after_pause']} bursts after the worker "
+                      "resumes, once the batches it had begun before the pause are out" if
+                      st.get("settle_bursts_after_pause") else "") + ".\n")
     rows = [
         ("pipeline alone (encoder + scorers + explanations, no Kafka), artworks/s", num(pipe["events_per_s"], 1)),
         ("through the stream worker (backlog, one worker), artworks/s", num(st["events_per_s"], 1)),
         (f"ratio stream / pipeline alone (target {targets.get('throughput_ratio_vs_pipeline', '–')})",
          f"{num(st['ratio_vs_pipeline'], 2)} (median of paired segments {num(st.get('paired_ratio_median'))})"),
-        ("tagger's share of a worker batch's time (median)", num(st.get("worker_tagger_share_of_batch_time_median"))),
+        ("tagger's thread's share of a worker batch's time, taken to published (median)"
+         + ("; its encoding is ahead, in another thread" if st.get("settle_bursts_after_pause") else ""),
+         num(st.get("worker_tagger_share_of_batch_time_median"))),
         (f"end-to-end latency at {num(lat['offered_rate_per_s'], 1)}/s offered: p50 / p90 / p99, s "
          f"(target p99 {targets.get('p99_latency_s_at_half_capacity', '–')})",
          f"{num(lat['p50_s'])} / {num(lat['p90_s'])} / {num(lat['p99_s'])}"),
