@@ -9,11 +9,13 @@ only then acks the batch's events; faust commits acked offsets every ``commit_in
 A crash anywhere before that leaves the offsets uncommitted, so a restarted worker
 reprocesses the batch (at-least-once; outputs carry deterministic ids).
 
-Publishing a batch overlaps tagging the next: the tagger would otherwise wait for Kafka's
-acknowledgements every batch (a tenth of the batch's time on a 2-core machine with the
-broker beside it). A batch's records are sent only once the previous batch's are
-acknowledged and its events acked, so records and offsets keep their order; at most
-:data:`MAX_PUBLISHING` tagged batches wait for Kafka, then the tagger waits.
+Three stages overlap under a backlog. An encoder thread encodes a batch ahead
+(:func:`arttag_stream.pipeline.prepare_batch`) while the tagger's thread scores the one before
+it, and the event loop publishes the one before that: the encoder's onnxruntime threads and
+the scorers' Python each leave cores idle part of the time, and the tagger would otherwise
+wait for Kafka's acknowledgements every batch. A batch's records are sent only once the
+previous batch's are acknowledged and its events acked, so records and offsets keep their
+order; at most :data:`MAX_PUBLISHING` tagged batches wait for Kafka, then the tagger waits.
 
 No message stops the worker: the processor turns every bad message into a dead
 letter, no record it publishes exceeds ``max_record_bytes``, and a message that
