@@ -44,6 +44,7 @@ from pathlib import Path
 from harness import wait_for_line
 from machine_info import (
     bundle_details,
+    cpu_during_run,
     machine_details,
     portable_command,
     portable_path,
@@ -400,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
                 "artwork's suggestion arriving at a consumer of the output topics; nothing extrapolated"),
     })
     result["embedding_cache"]["entries_at_end"] = cached_at_end
+    result["cpu_during_run"] = cpu_during_run()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("completed", "artworks_done", "seconds", "events_per_s")}, indent=2))

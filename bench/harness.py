@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from machine_info import cpu_during_run
+
 REPO = Path(__file__).resolve().parents[1]
 KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
 
@@ -130,8 +132,11 @@ class TopicReader(threading.Thread):
         self.join(timeout_s)
 
 
-def write_result(path: Path, result: dict[str, Any]) -> None:
-    """The result as indented JSON at ``path`` (its folder made), and its headline printed."""
+def write_result(path: Path, result: dict[str, Any], *, measured: bool = True) -> None:
+    """The result as indented JSON at ``path`` (its folder made), and its headline printed;
+    ``measured``: this process ran the benchmark, so its CPU shares (busy, stolen) are added."""
+    if measured:
+        result.setdefault("cpu_during_run", cpu_during_run())
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["headline"], indent=2))

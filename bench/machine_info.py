@@ -45,6 +45,35 @@ def portable_command(script: str, argv: list[str]) -> str:
     return " ".join(["python", script, *words])
 
 
+def _cpu_ticks() -> list[int] | None:
+    """The machine's CPU time so far, in ticks: user, nice, system, idle, iowait, irq, softirq, steal."""
+    try:
+        with open("/proc/stat") as fh:
+            return [int(x) for x in fh.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+
+
+_TICKS_AT_START = _cpu_ticks()
+
+
+def cpu_during_run() -> dict | None:
+    """Shares of the machine's CPU time since this process started: busy (everything but idle,
+    iowait and steal) and stolen by the hypervisor. On a shared virtual machine the steal share
+    says how much of the hardware the run did not get; two runs of one benchmark compare only
+    at similar steal."""
+    now = _cpu_ticks()
+    if _TICKS_AT_START is None or now is None:
+        return None
+    delta = [b - a for a, b in zip(_TICKS_AT_START, now)]
+    total = sum(delta)
+    if total <= 0:
+        return None
+    idle, iowait, steal = delta[3], delta[4], delta[7]
+    return {"busy_share": round((total - idle - iowait - steal) / total, 3),
+            "steal_share": round(steal / total, 3)}
+
+
 def machine_details(**extra: object) -> dict:
     """CPU model, core count, memory, platform, commit and load average, plus ``extra``."""
     return {

@@ -525,6 +525,9 @@ def render_backfill(d: dict, stem: str) -> str:
         ("suggestions seen twice or more / dead letters",
          f"{num(d.get('suggestions_seen_twice_or_more'))} / {num(d.get('dead_letters'))}"),
     ]
+    if d.get("cpu_during_run"):
+        rows.append(("machine's CPU time busy / stolen by the hypervisor during the run",
+                     f"{num(d['cpu_during_run'].get('busy_share'))} / {num(d['cpu_during_run'].get('steal_share'))}"))
     out.append(table(("figure", "value"), rows))
     return "\n".join(out)
 

@@ -218,7 +218,7 @@ def main() -> int:
     if args.sources_only:
         result = json.loads(args.out.read_text())
         attach_sources(result, args)
-        write_result(args.out, result)
+        write_result(args.out, result, measured=False)
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("arttag").setLevel(logging.WARNING)
