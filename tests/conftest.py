@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -14,6 +16,26 @@ from arttag.settings import KafkaSettings
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "shared" / "arttag" / "data" / "tate_sample.jsonl.gz"
+
+
+@pytest.fixture
+def worker_lives(tmp_path):
+    """Runs a worker script (``argv``: its in-flight folder, its output file) again and again, as
+    restarts would, until it exits 0; returns the exit codes and the JSON lines it wrote."""
+
+    def run(script_text: str, max_lives: int = 6) -> tuple[list[int], list]:
+        script = tmp_path / "worker.py"
+        script.write_text(script_text)
+        out = tmp_path / "published.jsonl"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "shared"), str(REPO / "services")])}
+        codes: list[int] = []
+        while not codes or codes[-1] != 0:
+            codes.append(subprocess.run([sys.executable, str(script), str(tmp_path / "inflight"), str(out)],
+                                        env=env, capture_output=True).returncode)
+            assert len(codes) <= max_lives, codes
+        return codes, [json.loads(line) for line in out.read_text().splitlines()]
+
+    return run
 
 
 def _reachable(host: str, port: int) -> bool:

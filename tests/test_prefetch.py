@@ -7,12 +7,7 @@ attempt, and a worker that stops with a batch encoded ahead counts nothing again
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,7 +22,6 @@ from arttag_stream.pipeline import prepare_batch, process_batch
 from arttag.catalogue.text import content_hash
 from arttag_stream.processing import ArtworkState, BatchProcessor, RawMessage, StateStore
 
-REPO = Path(__file__).resolve().parents[1]
 TOPIC = "artworks.created.v1"
 
 
@@ -181,18 +175,8 @@ _CRASHING_ENCODER_WORKER = textwrap.dedent('''
 ''')
 
 
-def test_a_message_that_kills_the_encoder_ahead_counts_as_an_attempt(tmp_path):
-    script = tmp_path / "worker.py"
-    script.write_text(_CRASHING_ENCODER_WORKER)
-    out = tmp_path / "published.jsonl"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "shared"), str(REPO / "services")])}
-    codes = []
-    while not codes or codes[-1] != 0:
-        codes.append(subprocess.run([sys.executable, str(script), str(tmp_path / "inflight"), str(out)],
-                                    env=env, capture_output=True).returncode)
-        assert len(codes) <= 6, codes
-    # crashed encoding ahead, then twice alone in the tagger, then given up
-    assert codes == [9, 9, 9, 0]
-    records = [json.loads(line) for line in out.read_text().splitlines()]
+def test_a_message_that_kills_the_encoder_ahead_counts_as_an_attempt(worker_lives):
+    codes, records = worker_lives(_CRASHING_ENCODER_WORKER)
+    assert codes == [9, 9, 9, 0]  # crashed encoding ahead, then twice alone in the tagger, then given up
     assert ["dead", 1, "repeated-failure", 3] in records
     assert {r[1] for r in records if r[0] == "suggestion"} == {0, 2}

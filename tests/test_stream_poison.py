@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -42,7 +40,6 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 TOPIC = "artworks.created.v1"
-REPO = Path(__file__).resolve().parents[1]
 
 
 class FakeTagger:
@@ -477,18 +474,9 @@ _CRASHING_WORKER = textwrap.dedent('''
 ''')
 
 
-def test_a_message_that_kills_the_process_is_given_up_across_real_restarts(tmp_path):
-    script = tmp_path / "worker.py"
-    script.write_text(_CRASHING_WORKER)
-    out = tmp_path / "published.jsonl"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "shared"), str(REPO / "services")])}
-    codes = []
-    while not codes or codes[-1] != 0:
-        codes.append(subprocess.run([sys.executable, str(script), str(tmp_path / "inflight"), str(out)],
-                                    env=env, capture_output=True).returncode)
-        assert len(codes) <= 6, codes
+def test_a_message_that_kills_the_process_is_given_up_across_real_restarts(worker_lives):
+    codes, records = worker_lives(_CRASHING_WORKER)
     assert codes == [9, 9, 9, 0]
-    records = [json.loads(line) for line in out.read_text().splitlines()]
     assert ["dead", 1, "repeated-failure", 3] in records
     assert {r[1] for r in records if r[0] == "suggestion"} == {0, 2}
 
