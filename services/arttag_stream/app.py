@@ -354,12 +354,10 @@ def create_app(
                 handling.add_done_callback(crash_on_error)
                 if previous is not None:
                     await previous  # the batch before is processed: take the next one
-        except asyncio.CancelledError:
-            raise  # shutting down: batches not published stay unacked and are redone after restart
         finally:
-            # Stopping: let the batch in hand be processed and every batch's acknowledgements
-            # arrive, so that they are not redone after a restart; a broker that does not
-            # answer leaves them unacked.
+            # Stopping (batches not published stay unacked and are redone after a restart): let
+            # the batch in hand be processed and every batch's acknowledgements arrive, so that
+            # they are not redone; a broker that does not answer leaves them unacked.
             try:
                 if handling is not None and not handling.done():
                     await asyncio.wait_for(asyncio.shield(handling), timeout=30.0)

@@ -24,7 +24,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,22 +177,21 @@ class CrashGuard:
 
     def done(self, step: Step) -> None:
         """The step is processed: nothing of it is in flight any more."""
-        if self.journal is None:
-            return
-        with self._lock:
-            self._begun = [s for s in self._begun if s is not step]
-            self._write(step.records)
+        self._leave(lambda s: s is step)
 
     def release_unstarted(self) -> None:
         """Leave out of the journal the steps begun but never run (encoded ahead, then the
         worker stopped): nothing crashed on them, so the restart must not count an attempt."""
+        self._leave(lambda s: not s.started)
+
+    def _leave(self, leaving: Callable[[Step], bool]) -> None:
+        """Take the begun steps ``leaving`` picks out of the journal."""
         if self.journal is None:
             return
         with self._lock:
-            unstarted = [s for s in self._begun if not s.started]
-            self._begun = [s for s in self._begun if s.started]
-            for step in unstarted:
-                self._write(step.records)
+            left = [s for s in self._begun if leaving(s)]
+            self._begun = [s for s in self._begun if not leaving(s)]
+            self._write({tp for s in left for tp in s.records})
 
     def _write(self, tps: Iterable[TopicPartition]) -> None:
         """Each partition's record: the span of its steps in flight (none: removed)."""

@@ -4,7 +4,7 @@ A stream worker knows its next batch while the tagger is still scoring the curre
 The encoder is most of a batch's time and its onnxruntime threads leave the event loop
 and the scorers' Python idle cores, so encoding the next batch's texts in another thread
 while this one is scored (:meth:`EmbeddingPrefetch.fill`) overlaps the two; the batch then
-takes its vectors from here (:meth:`EmbeddingPrefetch.take`) instead of encoding them.
+takes its vectors from here (:meth:`EmbeddingPrefetch.encode`) instead of encoding them.
 
 The store is keyed by text, so a vector is the text's embedding whoever asks for it, and it
 is bounded: what is never taken (the batch's event turned out to be unchanged, or the model
@@ -37,8 +37,6 @@ class EmbeddingPrefetch:
         self.max_size = max_size
         self._held: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
-        self.filled = 0
-        """Texts encoded ahead so far."""
         self.taken = 0
         """Texts a batch took from here instead of encoding them."""
 
@@ -57,16 +55,16 @@ class EmbeddingPrefetch:
                 self._held[text] = vector
             while len(self._held) > self.max_size:
                 self._held.popitem(last=False)
-            self.filled += len(wanted)
         return len(wanted)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """The texts' embeddings: those held are taken (and forgotten), the rest encoded now,
         each distinct text once (a batch of sketchbook pages often repeats one title)."""
+        distinct = list(dict.fromkeys(texts))
         with self._lock:
-            held = {t: self._held.pop(t) for t in dict.fromkeys(texts) if t in self._held}
+            held = {t: self._held.pop(t) for t in distinct if t in self._held}
             self.taken += sum(1 for t in texts if t in held)
-        missing = [t for t in dict.fromkeys(texts) if t not in held]
+        missing = [t for t in distinct if t not in held]
         if missing:
             held.update(zip(missing, np.asarray(self.encoder.encode(missing), dtype=np.float32)))
         return np.stack([held[t] for t in texts]) if texts else np.zeros((0, self.encoder.dim), np.float32)
