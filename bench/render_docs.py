@@ -743,6 +743,52 @@ def render_cost(d: dict, stem: str) -> str:
     out.append(kv_table(h))
     return "\n".join(out)
 
+ERROR_VIEWS = (("random", "all", "random, all dev"), ("random", "isolated", "random, isolated"),
+               ("random", "isolated_new_artist", "random, isolated, new artist"),
+               ("new_acquisitions", "all", "new acquisitions"),
+               ("new_acquisitions", "isolated_new_artist", "new acquisitions, new artist"))
+FATES = ("in_top_5", "ranked_below_5", "not_a_candidate", "outside_vocabulary")
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{x * 100:.1f} %"
+
+
+def _tag_list(pairs: list, n: int = 8) -> str:
+    return ", ".join(f"{num(label)} ({count:,})" for label, count in pairs[:n]) or "–"
+
+
+def render_quality_errors(d: dict, stem: str) -> str:
+    out = [preamble("What the errors are", d, stem)]
+    views = d["views"]
+    present = [(v, p, label) for v, p, label in ERROR_VIEWS if v in views and p in views[v]]
+    out.append("Where each true (artwork, tag) pair ended, and the wrong top-5 suggestions "
+               "([quality](quality.md#what-the-errors-are)):\n")
+    out.append(table(("view", "artworks", "true pairs", "in top 5", "ranked below 5", "never proposed",
+                      "outside the vocabulary", "wrong in top 5", "of them places against the named place",
+                      "true pairs of the 10 largest series"),
+                     [[label, b["artworks"], b["true_pairs"], *(_pct(b["true_share_by_fate"][f]) for f in FATES),
+                       b["top_5_wrong"], _pct(b["place_contradictions_share_of_wrong"]),
+                       _pct(b["series"]["top_10_artists_share_of_true_pairs"])]
+                      for v, p, label in present for b in [views[v][p]]]))
+    for v, p, label in present:
+        if p != "all":
+            continue
+        b = views[v][p]
+        out.append(f"**{label}** ({views[v]['bundle']}): top-5 precision per tag area, and the share of the "
+                   "area's true pairs no scorer proposed.\n")
+        out.append(table(("area", "true pairs", "top-5 right", "top-5 wrong", "top-5 precision", "never proposed"),
+                         [[area, a["true_pairs"], a["top_5_right"], a["top_5_wrong"],
+                           "–" if a["top_5_precision"] is None else num(a["top_5_precision"]),
+                           _pct(a["not_a_candidate"] / a["true_pairs"] if a["true_pairs"] else None)]
+                          for area, a in b["by_area"].items()]))
+        out.append(f"- most frequent wrong top-5 tags: {_tag_list(b['top_5_wrong_tags'])}")
+        out.append(f"- true tags most often never proposed: {_tag_list(b['never_proposed_tags'])}")
+        out.append(f"- true tags outside the vocabulary: {_tag_list(b['outside_vocabulary_tags'])}")
+        series = ", ".join(f"{num(s['artist'])} ({s['artworks']:,})" for s in b["series"]["top_10_artists"][:5])
+        out.append(f"- largest series (artworks): {series}\n")
+    return "\n".join(out)
+
 
 def render_generic(d: dict, stem: str) -> str:
     out = [preamble(f"`{stem}`", d, stem)]
@@ -757,7 +803,7 @@ def render_generic(d: dict, stem: str) -> str:
 def renderer_for(stem: str) -> Callable[[dict, str], str]:
     known = {"encoder": render_encoder, "encoder_quality": render_encoder_quality, "quality": render_quality,
              "quality_vs_annif": render_quality_vs_annif, "stream": render_stream, "cost": render_cost,
-             "curation": render_curation}
+             "curation": render_curation, "quality_errors": render_quality_errors}
     if stem in known:
         return known[stem]
     if stem == "api" or stem.startswith("api_"):
@@ -771,7 +817,7 @@ def renderer_for(stem: str) -> Callable[[dict, str], str]:
     return render_generic
 
 
-ORDER = ("encoder", "encoder_quality", "quality", "quality_vs_annif", "stream", "api", "cost")
+ORDER = ("encoder", "encoder_quality", "quality", "quality_vs_annif", "quality_errors", "stream", "api", "cost")
 
 
 def sort_key(path: Path) -> tuple[int, str]:
