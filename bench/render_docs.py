@@ -306,15 +306,22 @@ def render_auto_apply(d: dict) -> list[str]:
     stored = ((d.get("training") or {}).get("auto_apply") or {})
     if not on_dev:
         return []
+    # The new-acquisitions bundle has thresholds of its own, chosen the same way on its rerank split.
+    na = (d.get("new_acquisitions") or {}).get("auto_apply") or {}
     rows = []
     for key, m in on_dev.items():
         rerank = (stored.get("on_rerank") or {}).get(key) or {}
+        late = na.get(key) or {}
         rows.append([key, num(m.get("threshold")), num(rerank.get("precision")), num(m.get("suggestions")),
-                     num(m.get("precision")), num(m.get("recall"))])
+                     num(m.get("precision")), num(m.get("recall"))]
+                    + ([num(late.get("precision")), num(late.get("recall"))] if na else []))
     return ["**Tags safe to apply unreviewed** (thresholds chosen on out-of-fold re-ranker probabilities of "
-            "the rerank artworks; [auto-apply](quality.md#tags-safe-to-apply-unreviewed)).\n",
+            "the rerank artworks; [auto-apply](quality.md#tags-safe-to-apply-unreviewed)"
+            + ("; new acquisitions: the new-acquisitions bundle's own thresholds" if na else "") + ").\n",
             table(["target precision", "confidence threshold", "precision on rerank", "dev suggestions above",
-                   "dev precision reached", "share of dev true tags recovered"], rows)]
+                   "dev precision reached", "share of dev true tags recovered"]
+                  + (["new-acquisitions precision reached", "share of their true tags recovered"] if na else []),
+                  rows)]
 
 
 def render_faithfulness(f: dict | None) -> list[str]:
