@@ -30,31 +30,22 @@ from machine_info import machine_details, portable_command
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CATALOGUE = REPO.parent / "shared" / "data" / "tate" / "artworks.jsonl.gz"
 DEFAULT_OUT = REPO / "bench" / "results" / "quality_errors.json"
+VIEW_SPLITS = {"random": "dev", "new_acquisitions": "new-acquisitions"}
+"""Each view's ``arttag evaluate --split``."""
 
 
 def analyse_view(bundle: Path, records: list[Any], view: str, cache: Path | None, batch_size: int = 256) -> dict:
     from arttag.catalogue.text import build_text
     from arttag.model.bundle import open_tagger
-    from arttag.model.training import embed_texts, make_batch, split_records
+    from arttag.model.training import embed_texts, evaluation_records, make_batch
     from arttag.quality.errors import RankedArtwork, error_breakdown
-    from arttag.quality.views import (
-        NEW_ACQUISITIONS_FROM,
-        split_by_acquisition,
-        view_masks,
-    )
+    from arttag.quality.views import view_masks
     from arttag.settings import CliSettings
     from tqdm import tqdm
 
     tagger = open_tagger(bundle, CliSettings().encoder)
     fitted_on = tagger.manifest.get("training", {}).get("scorers_fitted_on", ["train"])
-    tagged = [r for r in records if r.metadata.tags]
-    pool = tagged
-    if view == "new_acquisitions":
-        pool, held_out = split_by_acquisition(tagged, NEW_ACQUISITIONS_FROM)
-    splits = split_records(pool)
-    if view == "random":
-        held_out = splits["dev"]
-    training = [r for s in fitted_on for r in splits[s]]
+    held_out, training, _ = evaluation_records(records, VIEW_SPLITS[view], fitted_on)
     texts = [build_text(r.metadata) for r in held_out]
     embeddings = None
     if tagger.ensemble.needs_embeddings:

@@ -452,6 +452,28 @@ SPLITS = ("dev", "all", "new-acquisitions")
 """What :func:`evaluate_ensemble` measures on (:mod:`arttag.quality.views`)."""
 
 
+def evaluation_records(
+    records: Sequence[CatalogueRecord], split: str, fitted_on: Sequence[str] = ("train", "rerank"),
+    acquired_from: int = NEW_ACQUISITIONS_FROM,
+) -> tuple[list[CatalogueRecord], list[CatalogueRecord], dict[str, list[CatalogueRecord]]]:
+    """The tagged artworks an evaluation ``split`` (:data:`SPLITS`, as :func:`evaluate_ensemble`
+    reads it) holds out, those the bundle learnt from (its ``fitted_on`` splits), and the splits
+    of the pool both come from (the whole catalogue, or the artworks acquired before
+    ``acquired_from`` for ``"new-acquisitions"``)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+    tagged = [r for r in records if r.metadata.tags]
+    pool = tagged
+    if split == "new-acquisitions":
+        pool, held_out = split_by_acquisition(tagged, acquired_from)
+    splits = split_records(pool)
+    if split == "dev":
+        held_out = splits["dev"]
+    elif split == "all":
+        held_out = [r for s in ("train", "rerank", "dev") for r in splits[s]]
+    return held_out, [r for s in fitted_on for r in splits[s]], splits
+
+
 def evaluate_ensemble(
     ensemble: Ensemble,
     encoder: TextEncoder | None,
@@ -482,18 +504,7 @@ def evaluate_ensemble(
     ``collect``, when given, receives per artwork the ensemble's top 10 (``rankings``), their
     confidences (``confidences``), whether each is right (``correct``) and the gold tag indices
     (``gold``), for plots."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
-    tagged = [r for r in records if r.metadata.tags]
-    pool = tagged
-    if split == "new-acquisitions":
-        pool, dev = split_by_acquisition(tagged, acquired_from)
-    splits = split_records(pool)
-    if split == "dev":
-        dev = splits["dev"]
-    elif split == "all":
-        dev = [r for s in ("train", "rerank", "dev") for r in splits[s]]
-    training = [r for s in fitted_on for r in splits[s]]
+    dev, training, splits = evaluation_records(records, split, fitted_on, acquired_from)
     vocab = ensemble.vocabulary
     seen_texts = {build_text(r.metadata) for s in ("train", "rerank") for r in splits[s]}
     texts = [build_text(r.metadata) for r in dev]

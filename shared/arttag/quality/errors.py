@@ -36,6 +36,7 @@ PLACE_AREA = "places"
 TOP = 5
 OUTSIDE = "(outside the vocabulary)"
 NO_AREA = "(no area)"
+FATES = ("in_top_5", "ranked_below_5", "not_a_candidate", "outside_vocabulary")
 MIN_PLACE_LABEL = 4
 """Shorter place labels ("Ely", "Rye") match too many ordinary words to count as named."""
 
@@ -59,12 +60,11 @@ class PlaceIndex:
 
     def __init__(self, vocabulary: Vocabulary, training: Sequence[CatalogueRecord]) -> None:
         self.places = {i for i, t in enumerate(vocabulary) if t.area == PLACE_AREA}
-        labels: dict[str, int] = {}
         self._labels = {i: vocabulary_label(vocabulary, i).lower() for i in self.places}
-        for i in self.places:
-            label = vocabulary_label(vocabulary, i)
+        labels: dict[str, int] = {}
+        for i, label in self._labels.items():
             if len(label) >= MIN_PLACE_LABEL:
-                labels.setdefault(label.lower(), i)
+                labels.setdefault(label, i)
         # Longest labels first, so "New York" wins over "York" where both would match.
         ordered = sorted(labels, key=len, reverse=True)
         self._pattern = re.compile(r"\b(" + "|".join(re.escape(x) for x in ordered) + r")\b",
@@ -96,8 +96,7 @@ class PlaceIndex:
 
 def vocabulary_label(vocabulary: Vocabulary, index: int) -> str:
     """A tag's label as a text would name it (Tate's ``" - non-specific"`` suffix dropped)."""
-    tags = vocabulary.tags
-    return tags[index].label.replace(" - non-specific", "").strip()
+    return vocabulary.tags[index].label.replace(" - non-specific", "").strip()
 
 
 def error_breakdown(artworks: Sequence[RankedArtwork], vocabulary: Vocabulary,
@@ -121,12 +120,11 @@ def error_breakdown(artworks: Sequence[RankedArtwork], vocabulary: Vocabulary,
         artists[artist] += 1
         gold = a.gold_ids
         gold_by_artist[artist] += len(gold)
-        ranked_ids = [vocabulary.tags[i].id for i in a.ranked]
-        position = {tid: n for n, tid in enumerate(ranked_ids)}
+        position = {vocabulary.tags[i].id: n for n, i in enumerate(a.ranked)}
         for tag in meta.tags:
             known = vocabulary.get(tag.id)
             area = OUTSIDE if known is None else known.area or NO_AREA
-            if tag.id not in vocabulary:
+            if known is None:
                 where = "outside_vocabulary"
                 outside[tag.label or tag.id] += 1
             elif tag.id not in position:
@@ -138,8 +136,8 @@ def error_breakdown(artworks: Sequence[RankedArtwork], vocabulary: Vocabulary,
                 where = "in_top_5"
             fate[where] += 1
             lost_by_area.setdefault(area, Counter())[where] += 1
-        named = places.named(build_text(meta)) if places.places else set()
-        for i in list(a.ranked)[:TOP]:
+        named = places.named(build_text(meta))
+        for i in a.ranked[:TOP]:
             tag = vocabulary.tags[i]
             area = tag.area or NO_AREA
             if tag.id in gold:
@@ -158,10 +156,8 @@ def error_breakdown(artworks: Sequence[RankedArtwork], vocabulary: Vocabulary,
     return {
         "artworks": len(artworks),
         "true_pairs": total,
-        "true_pairs_by_fate": {k: fate[k] for k in ("in_top_5", "ranked_below_5", "not_a_candidate",
-                                                    "outside_vocabulary")},
-        "true_share_by_fate": {k: fate[k] / total if total else 0.0 for k in ("in_top_5", "ranked_below_5",
-                                                                              "not_a_candidate", "outside_vocabulary")},
+        "true_pairs_by_fate": {k: fate[k] for k in FATES},
+        "true_share_by_fate": {k: fate[k] / total if total else 0.0 for k in FATES},
         "by_area": {
             area: {"true_pairs": sum(c.values()), "in_top_5": c["in_top_5"],
                    "not_a_candidate": c["not_a_candidate"], "outside_vocabulary": c["outside_vocabulary"],
