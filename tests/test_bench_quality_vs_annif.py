@@ -181,3 +181,45 @@ def test_merge_result_merges_a_finished_new_acquisitions_file_and_refuses_anothe
     assert merged["headline"]["new_acq_annif_best_f1_at_5"] == 0.2 and merged["new_acquisitions"]["command"] == "c"
     with pytest.raises(SystemExit):
         q.main(["--merge-result", str(target), "--merge-into", str(target)])  # a random-view file
+
+
+def test_reused_annif_takes_an_earlier_run_only_when_its_suggestions_give_its_figures(tmp_path: Path):
+    from arttag.catalogue.vocabulary import Tag, Vocabulary
+
+    vocab = Vocabulary([Tag(id=str(i), label=f"tag {i}") for i in range(6)])
+    gold = [{0, 1}, {2}, {5}]
+    suggested = [[0, 3, 1], [2, 4], [1]]
+    (tmp_path / "out").mkdir()
+    with open(tmp_path / "out" / "omikuji.jsonl", "w") as fh:
+        for tags in suggested:
+            fh.write(json.dumps({"results": [{"uri": q.URI_PREFIX + str(t), "score": 1.0 - 0.1 * k}
+                                             for k, t in enumerate(tags)]}) + "\n")
+    hashes = {"vocab.tsv": "a", "dev.tsv": "b"}
+    metrics = q.score(suggested, gold, set(), set())
+    tuned = q.score(q.filter_suggestions(q.read_index_output(tmp_path / "out" / "omikuji.jsonl", vocab, 3), 2, 0.95),
+                    gold, set(), set())
+    earlier = {"headline": {"view": "random"}, "data": {"input_sha256": hashes},
+               "annif": {"version": "1.4.3", "refit": False, "projects_cfg": "[tate-omikuji]",
+                         "systems": {"omikuji": {"metrics": metrics, "optimize": {"limit": 2, "threshold": 0.95}},
+                                     "omikuji+optimized": {"metrics": tuned}}}}
+    path = tmp_path / "earlier.json"
+    path.write_text(json.dumps(earlier))
+
+    def reuse(**changed):
+        args = {"path": path, "view": "random", "work": tmp_path, "hashes": hashes, "version": "1.4.3",
+                "systems": ["omikuji"], "vocab": vocab, "gold": gold, "rare": set(), "unseen": set(), "n_docs": 3,
+                "refit": False, **changed}
+        return q.reused_annif(**args)
+
+    results, rankings, cfg = reuse()
+    assert rankings["omikuji"] == suggested and rankings["omikuji+optimized"] == [[0], [2], [1]]
+    assert results["omikuji"]["metrics"] == metrics and cfg == "[tate-omikuji]"
+    for changed in ({"hashes": {**hashes, "dev.tsv": "c"}}, {"version": "1.5.0"}, {"refit": True},
+                    {"systems": ["omikuji", "nn"]}, {"n_docs": 4}):
+        with pytest.raises(SystemExit):
+            reuse(**changed)
+    # suggestions on disk that no longer give the stored figures are refused
+    earlier["annif"]["systems"]["omikuji"]["metrics"] = {**metrics, "f1_at_5": metrics["f1_at_5"] + 0.01}
+    path.write_text(json.dumps(earlier))
+    with pytest.raises(SystemExit, match="no longer give"):
+        reuse()

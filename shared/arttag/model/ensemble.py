@@ -391,11 +391,14 @@ class Ensemble(BaseEnsemble):
 
     def fit_reranker(self, batch: Batch, gold: Sequence[set[int]], params: RerankerParams | None = None,
                      progress: bool = False, negatives: Sequence[set[int]] | None = None,
-                     negative_weight: float = 2.0) -> dict[str, Any]:
+                     negative_weight: float = 2.0,
+                     extra: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
         """Learn step 2 on artworks the scorers were not trained on; returns a short report.
 
         ``negatives`` (per artwork, tag indices a curator rejected) weigh ``negative_weight``
-        times as much as other wrong candidates; the report counts them (``rejected_negatives``)."""
+        times as much as other wrong candidates; the report counts them (``rejected_negatives``).
+        ``extra`` (features, labels) are more candidates to learn from, built elsewhere with the
+        same features (:func:`arttag.model.training.recent_lesson`)."""
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         params = params or RerankerParams()
@@ -413,6 +416,11 @@ class Ensemble(BaseEnsemble):
                   "candidate_recall": reachable / total_gold if total_gold else 0.0}
         if weight is not None:
             report["rejected_negatives"] = int((weight != 1.0).sum())
+        if extra is not None:
+            x = np.vstack([x, extra[0].astype(x.dtype, copy=False)])
+            y = np.concatenate([y, extra[1].astype(np.int8, copy=False)])
+            weight = None if weight is None else np.concatenate([weight, np.ones(len(extra[1]))])
+            report["extra_pairs"] = int(len(extra[1]))
         if len(np.unique(y)) < 2 or y.sum() < 5:
             log.warning("re-ranker not trained: too few positive candidates (%d); using the score mean", int(y.sum()))
             self.reranker = None

@@ -40,6 +40,7 @@ from arttag.encoders.cache import cache_file, model_sha256, write_cache_file
 from arttag.errors import ArttagError, ModelError
 from arttag.events import TagDecisionsChanged
 from arttag.model.ensemble import Ensemble, RerankerParams
+from arttag.model.recent import recent_split
 from arttag.quality.auto_apply import DEFAULT_PRECISIONS, choose_threshold, precision_key, share_above
 from arttag.quality.views import NEW_ACQUISITIONS_FROM, split_by_acquisition, view_masks
 from arttag.quality.ranking import (
@@ -79,6 +80,10 @@ class TrainParams(BaseModel):
     auto_apply_folds: int = Field(
         2, ge=0, le=10, description="Folds of the rerank artworks for out-of-fold re-ranker probabilities, "
         "on which the thresholds are chosen (0: choose none)")
+    recent_share: float = Field(
+        0.1, ge=0.0, lt=1.0, description="The re-ranker also learns from this share of the train and rerank "
+        "artworks acquired last, scored by scorers fitted on the train artworks acquired before them "
+        "(arttag.model.recent; 0: not at all, nor without acquisition years)")
 
     @field_validator("auto_apply_precisions")
     @classmethod
@@ -286,17 +291,22 @@ def train_ensemble(
         scorers.append(scorer)
     timings["scorers_s"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
     ensemble = Ensemble(vocab, scorers)
     rerank = splits["rerank"]
     report: dict[str, Any] = {"artworks": {k: len(v) for k, v in splits.items()}}
+    recent = None
+    if rerank:
+        t0 = time.perf_counter()
+        recent = recent_lesson(splits, emb, tag_emb, params, thesaurus, report)
+        timings["recent_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     if rerank:
         batch = make_batch(rerank, emb["rerank"])
         log.info("fitting the re-ranker on %d rerank artworks", len(rerank))
         negatives = None if rejected is None else [
             {vocab.index(t) for t in rejected.get(r.artwork_id, ()) if t in vocab} for r in rerank]
         report["reranker"] = ensemble.fit_reranker(batch, gold_sets(rerank, vocab), params.reranker, progress,
-                                                   negatives=negatives)
+                                                   negatives=negatives, extra=recent)
         if params.auto_apply_folds >= 2 and report["reranker"].get("trained"):
             t1 = time.perf_counter()
             report["auto_apply"] = auto_apply_thresholds(ensemble, batch, gold_sets(rerank, vocab), params)
@@ -317,6 +327,41 @@ def train_ensemble(
         timings["refit_s"] = time.perf_counter() - t0
     report["timings"] = timings
     return ensemble, report
+
+
+def recent_lesson(splits: Mapping[str, Sequence[CatalogueRecord]], emb: Mapping[str, np.ndarray | None],
+                  tag_emb: np.ndarray | None, params: TrainParams, thesaurus: Vocabulary | None,
+                  report: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The re-ranker's features and labels for the recently acquired artworks, from scorers fitted
+    on the train artworks acquired before them (:mod:`arttag.model.recent`); None when there is
+    no such lesson. ``report["recent"]`` says what was used."""
+    split = recent_split(splits["train"], splits["rerank"], params.recent_share)
+    if split is None:
+        if params.recent_share > 0:
+            log.info("no recent-acquisitions lesson for the re-ranker: too few acquisition years")
+        return None
+    # The same tags in the same order as the ensemble's vocabulary; usage as the earlier artworks had it.
+    vocab = build_vocabulary([*splits["train"], *splits["rerank"]], split.earlier, thesaurus)
+    vectors = {id(r): v for s in ("train", "rerank") if emb[s] is not None for r, v in zip(splits[s], emb[s])}
+
+    def embeddings(records: Sequence[CatalogueRecord]) -> np.ndarray | None:
+        return np.stack([vectors[id(r)] for r in records]) if vectors else None
+
+    log.info("re-ranker lesson on recent acquisitions: %d artworks acquired from %d, scored by scorers "
+             "fitted on %d earlier ones", len(split.recent), split.from_year, len(split.earlier))
+    corpus = make_corpus(split.earlier, vocab, embeddings(split.earlier), tag_emb)
+    scorers = []
+    for name in params.scorers:
+        scorer = get_scorer_class(name)(vocab, params.scorers[name])
+        scorer.fit(corpus)
+        scorers.append(scorer)
+    earlier = Ensemble(vocab, scorers)
+    batch = make_batch(split.recent, embeddings(split.recent))
+    feats = earlier.features(batch, earlier.gather(batch))
+    y = feats.pairs.marks(gold_sets(split.recent, vocab)).astype(np.int8)
+    report["recent"] = {"from_year": split.from_year, "artworks": len(split.recent),
+                        "earlier_artworks": len(split.earlier), "pairs": int(len(y)), "positives": int(y.sum())}
+    return feats.matrix, y
 
 
 def out_of_fold_probabilities(ensemble: Ensemble, batch: Batch, gold: Sequence[set[int]],
