@@ -31,7 +31,7 @@ def test_recent_from_year_takes_whole_years():
 def test_recent_split_scores_recent_artworks_from_earlier_train_artworks_only():
     train = [_record(i, 1950 + i % 50) for i in range(200)] + [_record(1000 + i, None) for i in range(30)]
     rerank = [_record(2000 + i, 1950 + i) for i in range(50)]
-    split = recent_split(train, rerank, 0.1)
+    split = recent_split(train, rerank, 0.1, min_artworks=20)
     assert split is not None and split.from_year == 1995
     assert {r.metadata.acquisition_year for r in split.recent} == set(range(1995, 2000))
     assert len(split.recent) == 5 * 4 + 5  # 10 % of the 250 with a year: 4 train and 1 rerank artwork a year
@@ -41,8 +41,8 @@ def test_recent_split_scores_recent_artworks_from_earlier_train_artworks_only():
     assert all((r.metadata.acquisition_year or 0) < 1995 for r in split.earlier)
     assert sum(r.metadata.acquisition_year is None for r in split.earlier) == 30
     # no acquisition years, or too few artworks: no lesson
-    assert recent_split([_record(i, None) for i in range(300)], [], 0.1) is None
-    assert recent_split(train[:10], [], 0.1) is None
+    assert recent_split([_record(i, None) for i in range(300)], [], 0.1, min_artworks=20) is None
+    assert recent_split(train, rerank, 0.1) is None  # 25 recent artworks: fewer than MIN_RECENT
 
 
 def test_the_reranker_learns_from_recent_acquisitions(sample_catalogue):

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 from arttag.catalogue.records import CatalogueRecord
 
-MIN_RECENT = 20
-"""Fewer recent artworks than this (or fewer earlier ones) teach nothing: the lesson is skipped."""
+MIN_RECENT = 200
+"""Fewer recent artworks than this (or fewer earlier ones) teach the re-ranker noise: the lesson is
+skipped (a catalogue of a few hundred artworks)."""
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,10 @@ def recent_from_year(years: Sequence[int], share: float) -> int | None:
 
 
 def recent_split(train: Sequence[CatalogueRecord], rerank: Sequence[CatalogueRecord],
-                 share: float) -> RecentSplit | None:
+                 share: float, min_artworks: int = MIN_RECENT) -> RecentSplit | None:
     """The recent artworks among ``train`` and ``rerank`` (the latest ``share`` of those with an
     acquisition year) and the ``train`` artworks acquired before them; None when the catalogue
-    has no acquisition years or either side would be too small."""
+    has no acquisition years or either side would hold fewer than ``min_artworks``."""
     pool = [*train, *rerank]
     years = [r.metadata.acquisition_year for r in pool if r.metadata.acquisition_year is not None]
     from_year = recent_from_year(years, share)
@@ -59,6 +60,6 @@ def recent_split(train: Sequence[CatalogueRecord], rerank: Sequence[CatalogueRec
         return None
     recent = [r for r in pool if (r.metadata.acquisition_year or from_year - 1) >= from_year]
     earlier = [r for r in train if (r.metadata.acquisition_year or from_year - 1) < from_year]
-    if len(recent) < MIN_RECENT or len(earlier) < MIN_RECENT:
+    if len(recent) < min_artworks or len(earlier) < min_artworks:
         return None
     return RecentSplit(from_year, earlier, recent)

@@ -338,7 +338,7 @@ def recent_lesson(splits: Mapping[str, Sequence[CatalogueRecord]], emb: Mapping[
     split = recent_split(splits["train"], splits["rerank"], params.recent_share)
     if split is None:
         if params.recent_share > 0:
-            log.info("no recent-acquisitions lesson for the re-ranker: too few acquisition years")
+            log.info("no recent-acquisitions lesson for the re-ranker: no acquisition years, or too few artworks on either side")
         return None
     # The same tags in the same order as the ensemble's vocabulary; usage as the earlier artworks had it.
     vocab = build_vocabulary([*splits["train"], *splits["rerank"]], split.earlier, thesaurus)
