@@ -48,7 +48,7 @@ from arttag.quality.ranking import (
     ranking_metrics,
     subset_recall,
 )
-from arttag.scorers.base import Batch, Corpus
+from arttag.scorers.base import Batch, Corpus, Scorer
 from arttag.scorers.registry import get_scorer_class
 
 log = logging.getLogger(__name__)
@@ -265,8 +265,7 @@ def train_ensemble(
     if not splits["train"]:
         raise ModelError("the catalogue has no tagged artworks in the train split")
     vocab = build_vocabulary([*splits["train"], *splits["rerank"]], splits["train"], thesaurus)
-    scorer_classes = [(name, get_scorer_class(name)) for name in params.scorers]
-    needs_embeddings = any(cls.needs_embeddings for _, cls in scorer_classes)
+    needs_embeddings = any(get_scorer_class(name).needs_embeddings for name in params.scorers)
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
@@ -283,12 +282,7 @@ def train_ensemble(
 
     t0 = time.perf_counter()
     corpus = make_corpus(splits["train"], vocab, emb["train"], tag_emb)
-    scorers = []
-    for name, cls in scorer_classes:
-        scorer = cls(vocab, params.scorers[name])
-        log.info("fitting scorer %s on %d artworks", name, len(corpus))
-        scorer.fit(corpus)
-        scorers.append(scorer)
+    scorers = fit_scorers(vocab, corpus, params)
     timings["scorers_s"] = time.perf_counter() - t0
 
     ensemble = Ensemble(vocab, scorers)
@@ -329,6 +323,17 @@ def train_ensemble(
     return ensemble, report
 
 
+def fit_scorers(vocab: Vocabulary, corpus: Corpus, params: TrainParams) -> list[Scorer]:
+    """Every scorer of ``params``, in ensemble order, fitted on ``corpus``."""
+    scorers = []
+    for name in params.scorers:
+        scorer = get_scorer_class(name)(vocab, params.scorers[name])
+        log.info("fitting scorer %s on %d artworks", name, len(corpus))
+        scorer.fit(corpus)
+        scorers.append(scorer)
+    return scorers
+
+
 def recent_lesson(splits: Mapping[str, Sequence[CatalogueRecord]], emb: Mapping[str, np.ndarray | None],
                   tag_emb: np.ndarray | None, params: TrainParams, thesaurus: Vocabulary | None,
                   report: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -350,12 +355,7 @@ def recent_lesson(splits: Mapping[str, Sequence[CatalogueRecord]], emb: Mapping[
     log.info("re-ranker lesson on recent acquisitions: %d artworks acquired from %d, scored by scorers "
              "fitted on %d earlier ones", len(split.recent), split.from_year, len(split.earlier))
     corpus = make_corpus(split.earlier, vocab, embeddings(split.earlier), tag_emb)
-    scorers = []
-    for name in params.scorers:
-        scorer = get_scorer_class(name)(vocab, params.scorers[name])
-        scorer.fit(corpus)
-        scorers.append(scorer)
-    earlier = Ensemble(vocab, scorers)
+    earlier = Ensemble(vocab, fit_scorers(vocab, corpus, params))
     batch = make_batch(split.recent, embeddings(split.recent))
     feats = earlier.features(batch, earlier.gather(batch))
     y = feats.pairs.marks(gold_sets(split.recent, vocab)).astype(np.int8)
