@@ -578,6 +578,15 @@ def reused_annif(path: Path, view: str, work: Path, hashes: dict[str, str], vers
     return results, rankings, earlier["annif"]["projects_cfg"]
 
 
+def vocabulary_record(path: Path | None, thesaurus: Vocabulary | None) -> dict[str, Any]:
+    """Where both systems' vocabulary came from, as the result file records it."""
+    source = "every tag of the artworks learnt from, usage counted on them (as arttag train)"
+    if path is None or thesaurus is None:
+        return {"source": source}
+    return {"source": source + ", plus every term of the thesaurus (arttag train --vocabulary), for both systems",
+            "thesaurus": {"file": shown_path(path), "sha256": file_sha256(path), "terms": len(thesaurus)}}
+
+
 def machine() -> dict[str, Any]:
     return machine_details()
 
@@ -663,6 +672,10 @@ def merge_new_acquisitions(path: Path, result: dict[str, Any]) -> None:
     """Adds a new-acquisitions run to the random-view result file (``new_acquisitions``, headline ``new_acq_*``)."""
     data = json.loads(path.read_text())
     h = result["headline"]
+    ours, theirs = data["headline"].get("vocabulary", "catalogue"), h.get("vocabulary", "catalogue")
+    if ours != theirs:
+        raise SystemExit(f"{path} was measured with the vocabulary of the {ours}, the new-acquisitions run with "
+                         f"that of the {theirs}: run both views with the same --vocabulary")
     data["new_acquisitions"] = {k: result[k] for k in ("headline", "views", "command", "finished_at", "data",
                                                         "annif", "arttag", "timings")}
     a_f, b_f, a_n, b_n = (h["arttag_f1_at_5"], h["annif_best_f1_at_5"], h["arttag_ndcg_at_10"], h["annif_best_ndcg_at_10"])
@@ -1097,6 +1110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "arttag_model_version": arttag_result["model_version"] if arttag_result else None,
             "arttag_bundle_trained_on_this_catalogue": arttag_result["trained_on_this_catalogue"] if arttag_result else None,
             "view": args.view,
+            "vocabulary": "catalogue + thesaurus" if args.vocabulary else "catalogue",
             "annif_version": annif_version,
             "annif_best_system_per_view": {v: r["annif_best"] for v, r in per_view.items()},
             **view_headline(per_view),
@@ -1126,7 +1140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{TUNING_BUCKETS.start}-{TUNING_BUCKETS.stop - 1}"),
             "annif_corpora": {"base": len(base), "ensemble": len(ens_docs), "tuning": len(tune_docs), "refit": len(train)},
             "text": "arttag.catalogue.text.build_text for both systems",
-            "vocabulary": {"source": "every tag of the catalogue, usage counted on the train split (as arttag train)", "tags": len(vocab), "rare_tags": len(rare),
+            "vocabulary": {**vocabulary_record(args.vocabulary, thesaurus), "tags": len(vocab), "rare_tags": len(rare),
                            "never_trained_tags": len(unseen)},
             "rare_definition": f"tags used by 1-{RARE_MAX_USES} tagged artworks of train + rerank (what Annif and arttag's refitted scorers learn from, as `arttag evaluate` counts)",
             "unseen_definition": "tags no tagged train or rerank artwork uses",

@@ -377,7 +377,13 @@ def _annif_view_rows(label: str, views: dict) -> list[list[str]]:
 
 
 def render_quality_vs_annif(d: dict, stem: str) -> str:
-    out = [preamble("Quality against Annif", d, stem)]
+    with_thesaurus = d["headline"].get("vocabulary") == "catalogue + thesaurus"
+    out = [preamble("Quality against Annif" + (", both with the thesaurus" if with_thesaurus else ""), d, stem)]
+    if with_thesaurus:
+        th = d.get("data", {}).get("vocabulary", {}).get("thesaurus", {})
+        out.append(f"Both systems' vocabulary: the tags of the artworks they learn from plus every term of the "
+                   f"thesaurus `{th.get('file', '?')}` ({num(th.get('terms'))} terms), as `arttag train --vocabulary` "
+                   f"builds it; Annif loads the same tag set.\n")
     data = d.get("data", {})
     annif = d["annif"]
     na = d.get("new_acquisitions")
@@ -813,6 +819,8 @@ def renderer_for(stem: str) -> Callable[[dict, str], str]:
              "curation": render_curation, "quality_errors": render_quality_errors}
     if stem in known:
         return known[stem]
+    if stem.startswith("quality_vs_annif_"):
+        return render_quality_vs_annif
     if stem == "api" or stem.startswith("api_"):
         return render_api
     if stem == "audit" or stem.startswith("audit_"):
@@ -834,6 +842,8 @@ def sort_key(path: Path) -> tuple[int, str]:
             return (i, "")
     if stem.startswith("api_"):
         return (ORDER.index("api"), stem)
+    if stem.startswith("quality_vs_annif_"):
+        return (ORDER.index("quality_vs_annif"), stem)
     if stem.startswith("audit"):
         return (len(ORDER), stem)
     return (len(ORDER) + 1, stem)

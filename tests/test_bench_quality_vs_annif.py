@@ -3,6 +3,7 @@ optimize grid, and which Annif configuration is the anchor per view (no Annif ne
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import sys
@@ -152,6 +153,28 @@ def test_merge_new_acquisitions_adds_the_new_acq_keys(tmp_path: Path):
     assert h["new_acq_isolated_annif_best_f1_at_5"] == 0.25
     assert h["annif_best_system_per_view"] == {"all": {"f1_at_5": "pav"},
                                                "new_acquisitions_all": {"f1_at_5": "pav", "ndcg_at_10": "nn"}}
+
+
+def test_merge_new_acquisitions_refuses_a_run_with_another_vocabulary(tmp_path: Path):
+    target = tmp_path / "random.json"
+    target.write_text(json.dumps({"headline": {"vocabulary": "catalogue + thesaurus"}}))
+    result = {"headline": {"vocabulary": "catalogue"}}
+    with pytest.raises(SystemExit, match="same --vocabulary"):
+        q.merge_new_acquisitions(target, result)
+    assert json.loads(target.read_text()) == {"headline": {"vocabulary": "catalogue + thesaurus"}}
+
+
+def test_vocabulary_record_names_the_thesaurus_both_systems_learnt_with(tmp_path: Path):
+    from arttag.catalogue.vocabulary import load_vocabulary
+
+    assert "thesaurus" not in q.vocabulary_record(None, None)
+    path = tmp_path / "thesaurus.csv"
+    path.write_text("id,label,group\n2,tree,nature\n3,river,nature\n")
+    thesaurus = load_vocabulary(path)
+    record = q.vocabulary_record(path, thesaurus)
+    assert "plus every term of the thesaurus" in record["source"]
+    assert record["thesaurus"]["terms"] == len(thesaurus) > 0
+    assert record["thesaurus"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_shown_path_keeps_no_machine_layout():
