@@ -545,6 +545,18 @@ def run_arttag(bundle: Path, dev: Sequence[CatalogueRecord], batch_size: int, vo
 # -- machine ------------------------------------------------------------------------------
 
 
+def annif_rankings_of(scored: dict[str, list[list[tuple[int, float]]]],
+                      results: dict[str, dict[str, Any]]) -> dict[str, list[list[int]]]:
+    """Each system's ranking as ``annif index --limit 10`` gave it, and as ``<system>+optimized``: the
+    same suggestions filtered by the limit and threshold its ``annif optimize`` grid chose."""
+    rankings: dict[str, list[list[int]]] = {}
+    for s, suggestions in scored.items():
+        opt = results[s]["optimize"]
+        rankings[s] = ranks_only(suggestions)
+        rankings[f"{s}+optimized"] = filter_suggestions(suggestions, opt["limit"], opt["threshold"])
+    return rankings
+
+
 def reused_annif(path: Path, view: str, work: Path, hashes: dict[str, str], version: str, systems: Sequence[str],
                  vocab: Vocabulary, gold: Sequence[set[int]], rare: set[int], unseen: set[int], n_docs: int,
                  refit: bool) -> tuple[dict[str, dict[str, Any]], dict[str, list[list[int]]], str]:
@@ -564,12 +576,8 @@ def reused_annif(path: Path, view: str, work: Path, hashes: dict[str, str], vers
     results: dict[str, dict[str, Any]] = earlier["annif"]["systems"]
     if sorted(s for s in results if "+" not in s) != sorted(systems):
         raise SystemExit(f"{path}: other Annif systems ({', '.join(results)})")
-    rankings: dict[str, list[list[int]]] = {}
-    for s in systems:
-        scored = read_index_output(work / "out" / f"{s}.jsonl", vocab, n_docs)
-        rankings[s] = ranks_only(scored)
-        opt = results[s]["optimize"]
-        rankings[f"{s}+optimized"] = filter_suggestions(scored, opt["limit"], opt["threshold"])
+    rankings = annif_rankings_of({s: read_index_output(work / "out" / f"{s}.jsonl", vocab, n_docs) for s in systems},
+                                 results)
     for name, ranked in rankings.items():
         again = score(ranked, gold, rare, unseen)
         if any(not np.isclose(again[k], results[name]["metrics"][k], rtol=0, atol=1e-12)
@@ -969,12 +977,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{res['docs_per_s'] or float('nan'):.1f} docs/s (index {res['index_s']:.1f} s, of which start-up and loading {res['load_s']:.1f} s)")
         # The optimised limit and threshold applied to the same suggestions (what `annif index --limit L
         # --threshold T` returns): a configuration of its own.
-        annif_rankings: dict[str, list[list[int]]] = {}
+        annif_rankings = annif_rankings_of(annif_scored, annif_results)
         for s in systems:
-            annif_rankings[s] = ranks_only(annif_scored[s])
             opt = annif_results[s]["optimize"]
             tuned = f"{s}+optimized"
-            annif_rankings[tuned] = filter_suggestions(annif_scored[s], opt["limit"], opt["threshold"])
             annif_results[tuned] = {
                 "project": f"tate-{s}", "derived_from": s, "limit": opt["limit"], "threshold": opt["threshold"],
                 "how": f"annif index --limit {opt['limit']} --threshold {opt['threshold']:.2f} (the suggestions of {s}, filtered)",
