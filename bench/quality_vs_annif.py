@@ -542,9 +542,6 @@ def run_arttag(bundle: Path, dev: Sequence[CatalogueRecord], batch_size: int, vo
             "same_vocabulary": same, "embeddings_from_cache": embeddings is not None}
 
 
-# -- machine ------------------------------------------------------------------------------
-
-
 def annif_rankings_of(scored: dict[str, list[list[tuple[int, float]]]],
                       results: dict[str, dict[str, Any]]) -> dict[str, list[list[int]]]:
     """Each system's ranking as ``annif index --limit 10`` gave it, and as ``<system>+optimized``: the
@@ -593,6 +590,9 @@ def vocabulary_record(path: Path | None, thesaurus: Vocabulary | None) -> dict[s
         return {"source": source}
     return {"source": source + ", plus every term of the thesaurus (arttag train --vocabulary), for both systems",
             "thesaurus": {"file": shown_path(path), "sha256": file_sha256(path), "terms": len(thesaurus)}}
+
+
+# -- machine ------------------------------------------------------------------------------
 
 
 def machine() -> dict[str, Any]:
