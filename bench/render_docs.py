@@ -378,7 +378,14 @@ def _annif_view_rows(label: str, views: dict) -> list[list[str]]:
 
 def render_quality_vs_annif(d: dict, stem: str) -> str:
     with_thesaurus = d["headline"].get("vocabulary") == "catalogue + thesaurus"
-    out = [preamble("Quality against Annif" + (", both with the thesaurus" if with_thesaurus else ""), d, stem)]
+    refit = bool(d["annif"].get("refit"))
+    title = ("Quality against Annif" + (", both with the thesaurus" if with_thesaurus else "")
+             + (", Annif refitted" if refit else ""))
+    out = [preamble(title, d, stem)]
+    if refit:
+        out.append("Annif's base projects were trained again on train + rerank after its ensembles learnt and "
+                   "its limits and thresholds were tuned (`--refit`), as arttag refits its scorers after its "
+                   "re-ranker has learnt.\n")
     if with_thesaurus:
         th = d.get("data", {}).get("vocabulary", {}).get("thesaurus", {})
         out.append(f"Both systems' vocabulary: the tags of the artworks they learn from plus every term of the "

@@ -118,3 +118,19 @@ def test_the_cost_section_shows_every_stage_and_both_versions():
         assert f"| {stage} |" in section
     assert "| before |" in section and "| after |" in section
     assert f"| `post_encoder_speedup_vs_before` | {data['headline']['post_encoder_speedup_vs_before']} |" in section
+
+
+def test_each_annif_comparison_gets_its_own_heading_after_the_main_one(results: Path):
+    main = json.loads((results / "quality_vs_annif.json").read_text())
+    refit = json.loads(json.dumps(main))
+    refit["annif"]["refit"] = True
+    (results / "quality_vs_annif_refit.json").write_text(json.dumps(refit))
+    text = render_docs.render(results)
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert len(headings) == len(set(headings)), "two sections share a heading (and an anchor)"
+    annif = [h for h in headings if h.startswith("## Quality against Annif")]
+    assert annif[0] == "## Quality against Annif"
+    assert "## Quality against Annif, Annif refitted" in annif
+    assert "## Quality against Annif, both with the thesaurus" in annif
+    refit_body = text.split("## Quality against Annif, Annif refitted", 1)[1].split("\n## ", 1)[0]
+    assert "trained again on train + rerank" in refit_body
