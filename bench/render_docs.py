@@ -386,6 +386,9 @@ def render_quality_vs_annif(d: dict, stem: str) -> str:
         out.append("Annif's base projects were trained again on train + rerank after its ensembles learnt and "
                    "its limits and thresholds were tuned (`--refit`), as arttag refits its scorers after its "
                    "re-ranker has learnt.\n")
+    else:
+        out.append("Annif's base projects learnt from the train split only (no `--refit`), while arttag's scorers "
+                   "are refitted on train + rerank.\n")
     if with_thesaurus:
         th = d.get("data", {}).get("vocabulary", {}).get("thesaurus", {})
         out.append(f"Both systems' vocabulary: the tags of the artworks they learn from plus every term of the "
