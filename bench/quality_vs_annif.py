@@ -684,6 +684,10 @@ def merge_new_acquisitions(path: Path, result: dict[str, Any]) -> None:
     if ours != theirs:
         raise SystemExit(f"{path} was measured with the vocabulary of the {ours}, the new-acquisitions run with "
                          f"that of the {theirs}: run both views with the same --vocabulary")
+    ours_refit, theirs_refit = data.get("annif", {}).get("refit", False), result.get("annif", {}).get("refit", False)
+    if ours_refit != theirs_refit:
+        raise SystemExit(f"{path}: Annif was run {'with' if ours_refit else 'without'} --refit, the new-acquisitions "
+                         f"run {'with' if theirs_refit else 'without'}: run both views the same way")
     data["new_acquisitions"] = {k: result[k] for k in ("headline", "views", "command", "finished_at", "data",
                                                         "annif", "arttag", "timings")}
     a_f, b_f, a_n, b_n = (h["arttag_f1_at_5"], h["annif_best_f1_at_5"], h["arttag_ndcg_at_10"], h["annif_best_ndcg_at_10"])

@@ -155,13 +155,16 @@ def test_merge_new_acquisitions_adds_the_new_acq_keys(tmp_path: Path):
                                                "new_acquisitions_all": {"f1_at_5": "pav", "ndcg_at_10": "nn"}}
 
 
-def test_merge_new_acquisitions_refuses_a_run_with_another_vocabulary(tmp_path: Path):
+def test_merge_new_acquisitions_refuses_a_run_with_another_vocabulary_or_refit(tmp_path: Path):
     target = tmp_path / "random.json"
     target.write_text(json.dumps({"headline": {"vocabulary": "catalogue + thesaurus"}}))
     result = {"headline": {"vocabulary": "catalogue"}}
     with pytest.raises(SystemExit, match="same --vocabulary"):
         q.merge_new_acquisitions(target, result)
     assert json.loads(target.read_text()) == {"headline": {"vocabulary": "catalogue + thesaurus"}}
+    target.write_text(json.dumps({"headline": {}, "annif": {"refit": True}}))
+    with pytest.raises(SystemExit, match="without --refit"):
+        q.merge_new_acquisitions(target, {"headline": {}, "annif": {"refit": False}})
 
 
 def test_vocabulary_record_names_the_thesaurus_both_systems_learnt_with(tmp_path: Path):
