@@ -163,7 +163,7 @@ def test_merge_new_acquisitions_refuses_a_run_with_another_vocabulary_or_refit(t
         q.merge_new_acquisitions(target, result)
     assert json.loads(target.read_text()) == {"headline": {"vocabulary": "catalogue + thesaurus"}}
     target.write_text(json.dumps({"headline": {}, "annif": {"refit": True}}))
-    with pytest.raises(SystemExit, match="without --refit"):
+    with pytest.raises(SystemExit, match="with --refit, the new-acquisitions run without"):
         q.merge_new_acquisitions(target, {"headline": {}, "annif": {"refit": False}})
 
 
