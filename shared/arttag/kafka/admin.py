@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -55,4 +56,25 @@ def create_topics(
                     outcome[name] = "exists"
                 else:
                     raise ArttagError(f"cannot create topic {name}: {exc}", topic=name) from exc
+        await_visible(admin, [name for name, v in outcome.items() if v == "created"], timeout_s)
     return outcome
+
+
+def await_visible(admin: AdminClient, names: list[str], timeout_s: float, poll_s: float = 0.1) -> bool:
+    """Wait until the cluster metadata lists every topic in ``names`` with its partitions.
+
+    A created topic reaches the brokers' metadata a moment after the controller accepted it; a
+    consumer or ``arttag tail`` started in between is told the topic does not exist. Returns
+    False (and logs) when they are still missing after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    missing = list(names)
+    while missing:
+        topics = admin.list_topics(timeout=max(0.1, deadline - time.monotonic())).topics
+        missing = [n for n in missing if n not in topics or topics[n].error is not None or not topics[n].partitions]
+        if not missing:
+            break
+        if time.monotonic() >= deadline:
+            log.warning("topics created but not yet in the cluster metadata after %.0f s: %s", timeout_s, missing)
+            return False
+        time.sleep(poll_s)
+    return True
