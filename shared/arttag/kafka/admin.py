@@ -56,25 +56,29 @@ def create_topics(
                     outcome[name] = "exists"
                 else:
                     raise ArttagError(f"cannot create topic {name}: {exc}", topic=name) from exc
-        await_visible(admin, [name for name, v in outcome.items() if v == "created"], timeout_s)
+        await_visible(admin, [name for name, v in outcome.items() if v == "created"], kafka.partitions, timeout_s)
     return outcome
 
 
-def await_visible(admin: AdminClient, names: list[str], timeout_s: float, poll_s: float = 0.1) -> bool:
-    """Wait until the cluster metadata lists every topic in ``names`` with its partitions.
+def await_visible(admin: AdminClient, names: list[str], partitions: int, timeout_s: float,
+                  poll_s: float = 0.1) -> bool:
+    """Wait until the cluster metadata lists every topic in ``names`` with all ``partitions``.
 
-    A created topic reaches the brokers' metadata a moment after the controller accepted it; a
-    consumer or ``arttag tail`` started in between is told the topic does not exist. Returns
-    False (and logs) when they are still missing after ``timeout_s``."""
+    A created topic reaches the brokers' metadata a moment after the controller accepted it, and
+    its partitions may appear one by one; a consumer or ``arttag tail`` started in between is told
+    the topic does not exist, or never reads a partition it did not see. Returns False (and logs)
+    when some are still missing after ``timeout_s``."""
+    if not names:
+        return True
     deadline = time.monotonic() + timeout_s
-    missing = list(names)
-    while missing:
+    while True:
         topics = admin.list_topics(timeout=max(0.1, deadline - time.monotonic())).topics
-        missing = [n for n in missing if n not in topics or topics[n].error is not None or not topics[n].partitions]
+        missing = [n for n in names
+                   if n not in topics or topics[n].error is not None or len(topics[n].partitions) < partitions]
         if not missing:
-            break
+            return True
         if time.monotonic() >= deadline:
-            log.warning("topics created but not yet in the cluster metadata after %.0f s: %s", timeout_s, missing)
+            log.warning("topics created but not yet in the cluster metadata with %d partitions after %.0f s: %s",
+                        partitions, timeout_s, missing)
             return False
         time.sleep(poll_s)
-    return True
