@@ -389,12 +389,12 @@ def render_quality_vs_annif(d: dict, stem: str) -> str:
     else:
         out.append("Annif's base projects learnt from the train split only (no `--refit`), while arttag's scorers "
                    "are refitted on train + rerank.\n")
+    data = d.get("data", {})
     if with_thesaurus:
-        th = d.get("data", {}).get("vocabulary", {}).get("thesaurus", {})
+        th = data.get("vocabulary", {}).get("thesaurus", {})
         out.append(f"Both systems' vocabulary: the tags of the artworks they learn from plus every term of the "
                    f"thesaurus `{th.get('file', '?')}` ({num(th.get('terms'))} terms), as `arttag train --vocabulary` "
                    f"builds it; Annif loads the same tag set.\n")
-    data = d.get("data", {})
     annif = d["annif"]
     na = d.get("new_acquisitions")
     corpora = data.get("annif_corpora") or {}
