@@ -61,24 +61,18 @@ class OutputWatcher(threading.Thread):
 
     def __init__(self, kafka, topics) -> None:
         super().__init__(daemon=True)
+        from arttag.kafka.admin import await_visible
         from arttag.kafka.clients import consumer
         from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
         self.c = consumer(kafka)
-        assignment = []
-        for topic in (topics.suggestions, topics.dead_letters, topics.created):
-            # A topic created a moment ago may not show all its partitions yet: one missed here
-            # would never be read.
-            deadline = time.monotonic() + 60
-            while True:
-                meta = self.c.list_topics(topic, timeout=10).topics.get(topic)
-                found = sorted(meta.partitions) if meta is not None and meta.error is None else []
-                if len(found) >= kafka.partitions or time.monotonic() > deadline:
-                    break
-                time.sleep(0.5)
-            if len(found) < kafka.partitions:
-                raise SystemExit(f"{topic} shows partitions {found}, not {kafka.partitions}")
-            assignment += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in found]
+        watched = [topics.suggestions, topics.dead_letters, topics.created]
+        # A topic created a moment ago may not show all its partitions yet: one missed here
+        # would never be read.
+        if not await_visible(self.c, watched, kafka.partitions, timeout_s=60):
+            raise SystemExit(f"{', '.join(watched)}: not all {kafka.partitions} partitions visible after 60 s")
+        assignment = [TopicPartition(topic, p, OFFSET_BEGINNING)
+                      for topic in watched for p in range(kafka.partitions)]
         self.c.assign(assignment)
         self.suggestions_topic = topics.suggestions
         self.input_topic = topics.created

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any, Protocol
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -60,7 +61,13 @@ def create_topics(
     return outcome
 
 
-def await_visible(admin: AdminClient, names: list[str], partitions: int, timeout_s: float,
+class MetadataClient(Protocol):
+    """What reads the cluster metadata: an AdminClient, a Consumer or a Producer."""
+
+    def list_topics(self, topic: str | None = ..., timeout: float = ...) -> Any: ...
+
+
+def await_visible(admin: MetadataClient, names: list[str], partitions: int, timeout_s: float,
                   poll_s: float = 0.1) -> bool:
     """Wait until the cluster metadata lists every topic in ``names`` with all ``partitions``.
 
