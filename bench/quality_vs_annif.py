@@ -542,6 +542,203 @@ def run_arttag(bundle: Path, dev: Sequence[CatalogueRecord], batch_size: int, vo
             "same_vocabulary": same, "embeddings_from_cache": embeddings is not None}
 
 
+class AnnifRun:
+    """Annif's side of one run: vocabulary, training (reused when data and settings match), the
+    ensembles' weights, tuning, refit, indexing the evaluated artworks and Annif's own cross-checks.
+    :attr:`results` holds what each configuration did, as the result file stores it."""
+
+    def __init__(self, annif: Annif, systems: Sequence[str], hashes: dict[str, str], version: str, punkt: str,
+                 jobs: int, retrain: bool) -> None:
+        self.annif, self.systems, self.hashes, self.version, self.punkt = annif, list(systems), hashes, version, punkt
+        self.jobs, self.retrain = jobs, retrain
+        self.record_path = annif.work / "train-record.json"
+        self.train_record: dict[str, Any] = json.loads(self.record_path.read_text()) if self.record_path.exists() else {}
+        self.results: dict[str, dict[str, Any]] = {s: {"project": f"tate-{s}"} for s in systems}
+        self.keys: dict[str, str] = {}
+        self.weights: dict[str, dict[str, float]] = {}
+        self.bases = [s for s in systems if s in BASE_SYSTEMS]
+        self.ensembles = [s for s in systems if s in ENSEMBLE_SYSTEMS]
+
+    def write_cfg(self) -> str:
+        text = projects_cfg(self.systems, self.weights)
+        (self.annif.work / "projects.cfg").write_text(text)
+        return text
+
+    def train_project(self, s: str, corpus: str, stage: str) -> None:
+        """``annif train tate-<s> <corpus>.tsv`` unless the same model (data, settings, sources) is on disk."""
+        parts = [self.hashes["vocab.tsv"], self.hashes[f"{corpus}.tsv"], PROJECT_SETTINGS[s], _COMMON, self.version,
+                 self.punkt, [self.keys.get(src) for src in ENSEMBLE_SOURCES.get(s, ())]]
+        key = self.keys[s] = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+        res = self.results[s]
+        previous = self.train_record.get(s)
+        model_dir = self.annif.work / "data" / "projects" / f"tate-{s}"
+        if previous and previous["key"] == key and model_dir.is_dir() and not self.retrain:
+            say(f"Annif {s} ({stage}): reusing the model trained on the same data at {previous['trained_at']}")
+            took, now = previous["train_s"], False
+        else:
+            with open(self.annif.work / f"{corpus}.tsv", encoding="utf-8") as fh:
+                n = sum(1 for _ in fh)
+            say(f"Annif {s} ({stage}): training on {n} documents of {corpus}.tsv (--jobs {self.jobs})")
+            took = self.annif.run("train", "--jobs", str(self.jobs), "-v", "INFO", f"tate-{s}", f"{corpus}.tsv",
+                                  heartbeat=f"training {s} ({stage})",
+                                  log=self.annif.work / "logs" / f"train-{s}-{stage}.log")
+            now = True
+            self.train_record[s] = {"key": key, "train_s": took,
+                                    "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            self.record_path.write_text(json.dumps(self.train_record, indent=2) + "\n")
+        res.setdefault("training", {})[stage] = {"corpus": f"{corpus}.tsv", "train_s": took, "trained_now": now}
+        res["train_s"] = sum(v["train_s"] for v in res["training"].values())
+        say(f"Annif {s} ({stage}): trained in {took:.0f} s")
+
+    def train(self, tune_docs: Sequence[CatalogueRecord], timings: dict[str, float]) -> None:
+        """The vocabulary, the base projects on ``base``, then the ensembles (the learning ones on
+        ``ens``; ``ensemble-tuned``'s source weights by ``annif hyperopt`` on the tuning documents)."""
+        t0 = time.perf_counter()
+        self.annif.run("load-vocab", "--force", "--language", "en", VOCAB_ID, "vocab.tsv")
+        timings["annif_load_vocab_s"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        for s in self.bases:
+            self.train_project(s, "base", "base")
+        timings["annif_base_training_s"] = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        for s in self.ensembles:
+            if s in TRAINED_ENSEMBLES:
+                self.train_project(s, "ens", "ensemble")
+            if s == "ensemble-tuned":
+                # Source weights as Annif's documentation suggests: annif hyperopt on held-out documents.
+                say(f"Annif {s}: annif hyperopt of the source weights on the first {HYPEROPT_DOCS} of tune.tsv "
+                    f"({HYPEROPT_TRIALS} trials, nDCG)")
+                log = self.annif.work / "logs" / f"hyperopt-{s}.log"
+                took = self.annif.run("hyperopt", "--trials", str(HYPEROPT_TRIALS), "--docs-limit", str(HYPEROPT_DOCS),
+                                      "--metric", "NDCG", f"tate-{s}", "tune.tsv", log=log, heartbeat=f"hyperopt {s}")
+                self.weights[s] = parse_hyperopt_sources(log.read_text(encoding="utf-8", errors="replace"))
+                self.results[s]["hyperopt"] = {"corpus": "tune.tsv", "documents": min(HYPEROPT_DOCS, len(tune_docs)),
+                                               "trials": HYPEROPT_TRIALS, "metric": "NDCG",
+                                               "weights": self.weights[s], "hyperopt_s": took}
+                say(f"Annif {s}: weights " + ", ".join(f"{k} {v:.3f}" for k, v in self.weights[s].items()))
+                self.write_cfg()
+        timings["annif_ensemble_training_s"] = time.perf_counter() - t1
+
+    def optimize(self, tune_docs: Sequence[CatalogueRecord], vocab: Vocabulary, timings: dict[str, float]) -> None:
+        """``annif optimize``: the limit and threshold with the best F1 (doc avg) on the tuning documents, per
+        project, with the sources as the ensembles learnt them (trained on `train` only). `annif optimize`
+        re-filters and re-scores every document 300 times in Python (about a minute per 150 documents
+        here); the same grid runs on `annif index --limit 15` of the tuning documents instead, and
+        `annif optimize` itself checks it on a sample for one project (annif_optimize_cross_check)."""
+        t1 = time.perf_counter()
+        tune_gold = [{vocab.index(t.id) for t in r.metadata.tags if t.id in vocab} for r in tune_docs]
+        work = self.annif.work
+        for s in self.systems:
+            say(f"Annif {s}: annif optimize's grid on {len(tune_docs)} tuning artworks (rerank buckets "
+                f"{TUNING_BUCKETS.start}-{TUNING_BUCKETS.stop - 1})")
+            tune_out = work / "out" / f"{s}-tune.jsonl"
+            (work / "out").mkdir(exist_ok=True)
+            took = self.annif.run("index", "--force", "--limit", str(max(OPTIMIZE_LIMITS)), "--no-include-doc", "-O",
+                                  str(tune_out), f"tate-{s}", "tune-text.tsv", heartbeat=f"annif index {s} (tuning documents)")
+            tune_scored = read_index_output(tune_out, vocab, len(tune_docs))
+            best = optimize_grid(tune_scored, tune_gold)
+            opt = self.results[s]["optimize"] = {"corpus": "tune.tsv", "documents": len(tune_docs), "index_s": took,
+                                                 "best": best, "chosen_by": "F1 score (doc avg)",
+                                                 "limit": best["F1 score (doc avg)"]["limit"],
+                                                 "threshold": best["F1 score (doc avg)"]["threshold"]}
+            say(f"Annif {s}: best F1 (doc avg) {best['F1 score (doc avg)']['score']:.4f} at limit "
+                f"{opt['limit']}, threshold {opt['threshold']:.2f}")
+            if s == "omikuji" or (s == self.systems[0] and "omikuji" not in self.systems):
+                n_check = min(OPTIMIZE_CHECK_DOCS, len(tune_docs))
+                say(f"cross-check: annif optimize of {s} on the first {n_check} tuning documents against the grid here")
+                log = work / "logs" / f"optimize-{s}.log"
+                self.annif.run("optimize", "--jobs", "1", "--docs-limit", str(n_check), f"tate-{s}", "tune.tsv", log=log,
+                               heartbeat=f"annif optimize {s}")
+                theirs = parse_optimize(log.read_text(encoding="utf-8", errors="replace"))
+                ours = optimize_grid(tune_scored[:n_check], tune_gold[:n_check])
+                self.results[s]["annif_optimize_cross_check"] = {"documents": n_check, "annif_optimize": theirs,
+                                                                 "grid_here": ours}
+                say("  annif optimize " + ", ".join(f"{k} {v['score']:.4f} (limit {v['limit']}, threshold {v['threshold']:.2f})" for k, v in theirs.items()))
+                say("  grid here      " + ", ".join(f"{k} {v['score']:.4f} (limit {v['limit']}, threshold {v['threshold']:.2f})" for k, v in ours.items()))
+        timings["annif_optimize_s"] = time.perf_counter() - t1
+
+    def refit(self, timings: dict[str, float]) -> None:
+        """The base projects again on train + rerank (``full``); the ensembles keep what they learnt."""
+        t1 = time.perf_counter()
+        for s in self.bases:
+            self.train_project(s, "full", "refit")
+        timings["annif_refit_s"] = time.perf_counter() - t1
+
+    def index(self, n_docs: int, vocab: Vocabulary, gold: Sequence[set[int]], rare: set[int],
+              unseen: set[int]) -> dict[str, list[list[tuple[int, float]]]]:
+        """``annif index`` of the evaluated artworks with every project: their scored suggestions,
+        with each project's speed and metrics in :attr:`results`."""
+        work = self.annif.work
+        (work / "out").mkdir(exist_ok=True)
+        scored: dict[str, list[list[tuple[int, float]]]] = {}
+        for s in self.systems:
+            res = self.results[s]
+            res["settings"] = {**_COMMON, **PROJECT_SETTINGS[s]}
+            out_file = work / "out" / f"{s}.jsonl"
+            one_file = work / "out" / f"{s}-one.jsonl"
+            # annif index on a file writes JSONL, one line per input document, in order.
+            # Start-up and model loading: the same command on one document.
+            res["load_s"] = self.annif.run("index", "--force", "--limit", "10", "--no-include-doc", "-O", str(one_file),
+                                           f"tate-{s}", "one.tsv")
+            say(f"Annif {s}: suggesting for {n_docs} evaluated artworks")
+            res["index_s"] = self.annif.run("index", "--force", "--limit", "10", "--no-include-doc", "-O", str(out_file),
+                                            f"tate-{s}", "dev.tsv", heartbeat=f"annif index {s}")
+            res["suggest_s"] = res["index_s"] - res["load_s"]
+            # On a busy machine the difference can drown in noise; then only the end-to-end figure stands.
+            res["docs_per_s"] = n_docs / res["suggest_s"] if res["suggest_s"] > 0.1 * res["index_s"] else None
+            res["docs_per_s_end_to_end"] = n_docs / res["index_s"]
+            if s in ENSEMBLE_SYSTEMS:
+                res["train_s"] = res.get("train_s", 0.0) + sum(self.results[src]["train_s"] for src in ENSEMBLE_SOURCES[s])
+            scored[s] = read_index_output(out_file, vocab, n_docs)
+            res["metrics"] = score(ranks_only(scored[s]), gold, rare, unseen)
+            say(f"Annif {s}: F1@5 {res['metrics']['f1_at_5']:.3f}, nDCG@10 {res['metrics']['ndcg_at_10']:.3f}, "
+                f"{res['docs_per_s'] or float('nan'):.1f} docs/s (index {res['index_s']:.1f} s, of which start-up and loading {res['load_s']:.1f} s)")
+        return scored
+
+    def add_optimized(self, scored: dict[str, list[list[tuple[int, float]]]], gold: Sequence[set[int]], rare: set[int],
+                      unseen: set[int]) -> dict[str, list[list[int]]]:
+        """The optimised limit and threshold applied to the same suggestions (what `annif index --limit L
+        --threshold T` returns): a configuration of its own, '<system>+optimized'. Returns every
+        configuration's rankings."""
+        rankings = annif_rankings_of(scored, self.results)
+        for s in self.systems:
+            opt = self.results[s]["optimize"]
+            tuned = f"{s}+optimized"
+            self.results[tuned] = {
+                "project": f"tate-{s}", "derived_from": s, "limit": opt["limit"], "threshold": opt["threshold"],
+                "how": f"annif index --limit {opt['limit']} --threshold {opt['threshold']:.2f} (the suggestions of {s}, filtered)",
+                "metrics": score(rankings[tuned], gold, rare, unseen),
+                **{k: self.results[s][k] for k in ("train_s", "docs_per_s", "docs_per_s_end_to_end", "load_s", "index_s")}}
+            m = self.results[tuned]["metrics"]
+            say(f"Annif {tuned}: F1@5 {m['f1_at_5']:.3f}, nDCG@10 {m['ndcg_at_10']:.3f}")
+        return rankings
+
+    def cross_check_eval(self) -> None:
+        """Annif's own evaluation of one project, as a check that arttag.quality.ranking counts the same way."""
+        check = "omikuji" if "omikuji" in self.results else self.systems[0]
+        say(f"cross-check: annif eval of {check} against arttag.quality.ranking")
+        log = self.annif.work / "logs" / f"eval-{check}.log"
+        self.annif.run("eval", "--limit", "10", "-m", "F1@5", "-m", "NDCG@10", "-m", "Precision@1", "-m", "Precision@5",
+                       f"tate-{check}", "dev-gold.tsv", log=log)
+        found = {}
+        for line in log.read_text().splitlines():
+            name, sep, value = line.partition(":")
+            if sep and name.strip() in ("F1@5", "NDCG@10", "Precision@1", "Precision@5"):
+                found[name.strip()] = float(value.strip())
+        ours = self.results[check]["metrics"]
+        self.results[check]["annif_eval_cross_check"] = {
+            "annif_eval": found,
+            "arttag_metrics": {"F1@5": ours["f1_at_5"], "NDCG@10": ours["ndcg_at_10"],
+                               "Precision@1": ours["p_at_1"], "Precision@5": ours["p_at_5"]}}
+        say("  annif eval " + ", ".join(f"{k} {v:.4f}" for k, v in found.items()) + " | arttag.quality.ranking "
+            + ", ".join(f"{k} {v:.4f}" for k, v in self.results[check]["annif_eval_cross_check"]["arttag_metrics"].items()))
+
+    def reused_training_s(self) -> float:
+        """Training time of the models this run took from an earlier one (as they took then)."""
+        return sum(st["train_s"] for r in self.results.values() if "training" in r
+                   for st in r["training"].values() if not st["trained_now"])
+
+
 def annif_rankings_of(scored: dict[str, list[list[tuple[int, float]]]],
                       results: dict[str, dict[str, Any]]) -> dict[str, list[list[int]]]:
     """Each system's ranking as ``annif index --limit 10`` gave it, and as ``<system>+optimized``: the
@@ -853,165 +1050,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         timings["annif_training_reused_s"] = 0.0
     else:
         # 3. Annif: vocabulary, training (reused when data and settings match), tuning, refit, indexing
-        record_path = annif.work / "train-record.json"
-        train_record: dict[str, Any] = json.loads(record_path.read_text()) if record_path.exists() else {}
         t0 = time.perf_counter()
-        annif_results: dict[str, dict[str, Any]] = {s: {"project": f"tate-{s}"} for s in systems}
-        annif_scored: dict[str, list[list[tuple[int, float]]]] = {}
-        keys: dict[str, str] = {}
-        ensembles = [s for s in systems if s in ENSEMBLE_SYSTEMS]
-        bases = [s for s in systems if s in BASE_SYSTEMS]
-
-        def train_project(s: str, corpus: str, stage: str) -> None:
-            """``annif train tate-<s> <corpus>.tsv`` unless the same model (data, settings, sources) is on disk."""
-            parts = [hashes["vocab.tsv"], hashes[f"{corpus}.tsv"], PROJECT_SETTINGS[s], _COMMON, annif_version, punkt,
-                     [keys.get(src) for src in ENSEMBLE_SOURCES.get(s, ())]]
-            key = keys[s] = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
-            res = annif_results[s]
-            previous = train_record.get(s)
-            model_dir = annif.work / "data" / "projects" / f"tate-{s}"
-            if previous and previous["key"] == key and model_dir.is_dir() and not args.retrain:
-                say(f"Annif {s} ({stage}): reusing the model trained on the same data at {previous['trained_at']}")
-                took, now = previous["train_s"], False
-            else:
-                n = sum(1 for _ in open(annif.work / f"{corpus}.tsv", encoding="utf-8"))
-                say(f"Annif {s} ({stage}): training on {n} documents of {corpus}.tsv (--jobs {args.jobs})")
-                took = annif.run("train", "--jobs", str(args.jobs), "-v", "INFO", f"tate-{s}", f"{corpus}.tsv",
-                                 heartbeat=f"training {s} ({stage})", log=annif.work / "logs" / f"train-{s}-{stage}.log")
-                now = True
-                train_record[s] = {"key": key, "train_s": took,
-                                   "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-                record_path.write_text(json.dumps(train_record, indent=2) + "\n")
-            res.setdefault("training", {})[stage] = {"corpus": f"{corpus}.tsv", "train_s": took, "trained_now": now}
-            res["train_s"] = sum(v["train_s"] for v in res["training"].values())
-            say(f"Annif {s} ({stage}): trained in {took:.0f} s")
-
-        def write_cfg() -> str:
-            text = projects_cfg(systems, weights)
-            (annif.work / "projects.cfg").write_text(text)
-            return text
-
-        weights: dict[str, dict[str, float]] = {}
-        annif.run("load-vocab", "--force", "--language", "en", VOCAB_ID, "vocab.tsv")
-        timings["annif_load_vocab_s"] = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        for s in bases:
-            train_project(s, "base", "base")
-        timings["annif_base_training_s"] = time.perf_counter() - t1
-        t1 = time.perf_counter()
-        for s in ensembles:
-            if s in TRAINED_ENSEMBLES:
-                train_project(s, "ens", "ensemble")
-            if s == "ensemble-tuned":
-                # Source weights as Annif's documentation suggests: annif hyperopt on held-out documents.
-                say(f"Annif {s}: annif hyperopt of the source weights on the first {HYPEROPT_DOCS} of tune.tsv "
-                    f"({HYPEROPT_TRIALS} trials, nDCG)")
-                log = annif.work / "logs" / f"hyperopt-{s}.log"
-                took = annif.run("hyperopt", "--trials", str(HYPEROPT_TRIALS), "--docs-limit", str(HYPEROPT_DOCS),
-                                 "--metric", "NDCG", f"tate-{s}", "tune.tsv", log=log, heartbeat=f"hyperopt {s}")
-                weights[s] = parse_hyperopt_sources(log.read_text(encoding="utf-8", errors="replace"))
-                annif_results[s]["hyperopt"] = {"corpus": "tune.tsv", "documents": min(HYPEROPT_DOCS, len(tune_docs)),
-                                                 "trials": HYPEROPT_TRIALS, "metric": "NDCG",
-                                                 "weights": weights[s], "hyperopt_s": took}
-                say(f"Annif {s}: weights " + ", ".join(f"{k} {v:.3f}" for k, v in weights[s].items()))
-                write_cfg()
-        timings["annif_ensemble_training_s"] = time.perf_counter() - t1
-        # annif optimize: the limit and threshold with the best F1 (doc avg) on the tuning documents, per
-        # project, with the sources as the ensembles learnt them (trained on `train` only). `annif optimize`
-        # re-filters and re-scores every document 300 times in Python (about a minute per 150 documents
-        # here); the same grid runs on `annif index --limit 15` of the tuning documents instead, and
-        # `annif optimize` itself checks it on a sample for one project (annif_optimize_cross_check).
-        t1 = time.perf_counter()
-        tune_gold = [{vocab.index(t.id) for t in r.metadata.tags if t.id in vocab} for r in tune_docs]
-        for s in systems:
-            say(f"Annif {s}: annif optimize's grid on {len(tune_docs)} tuning artworks (rerank buckets "
-                f"{TUNING_BUCKETS.start}-{TUNING_BUCKETS.stop - 1})")
-            tune_out = annif.work / "out" / f"{s}-tune.jsonl"
-            (annif.work / "out").mkdir(exist_ok=True)
-            took = annif.run("index", "--force", "--limit", str(max(OPTIMIZE_LIMITS)), "--no-include-doc", "-O", str(tune_out),
-                             f"tate-{s}", "tune-text.tsv", heartbeat=f"annif index {s} (tuning documents)")
-            tune_scored = read_index_output(tune_out, vocab, len(tune_docs))
-            best = optimize_grid(tune_scored, tune_gold)
-            annif_results[s]["optimize"] = {"corpus": "tune.tsv", "documents": len(tune_docs), "index_s": took,
-                                            "best": best, "chosen_by": "F1 score (doc avg)",
-                                            "limit": best["F1 score (doc avg)"]["limit"],
-                                            "threshold": best["F1 score (doc avg)"]["threshold"]}
-            say(f"Annif {s}: best F1 (doc avg) {best['F1 score (doc avg)']['score']:.4f} at limit "
-                f"{annif_results[s]['optimize']['limit']}, threshold {annif_results[s]['optimize']['threshold']:.2f}")
-            if s == "omikuji" or (s == systems[0] and "omikuji" not in systems):
-                n_check = min(OPTIMIZE_CHECK_DOCS, len(tune_docs))
-                say(f"cross-check: annif optimize of {s} on the first {n_check} tuning documents against the grid here")
-                log = annif.work / "logs" / f"optimize-{s}.log"
-                annif.run("optimize", "--jobs", "1", "--docs-limit", str(n_check), f"tate-{s}", "tune.tsv", log=log,
-                          heartbeat=f"annif optimize {s}")
-                theirs = parse_optimize(log.read_text(encoding="utf-8", errors="replace"))
-                ours = optimize_grid(tune_scored[:n_check], tune_gold[:n_check])
-                annif_results[s]["annif_optimize_cross_check"] = {"documents": n_check, "annif_optimize": theirs, "grid_here": ours}
-                say("  annif optimize " + ", ".join(f"{k} {v['score']:.4f} (limit {v['limit']}, threshold {v['threshold']:.2f})" for k, v in theirs.items()))
-                say("  grid here      " + ", ".join(f"{k} {v['score']:.4f} (limit {v['limit']}, threshold {v['threshold']:.2f})" for k, v in ours.items()))
-        timings["annif_optimize_s"] = time.perf_counter() - t1
+        annif_run = AnnifRun(annif, systems, hashes, annif_version, punkt, args.jobs, args.retrain)
+        annif_results = annif_run.results
+        annif_run.train(tune_docs, timings)
+        annif_run.optimize(tune_docs, vocab, timings)
         if args.refit:
-            t1 = time.perf_counter()
-            for s in bases:
-                train_project(s, "full", "refit")
-            timings["annif_refit_s"] = time.perf_counter() - t1
-        cfg = write_cfg()
-        (annif.work / "out").mkdir(exist_ok=True)
-        for s in systems:
-            res = annif_results[s]
-            res["settings"] = {**_COMMON, **PROJECT_SETTINGS[s]}
-            out_file = annif.work / "out" / f"{s}.jsonl"
-            one_file = annif.work / "out" / f"{s}-one.jsonl"
-            # annif index on a file writes JSONL, one line per input document, in order.
-            # Start-up and model loading: the same command on one document.
-            res["load_s"] = annif.run("index", "--force", "--limit", "10", "--no-include-doc", "-O", str(one_file),
-                                      f"tate-{s}", "one.tsv")
-            say(f"Annif {s}: suggesting for {len(dev)} evaluated artworks")
-            res["index_s"] = annif.run("index", "--force", "--limit", "10", "--no-include-doc", "-O", str(out_file),
-                                       f"tate-{s}", "dev.tsv", heartbeat=f"annif index {s}")
-            res["suggest_s"] = res["index_s"] - res["load_s"]
-            # On a busy machine the difference can drown in noise; then only the end-to-end figure stands.
-            res["docs_per_s"] = len(dev) / res["suggest_s"] if res["suggest_s"] > 0.1 * res["index_s"] else None
-            res["docs_per_s_end_to_end"] = len(dev) / res["index_s"]
-            if s in ENSEMBLE_SYSTEMS:
-                res["train_s"] = res.get("train_s", 0.0) + sum(annif_results[src]["train_s"] for src in ENSEMBLE_SOURCES[s])
-            scored = annif_scored[s] = read_index_output(out_file, vocab, len(dev))
-            res["metrics"] = score(ranks_only(scored), gold, rare, unseen)
-            say(f"Annif {s}: F1@5 {res['metrics']['f1_at_5']:.3f}, nDCG@10 {res['metrics']['ndcg_at_10']:.3f}, "
-                f"{res['docs_per_s'] or float('nan'):.1f} docs/s (index {res['index_s']:.1f} s, of which start-up and loading {res['load_s']:.1f} s)")
-        # The optimised limit and threshold applied to the same suggestions (what `annif index --limit L
-        # --threshold T` returns): a configuration of its own.
-        annif_rankings = annif_rankings_of(annif_scored, annif_results)
-        for s in systems:
-            opt = annif_results[s]["optimize"]
-            tuned = f"{s}+optimized"
-            annif_results[tuned] = {
-                "project": f"tate-{s}", "derived_from": s, "limit": opt["limit"], "threshold": opt["threshold"],
-                "how": f"annif index --limit {opt['limit']} --threshold {opt['threshold']:.2f} (the suggestions of {s}, filtered)",
-                "metrics": score(annif_rankings[tuned], gold, rare, unseen),
-                **{k: annif_results[s][k] for k in ("train_s", "docs_per_s", "docs_per_s_end_to_end", "load_s", "index_s")}}
-            m = annif_results[tuned]["metrics"]
-            say(f"Annif {tuned}: F1@5 {m['f1_at_5']:.3f}, nDCG@10 {m['ndcg_at_10']:.3f}")
-        check = "omikuji" if "omikuji" in annif_results else systems[0]
-        # Annif's own evaluation of one project, as a check that arttag.quality.ranking counts the same way.
-        say(f"cross-check: annif eval of {check} against arttag.quality.ranking")
-        annif.run("eval", "--limit", "10", "-m", "F1@5", "-m", "NDCG@10", "-m", "Precision@1", "-m", "Precision@5",
-                  f"tate-{check}", "dev-gold.tsv", log=annif.work / "logs" / f"eval-{check}.log")
-        found = {}
-        for line in (annif.work / "logs" / f"eval-{check}.log").read_text().splitlines():
-            name, sep, value = line.partition(":")
-            if sep and name.strip() in ("F1@5", "NDCG@10", "Precision@1", "Precision@5"):
-                found[name.strip()] = float(value.strip())
-        ours = annif_results[check]["metrics"]
-        annif_results[check]["annif_eval_cross_check"] = {
-            "annif_eval": found,
-            "arttag_metrics": {"F1@5": ours["f1_at_5"], "NDCG@10": ours["ndcg_at_10"],
-                               "Precision@1": ours["p_at_1"], "Precision@5": ours["p_at_5"]}}
-        say("  annif eval " + ", ".join(f"{k} {v:.4f}" for k, v in found.items()) + " | arttag.quality.ranking "
-            + ", ".join(f"{k} {v:.4f}" for k, v in annif_results[check]["annif_eval_cross_check"]["arttag_metrics"].items()))
+            annif_run.refit(timings)
+        cfg = annif_run.write_cfg()
+        annif_rankings = annif_run.add_optimized(annif_run.index(len(dev), vocab, gold, rare, unseen), gold, rare, unseen)
+        annif_run.cross_check_eval()
         timings["annif_total_s"] = time.perf_counter() - t0
-        timings["annif_training_reused_s"] = sum(st["train_s"] for r in annif_results.values() if "training" in r
-                                                 for st in r["training"].values() if not st["trained_now"])
+        timings["annif_training_reused_s"] = annif_run.reused_training_s()
 
     # 4. arttag
     arttag_result: dict[str, Any] | None = None
