@@ -60,6 +60,12 @@ from arttag.catalogue.split import SPLIT_RULE, bucket, split_of
 from arttag.catalogue.text import build_text
 from arttag.catalogue.vocabulary import Vocabulary
 from arttag.checksums import file_sha256
+from arttag.model.training import (
+    RARE_MAX_USES,
+    build_vocabulary,
+    held_out_gold,
+    rare_and_unseen,
+)
 from arttag.quality.ranking import ranking_metrics, subset_recall
 from arttag.quality.views import NEW_ACQUISITIONS_FROM, split_by_acquisition, view_masks
 from machine_info import machine_details, portable_path
@@ -71,7 +77,6 @@ ANNIF_SPEC = "annif[omikuji,fasttext,nn]"
 URI_PREFIX = "http://arttag.invalid/tate/tag/"
 """Annif wants a URI per subject; ``.invalid`` is a reserved top-level domain, so these never resolve."""
 VOCAB_ID = "tate"
-RARE_MAX_USES = 2
 
 # The Annif projects. Base projects learn from documents; ensembles combine base projects' suggestions.
 BASE_SYSTEMS = ("tfidf", "omikuji", "fasttext", "mllm", "svc")
@@ -1001,20 +1006,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # thesaurus; it fixes the tag indices both systems are scored in. Annif's subject vocabulary is
     # the same tag set. A dev tag outside it counts as missed (a negative id no ranking holds).
     from arttag.catalogue.vocabulary import load_vocabulary
-    from arttag.model.training import build_vocabulary, held_out_gold
 
     thesaurus = load_vocabulary(args.vocabulary) if args.vocabulary else None
     vocab = build_vocabulary(train, train, thesaurus)
     gold = held_out_gold(dev, vocab)
     # Rare / never seen: counted over the artworks Annif trains on, train + rerank, which are also
     # what arttag's scorers are fitted on (`refit_on_rerank`, the default) and what `arttag evaluate` counts.
-    counts: dict[str, int] = {}
-    for r in train:
-        for tid in {t.id for t in r.metadata.tags}:
-            counts[tid] = counts.get(tid, 0) + 1
-    usage = np.array([counts.get(t.id, 0) for t in vocab])
-    rare = set(np.flatnonzero((usage >= 1) & (usage <= RARE_MAX_USES)).tolist())
-    unseen = set(np.flatnonzero(usage == 0).tolist()) | {t for g in gold for t in g if t < 0}
+    rare, unseen = rare_and_unseen(train, vocab, gold)
     train_texts = {build_text(r.metadata) for r in train}
     novel = [build_text(r.metadata) not in train_texts for r in dev]
     masks = {"all": [True] * len(dev), "novel_text": novel}

@@ -51,3 +51,20 @@ def test_any_credited_artist_counts_as_known():
     index = TrainingIndex.build([ArtworkMetadata(title="x", artists=["A", "Riley, Bridget"])])
     assert index.artist_known(meta(artist="Riley, Bridget"))
     assert not index.has_sibling(meta(artist="Riley, Bridget", acno="T00001"))
+
+
+def test_rare_and_unseen_count_training_artworks_and_gold_outside_the_vocabulary():
+    from arttag.catalogue.vocabulary import Tag, Vocabulary
+    from arttag.model.training import held_out_gold, rare_and_unseen
+
+    def record(i: int, *tags: str) -> CatalogueRecord:
+        return CatalogueRecord(i, str(i), ArtworkMetadata(title="x", tags=[AssignedTag(id=t, label=t) for t in tags]))
+
+    vocab = Vocabulary([Tag(t, t) for t in ("sea", "ship", "cloud", "fog")])
+    training = [record(0, "sea", "sea"), record(1, "sea", "ship"), record(2, "sea"), record(3, "ship")]
+    gold = held_out_gold([record(9, "fog", "harbour")], vocab)  # harbour: outside the vocabulary
+    rare, unseen = rare_and_unseen(training, vocab, gold)
+    # sea: 3 artworks (not rare); ship: 2 (rare, a tag repeated on one artwork counts once); cloud, fog: none
+    assert rare == {vocab.index("ship")}
+    assert unseen == {vocab.index("cloud"), vocab.index("fog"), min(next(iter(gold)))}
+    assert rare_and_unseen(training, vocab, gold, rare_max=3)[0] == {vocab.index("sea"), vocab.index("ship")}

@@ -165,6 +165,24 @@ def held_out_gold(records: Sequence[CatalogueRecord], vocabulary: Vocabulary) ->
     return out
 
 
+RARE_MAX_USES = 2
+"""A tag used by 1 to this many training artworks counts as rare in evaluation."""
+
+
+def rare_and_unseen(training: Sequence[CatalogueRecord], vocabulary: Vocabulary, gold: Sequence[set[int]],
+                    rare_max: int = RARE_MAX_USES) -> tuple[set[int], set[int]]:
+    """Tag indices of the vocabulary used by 1 to ``rare_max`` of the ``training`` artworks (rare),
+    and those none of them uses together with the gold tags outside the vocabulary (never seen)."""
+    counts: dict[str, int] = {}
+    for r in training:
+        for tid in {t.id for t in r.metadata.tags}:
+            counts[tid] = counts.get(tid, 0) + 1
+    usage = np.array([counts.get(t.id, 0) for t in vocabulary])
+    rare = set(np.flatnonzero((usage >= 1) & (usage <= rare_max)).tolist())
+    unseen = set(np.flatnonzero(usage == 0).tolist()) | {t for g in gold for t in g if t < 0}
+    return rare, unseen
+
+
 def _cache_file(cache_dir: Path, encoder: TextEncoder) -> Path:
     return cache_file(cache_dir, encoder.name)
 
@@ -556,13 +574,7 @@ def evaluate_ensemble(
     novel = [t not in seen_texts for t in texts]
     gold = held_out_gold(dev, vocab)
     # "Seen in training" = used by an artwork the scorers were fitted on.
-    counts: dict[str, int] = {}
-    for r in training:
-        for tid in {t.id for t in r.metadata.tags}:
-            counts[tid] = counts.get(tid, 0) + 1
-    usage = np.array([counts.get(t.id, 0) for t in vocab])
-    rare = set(np.flatnonzero((usage >= 1) & (usage <= 2)).tolist())
-    unseen = set(np.flatnonzero(usage == 0).tolist()) | {t for g in gold for t in g if t < 0}
+    rare, unseen = rare_and_unseen(training, vocab, gold)
     embeddings = None
     if ensemble.needs_embeddings and dev:
         if encoder is None:
