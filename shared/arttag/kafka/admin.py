@@ -67,7 +67,7 @@ class MetadataClient(Protocol):
     def list_topics(self, topic: str | None = ..., timeout: float = ...) -> Any: ...
 
 
-def await_visible(admin: MetadataClient, names: list[str], partitions: int, timeout_s: float,
+def await_visible(client: MetadataClient, names: list[str], partitions: int, timeout_s: float,
                   poll_s: float = 0.1) -> bool:
     """Wait until the cluster metadata lists every topic in ``names`` with all ``partitions``.
 
@@ -79,13 +79,13 @@ def await_visible(admin: MetadataClient, names: list[str], partitions: int, time
         return True
     deadline = time.monotonic() + timeout_s
     while True:
-        topics = admin.list_topics(timeout=max(0.1, deadline - time.monotonic())).topics
+        topics = client.list_topics(timeout=max(0.1, deadline - time.monotonic())).topics
         missing = [n for n in names
                    if n not in topics or topics[n].error is not None or len(topics[n].partitions) < partitions]
         if not missing:
             return True
         if time.monotonic() >= deadline:
-            log.warning("topics created but not yet in the cluster metadata with %d partitions after %.0f s: %s",
+            log.warning("topics not yet in the cluster metadata with %d partitions after %.0f s: %s",
                         partitions, timeout_s, missing)
             return False
         time.sleep(poll_s)
