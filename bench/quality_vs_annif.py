@@ -563,6 +563,7 @@ class AnnifRun:
         self.weights: dict[str, dict[str, float]] = {}
         self.bases = [s for s in systems if s in BASE_SYSTEMS]
         self.ensembles = [s for s in systems if s in ENSEMBLE_SYSTEMS]
+        self.write_cfg()  # what every annif command of the run reads; the ensembles' weights join it later
 
     def write_cfg(self) -> str:
         text = projects_cfg(self.systems, self.weights)
@@ -1034,8 +1035,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{len(tune_docs)} (rerank split), refit {len(train)} (train + rerank)" + ("" if args.refit else " (not used: no --refit)"))
     hashes = write_inputs(annif.work, vocab, {"base": base, "ens": ens_docs, "tune": tune_docs, "full": train}, dev)
     punkt = ensure_punkt(annif, [build_text(r.metadata) for r in base])
-    cfg = projects_cfg(systems)
-    (annif.work / "projects.cfg").write_text(cfg)
     timings["data_s"] = time.perf_counter() - t0
 
     if args.reuse_annif:
