@@ -63,10 +63,11 @@ def build_app(bundle: Path, record, database: str):
     [suggestions] = tagger.suggest([artwork])
     now = datetime.now(UTC)
     chash = content_hash(artwork)
+    answer = suggestions[:6]
     event = TagSuggestionsPublished(
-        suggestion_id=TagSuggestionsPublished.make_id(record.artwork_id, 1, chash, tagger.model_version),
+        suggestion_id=TagSuggestionsPublished.make_id(record.artwork_id, 1, chash, tagger.model_version, answer),
         artwork_id=record.artwork_id, revision=1, content_hash=chash, model_version=tagger.model_version,
-        produced_at=now, suggestions=suggestions[:6],
+        produced_at=now, suggestions=answer,
     )
     view = LatestSuggestionsView()
     view.apply(event)

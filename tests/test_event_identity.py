@@ -11,6 +11,7 @@ from arttag.events import (
     Explanation,
     TagSuggestion,
     TagSuggestionsPublished,
+    answer_digest,
     encode_event,
 )
 from arttag_stream.backfill import backfill_event_id
@@ -45,7 +46,7 @@ def test_one_revision_with_two_contents_gives_two_ids():
     assert len({r.suggestion_id for r in records}) == 2
     assert len({r.content_hash for r in records}) == 2
     for r in records:
-        assert r.suggestion_id == TagSuggestionsPublished.make_id("5", 1, r.content_hash, "m1")
+        assert r.suggestion_id == TagSuggestionsPublished.make_id("5", 1, r.content_hash, "m1", r.suggestions)
 
 
 def test_one_id_means_one_content_across_redeliveries():
@@ -74,3 +75,31 @@ def test_the_content_hash_covers_every_field_a_suggestion_depends_on():
     # fields no scorer reads do not change it
     assert content_hash(base) == content_hash(base.model_copy(update={"dimensions": "10 x 20 cm",
                                                                        "acquisition_year": 1856}))
+
+
+def test_one_question_answered_twice_differently_gets_two_ids():
+    # Online learning changes answers under one model version: here a curator's rejection of
+    # "boat" takes effect between a first delivery and a redelivery of the same event. The two
+    # records differ, so their ids must too; a consumer dropping by id keeps both.
+    event = ArtworkCreated(artwork_id="T2", revision=1, artwork=ArtworkMetadata(title="Boat at sea"))
+    before = BatchProcessor(TitleTagger(), StateStore(), consumer="c").process(_messages(event))
+    after = BatchProcessor(TitleTagger(), StateStore(), consumer="c",
+                           rejected=lambda artwork_id, artwork: {"boat"}).process(_messages(event))
+    (_, a), (_, b) = before.suggestions[0], after.suggestions[0]
+    assert [s.tag_id for s in a.suggestions] == ["boat", "at", "sea"]
+    assert [s.tag_id for s in b.suggestions] == ["at", "sea"]
+    assert (a.artwork_id, a.revision, a.content_hash, a.model_version) == \
+        (b.artwork_id, b.revision, b.content_hash, b.model_version)
+    assert a.suggestion_id != b.suggestion_id
+
+
+def test_the_answer_digest_reads_tags_in_order_confidences_to_hundredths_and_auto_apply_marks():
+    def answer(*tags, auto=False):
+        return [TagSuggestion(tag_id=t, label=t, score=c, confidence=c, scorers=["t"], already_assigned=False,
+                              auto_apply=auto, explanation=Explanation(summary=t, contributions=[]))
+                for t, c in tags]
+    base = answer(("sea", 0.81), ("boat", 0.4))
+    assert answer_digest(base) == answer_digest(answer(("sea", 0.8100004), ("boat", 0.4)))  # float noise
+    assert len({answer_digest(base), answer_digest(answer(("boat", 0.4), ("sea", 0.81))),
+                answer_digest(answer(("sea", 0.83), ("boat", 0.4))), answer_digest(answer(("sea", 0.81))),
+                answer_digest(answer(("sea", 0.81), ("boat", 0.4), auto=True))}) == 5

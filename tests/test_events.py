@@ -9,7 +9,10 @@ from arttag.events import (
     ArtworkMetadata,
     ArtworkUpdated,
     DeadLetter,
+    Explanation,
+    TagSuggestion,
     TagSuggestionsPublished,
+    answer_digest,
     decode_artwork_event,
     encode_event,
 )
@@ -82,8 +85,13 @@ def test_dead_letter_keeps_the_original_bytes():
     assert DeadLetter.model_validate_json(encode_event(dl)).original_value() == raw
 
 
-def test_suggestion_id_is_deterministic_and_names_revision_content_and_model():
-    make_id = TagSuggestionsPublished.make_id
-    assert make_id("3", 2, "ab" * 32, "m1") == make_id("3", 2, "ab" * 32, "m1") == f"3:2:{'ab' * 8}:m1"
+def test_suggestion_id_is_deterministic_and_names_revision_content_model_and_answer():
+    def make_id(artwork_id, revision, chash, model, answer=()):
+        return TagSuggestionsPublished.make_id(artwork_id, revision, chash, model, list(answer))
+    one = [TagSuggestion(tag_id="sea", label="sea", score=0.5, confidence=0.5, scorers=["s"],
+                         already_assigned=False, explanation=Explanation(summary="s", contributions=[]))]
+    assert make_id("3", 2, "ab" * 32, "m1") == make_id("3", 2, "ab" * 32, "m1") \
+        == f"3:2:{'ab' * 8}:m1:{answer_digest([])}"
     assert len({make_id("3", 2, "ab" * 32, "m1"), make_id("3", 2, "ab" * 32, "m2"),
-                make_id("3", 2, "cd" * 32, "m1"), make_id("3", 3, "ab" * 32, "m1")}) == 4
+                make_id("3", 2, "cd" * 32, "m1"), make_id("3", 3, "ab" * 32, "m1"),
+                make_id("3", 2, "ab" * 32, "m1", one)}) == 5

@@ -40,7 +40,7 @@ T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
 def published(artwork_id: str, revision: int, at: datetime, model: str = "m1") -> TagSuggestionsPublished:
     return TagSuggestionsPublished(
-        suggestion_id=TagSuggestionsPublished.make_id(artwork_id, revision, "h", model),
+        suggestion_id=TagSuggestionsPublished.make_id(artwork_id, revision, "h", model, []),
         artwork_id=artwork_id, revision=revision, content_hash="h", model_version=model,
         produced_at=at, suggestions=[])
 

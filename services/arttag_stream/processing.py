@@ -410,7 +410,7 @@ class BatchProcessor:
             try:
                 event = TagSuggestionsPublished(
                     suggestion_id=TagSuggestionsPublished.make_id(
-                        p.event.artwork_id, p.event.revision, p.chash, model_version
+                        p.event.artwork_id, p.event.revision, p.chash, model_version, tags
                     ),
                     artwork_id=p.event.artwork_id,
                     revision=p.event.revision,

@@ -14,6 +14,7 @@ import hashlib
 import uuid
 import weakref
 from datetime import datetime, timezone
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal, TypeVar, Union
 
 import pydantic_core
@@ -224,9 +225,10 @@ class TagSuggestionsPublished(_Produced):
     """Ranked tag suggestions for one artwork revision. Topics ``tags.suggestions.v1`` and
     ``tags.suggestions.latest.v1`` (compacted), key = artwork id.
 
-    ``suggestion_id`` names what was answered (artwork id, revision, content hash, model
-    version; see :meth:`make_id`), so consumers drop by it the duplicates that at-least-once
-    delivery may bring, and two records with one id always carry the same suggestions.
+    ``suggestion_id`` names what was asked and what was answered (artwork id, revision,
+    content hash, model version, and a digest of the answer; see :meth:`make_id`), so
+    consumers drop by it the duplicates that at-least-once delivery may bring, and two records
+    with one id always carry the same suggestions.
     """
 
     schema_version: Literal[1] = SCHEMA_VERSION
@@ -241,13 +243,30 @@ class TagSuggestionsPublished(_Produced):
     suggestions: list[TagSuggestion]
 
     @staticmethod
-    def make_id(artwork_id: str, revision: int, content_hash: str, model_version: str) -> str:
-        """``<artwork id>:<revision>:<first 16 hex digits of the content hash>:<model version>``.
+    def make_id(artwork_id: str, revision: int, content_hash: str, model_version: str,
+                suggestions: Sequence[TagSuggestion]) -> str:
+        """``<artwork id>:<revision>:<first 16 hex digits of the content hash>:<model version>:<answer digest>``.
 
         The content is part of the id because one revision can arrive with two contents (a
-        created and an updated event, or a re-sent export): each answer is its own record.
+        created and an updated event, or a re-sent export): each answer is its own record. The
+        answer is part of it (:func:`answer_digest`) because one question can get two answers
+        under one model version: online learning from curators' decisions changes what the
+        worker suggests between a first delivery and a redelivery of the same event.
         """
-        return f"{artwork_id}:{revision}:{content_hash[:16]}:{model_version}"
+        return (f"{artwork_id}:{revision}:{content_hash[:16]}:{model_version}:"
+                f"{answer_digest(suggestions)}")
+
+
+def answer_digest(suggestions: Sequence[TagSuggestion]) -> str:
+    """First 8 hex digits of sha256 over an answer as a cataloguer reads it: the tag ids in
+    order, each with its confidence to two decimals and its auto-apply mark.
+
+    Rounded, because two computations of one answer may differ in the last digits of a float
+    (the batch an artwork is encoded in changes the padding); the evidence's weights are left
+    out for the same reason.
+    """
+    text = "\n".join(f"{s.tag_id}\t{s.confidence:.2f}\t{int(s.auto_apply)}" for s in suggestions)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
 
 
 class FeedbackActor(BaseModel):

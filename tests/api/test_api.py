@@ -158,7 +158,7 @@ def _published(artwork_id: str, revision: int, tag: str, at: datetime | None = N
     suggestion = TagSuggestion(tag_id=tag, label=tag, score=0.5, confidence=0.5, scorers=["knn"],
                                already_assigned=False, explanation=Explanation(summary="s", contributions=[]))
     return TagSuggestionsPublished(
-        suggestion_id=TagSuggestionsPublished.make_id(artwork_id, revision, "h", "m1"),
+        suggestion_id=TagSuggestionsPublished.make_id(artwork_id, revision, "h", "m1", [suggestion]),
         artwork_id=artwork_id, revision=revision, content_hash="h", model_version="m1",
         produced_at=at or datetime.now(timezone.utc), suggestions=[suggestion],
     )

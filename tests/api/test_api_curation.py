@@ -32,12 +32,13 @@ TAGS = [Tag("t-sea", "sea", "nature"), Tag("t-boat", "boat", "transport"), Tag("
 
 def _published(artwork_id: str, suggestions: dict[str, float], model_version: str = "m1",
                assigned: tuple[str, ...] = ()) -> TagSuggestionsPublished:
+    answer = [TagSuggestion(tag_id=t, label=t.removeprefix("t-"), score=c, confidence=c, scorers=["s"],
+                            already_assigned=t in assigned, explanation=Explanation(summary="s", contributions=[]))
+              for t, c in suggestions.items()]
     return TagSuggestionsPublished(
-        suggestion_id=TagSuggestionsPublished.make_id(artwork_id, 1, "h", model_version), artwork_id=artwork_id,
+        suggestion_id=TagSuggestionsPublished.make_id(artwork_id, 1, "h", model_version, answer), artwork_id=artwork_id,
         revision=1, content_hash="h", model_version=model_version, produced_at=datetime.now(UTC),
-        suggestions=[TagSuggestion(tag_id=t, label=t.removeprefix("t-"), score=c, confidence=c, scorers=["s"],
-                                   already_assigned=t in assigned, explanation=Explanation(summary="s", contributions=[]))
-                     for t, c in suggestions.items()],
+        suggestions=answer,
     )
 
 

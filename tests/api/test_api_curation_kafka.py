@@ -62,12 +62,12 @@ def test_votes_and_a_curator_decision_through_the_api_reach_the_decisions(kafka_
     producer = make_producer(kafka_settings)
     producer.produce(topic_name(ARTWORKS_CREATED, prefix), key=b"K1", value=encode_event(ArtworkCreated(
         artwork_id="K1", revision=1, artwork=ArtworkMetadata(title="Boats at Dieppe", group_title="Sketchbook K"))))
+    answer = [TagSuggestion(tag_id=t, label=t, score=c, confidence=c, scorers=["s"], already_assigned=False,
+                            explanation=Explanation(summary="s", contributions=[]))
+              for t, c in (("boat", 0.8), ("dog", 0.4))]
     suggestions = TagSuggestionsPublished(
-        suggestion_id=TagSuggestionsPublished.make_id("K1", 1, "h", "m1"), artwork_id="K1", revision=1,
-        content_hash="h", model_version="m1", produced_at=datetime.now(UTC),
-        suggestions=[TagSuggestion(tag_id=t, label=t, score=c, confidence=c, scorers=["s"], already_assigned=False,
-                                   explanation=Explanation(summary="s", contributions=[]))
-                     for t, c in (("boat", 0.8), ("dog", 0.4))])
+        suggestion_id=TagSuggestionsPublished.make_id("K1", 1, "h", "m1", answer), artwork_id="K1", revision=1,
+        content_hash="h", model_version="m1", produced_at=datetime.now(UTC), suggestions=answer)
     producer.produce(topic_name(TAG_SUGGESTIONS_LATEST, prefix), key=b"K1", value=encode_event(suggestions))
     flush_or_fail(producer)
 

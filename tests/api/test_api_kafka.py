@@ -32,7 +32,7 @@ def _published(artwork_id: str, revision: int, tag_id: str) -> TagSuggestionsPub
     suggestion = TagSuggestion(tag_id=tag_id, label=tag_id, score=0.5, confidence=0.5, scorers=["s"],
                                already_assigned=False, explanation=Explanation(summary="s", contributions=[]))
     return TagSuggestionsPublished(
-        suggestion_id=TagSuggestionsPublished.make_id(artwork_id, revision, "h", "m1"), artwork_id=artwork_id,
+        suggestion_id=TagSuggestionsPublished.make_id(artwork_id, revision, "h", "m1", [suggestion]), artwork_id=artwork_id,
         revision=revision, content_hash="h", model_version="m1", produced_at=datetime.now(timezone.utc),
         suggestions=[suggestion],
     )

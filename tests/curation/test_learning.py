@@ -69,7 +69,7 @@ def decisions(artwork_id: str, *feedback) -> TagDecisionsChanged:
 
 
 def suggestion_id(artwork_id: str, artwork: ArtworkMetadata) -> str:
-    return TagSuggestionsPublished.make_id(artwork_id, 1, content_hash(artwork), "m1")
+    return TagSuggestionsPublished.make_id(artwork_id, 1, content_hash(artwork), "m1", [])
 
 
 NEIGHBOUR_SCORERS = {"knn", "tfidf", "tfidf_artist", "group", "artist", "accession"}

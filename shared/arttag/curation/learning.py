@@ -76,7 +76,7 @@ def learned_tags(artwork: ArtworkMetadata, decisions: TagDecisionsChanged) -> fr
 
 def suggested_content(artwork_id: str, suggestion_id: str | None) -> str | None:
     """The content hash prefix (16 hex digits) a suggestion id names, or None when it names none
-    (ids are ``<artwork id>:<revision>:<hash16>:<model version>``, see
+    (ids are ``<artwork id>:<revision>:<hash16>:<model version>:<answer digest>``, see
     :meth:`arttag.events.TagSuggestionsPublished.make_id`; the artwork id may hold colons)."""
     if not suggestion_id or not suggestion_id.startswith(f"{artwork_id}:"):
         return None
