@@ -2,7 +2,8 @@
 
 A short end-to-end run on the real broker (the stream worker, backfill of created and
 updated events, feedback through the API's publisher, a malformed artwork event and a
-malformed feedback event), then every topic arttag writes is read with Debian's ``kcat``
+malformed feedback event, then ``arttag curate --until-caught-up`` folding that feedback
+into decisions), then every topic arttag writes is read with Debian's ``kcat``
 (librdkafka's command-line client, not arttag's code) and every value is validated against
 ``schemas/`` with ``check-jsonschema``. What is checked is what docs/topics.md promises:
 keys, co-partitioning, headers, the dead letters, deduplication by ``suggestion_id``,
@@ -28,7 +29,7 @@ from arttag.events import FeedbackActor, TagFeedbackGiven
 from arttag.kafka import make_producer, partition_for
 from arttag.kafka.admin import create_topics
 from arttag.kafka.clients import flush_or_fail
-from arttag.kafka.topics import StreamTopics
+from arttag.kafka.topics import TAG_DECISIONS, StreamTopics, topic_name
 from arttag.settings import KafkaSettings
 
 pytestmark = pytest.mark.kafka
@@ -40,6 +41,7 @@ SCHEMA_OF = {  # topic (without prefix) -> schema file; docs/topics.md has the s
     "tags.suggestions.v1": "tag-suggestions-published.v1.json",
     "tags.suggestions.latest.v1": "tag-suggestions-published.v1.json",
     "tags.feedback.v1": "tag-feedback-given.v1.json",
+    "tags.decisions.v1": "tag-decisions-changed.v1.json",
     "arttag.deadletter.v1": "dead-letter.v1.json",
 }
 STATE_HEADERS = ("arttag-artwork-id", "arttag-revision", "arttag-content-hash", "arttag-model-version")
@@ -91,6 +93,21 @@ def _start_worker(kafka: KafkaSettings, bundle: Path, log_path: Path) -> subproc
     with open(log_path, "ab") as fh:
         return subprocess.Popen([sys.executable, "-m", "arttag_stream"], env=env, stdout=fh,
                                 stderr=subprocess.STDOUT)
+
+
+def _curate_until_caught_up(kafka: KafkaSettings, work: Path) -> str:
+    """``arttag curate --until-caught-up`` under a fresh group; returns its summary line."""
+    env = {
+        **os.environ,
+        "ARTTAG_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "ARTTAG_KAFKA__TOPIC_PREFIX": kafka.topic_prefix,
+        "ARTTAG_CURATION_DATABASE_URL": f"sqlite:///{work / 'curation.db'}",
+    }
+    out = subprocess.run([sys.executable, "-m", "arttag_cli", "curate", "--until-caught-up",
+                          "--group", f"contracts-curate-{uuid.uuid4().hex[:6]}"],
+                         env=env, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
 
 
 def _kcat_read(kcat: list[str], kafka: KafkaSettings, topic: str) -> list[dict]:
@@ -154,6 +171,9 @@ def run(kcat, kafka_bootstrap, sample_catalogue, hashing_bundle_dir, tmp_path_fa
             for aid in ids[:8]:
                 publisher.publish(TagFeedbackGiven(artwork_id=aid, tag_id="1050", action="accepted",
                                                    actor=FeedbackActor(kind="curator", id="c1")))
+            # one public vote: a proposal, not a decision
+            publisher.publish(TagFeedbackGiven(artwork_id=ids[8], tag_id="1050", action="accepted",
+                                               actor=FeedbackActor(kind="public", id="p1")))
         finally:
             publisher.close()
         expected = ARTWORKS + 2 * len(changed)
@@ -163,11 +183,14 @@ def run(kcat, kafka_bootstrap, sample_catalogue, hashing_bundle_dir, tmp_path_fa
         worker.terminate()
         worker.wait(30)
     assert worker.returncode == 0, log_path.read_text(errors="replace")[-3000:]
+    curated = _curate_until_caught_up(kafka, work)
+    decisions = topic_name(TAG_DECISIONS, kafka.topic_prefix)
     records = {name: _kcat_read(kcat, kafka, name) for name in
                (topics.created, topics.updated, topics.suggestions, topics.latest,
-                topics.feedback, topics.dead_letters)}
+                topics.feedback, decisions, topics.dead_letters)}
     return topics, records, {"ids": ids, "changed": [str(r["id"]) for r in changed],
-                             "prefix": kafka.topic_prefix}
+                             "prefix": kafka.topic_prefix, "decisions": decisions,
+                             "curated": curated}
 
 
 def test_every_value_is_valid_against_its_schema_except_the_dead_lettered(run, check_jsonschema,
@@ -266,3 +289,29 @@ def test_latest_read_from_the_beginning_is_the_highest_revision_per_artwork(run)
     for aid, payload in latest.items():
         assert payload == best[aid]["_payload"], aid
     assert {json.loads(latest[a])["revision"] for a in sent["changed"]} == {3}
+
+
+def test_curate_folds_the_feedback_into_one_decisions_record_per_artwork(run):
+    topics, records, sent = run
+    assert "decisions records published: 9" in sent["curated"], sent["curated"]
+    decided = {r["key"]: json.loads(r["payload"]) for r in records[sent["decisions"]]}
+    assert len(records[sent["decisions"]]) == len(decided) == 9
+    for aid in sent["ids"][:8]:  # the curator's word decides
+        [accepted] = decided[aid]["accepted"]
+        assert (accepted["tag_id"], accepted["decided_by"], accepted["curator_id"]) == \
+            ("1050", "curator", "c1")
+        assert decided[aid]["rejected"] == [] and decided[aid]["proposed"] == []
+    proposal = decided[sent["ids"][8]]  # one public vote is short of a consensus
+    assert (proposal["accepted"], proposal["proposed"]) == ([], ["1050"])
+
+
+def test_each_reader_of_a_malformed_message_dead_letters_it_once(run):
+    topics, records, _ = run
+    letters = [json.loads(r["payload"]) for r in records[topics.dead_letters]]
+    by = sorted((d["topic"], d["offset"], d["consumer"] == "arttag-curate") for d in letters)
+    created, feedback = (records[t] for t in (topics.created, topics.feedback))
+    [broken_created] = [r["offset"] for r in created if r["key"] == "broken-1"]
+    [broken_feedback] = [r["offset"] for r in feedback if r["key"] == "broken-2"]
+    # the stream worker reads both topics; arttag curate reads the feedback topic too
+    assert by == sorted([(topics.created, broken_created, False), (topics.feedback, broken_feedback, False),
+                         (topics.feedback, broken_feedback, True)])

@@ -13,7 +13,7 @@ from arttag.events import FeedbackActor, TagFeedbackGiven
 from arttag.kafka import murmur2, murmur2_partitioner, partition_for, producer_config
 from arttag.kafka.admin import create_topics
 from arttag.kafka.clients import consumer
-from arttag.kafka.topics import StreamTopics
+from arttag.kafka.topics import TAG_DECISIONS, StreamTopics, topic_name
 from arttag.settings import KafkaSettings
 from confluent_kafka import TopicPartition
 
@@ -157,6 +157,37 @@ def test_backfill_and_replay_partition_by_murmur2(kafka5, sample_catalogue, hash
     _assert_murmur2(kafka5, topics.dead_letters, 10)
     assert replay_dead_letters(settings, group=f"dl-{uuid.uuid4().hex[:6]}").resubmitted == 10
     _assert_murmur2(kafka5, topics.updated, 10)
+
+
+@pytest.mark.kafka
+def test_the_curation_processor_partitions_decisions_and_dead_letters_by_murmur2(kafka5, tmp_path):
+    from arttag.kafka import make_producer
+    from arttag.kafka.clients import flush_or_fail
+    from arttag.settings import CurateSettings
+    from arttag_api.publisher import KafkaFeedbackPublisher
+    from arttag_curate.processor import CurateProcessor
+
+    topics = StreamTopics.for_prefix(kafka5.topic_prefix)
+    artworks = ["5", "37", *(f"T{i:05d}" for i in range(28))]
+    publisher = KafkaFeedbackPublisher(kafka5)
+    try:
+        for aid in artworks:
+            publisher.publish(TagFeedbackGiven(artwork_id=aid, tag_id="1050", action="accepted",
+                                               actor=FeedbackActor(kind="curator", id="c1")))
+    finally:
+        publisher.close()
+    # Unreadable feedback, so the processor writes dead letters (with the keys of the originals).
+    p = make_producer(kafka5)
+    for i in range(10):
+        p.produce(topics.feedback, key=f"bad-{i}".encode(), value=b"{")
+    flush_or_fail(p)
+
+    settings = CurateSettings(kafka=kafka5, curate_group=f"curate-{uuid.uuid4().hex[:6]}",
+                              curation_database_url=f"sqlite:///{tmp_path / 'curation.db'}")
+    report = CurateProcessor(settings).run(until_caught_up=True)
+    assert (report.feedback_read, report.published, report.dead_lettered) == (30, 30, 10)
+    _assert_murmur2(kafka5, topic_name(TAG_DECISIONS, kafka5.topic_prefix), 30)
+    _assert_murmur2(kafka5, topics.dead_letters, 10)
 
 
 def test_the_faust_workers_producer_has_the_same_guarantees(tmp_path):
