@@ -28,6 +28,7 @@ from arttag.errors import ArttagError, EventDecodeError
 from arttag.events import DeadLetter, TagFeedbackGiven, encode_event
 from arttag.kafka import make_producer
 from arttag.kafka.clients import consumer, flush_or_fail, from_beginning, read_to_end
+from arttag.kafka.sink import dead_letter_key
 from arttag.kafka.topics import DEAD_LETTERS, TAG_DECISIONS, TAG_FEEDBACK, topic_name
 from arttag.settings import CurateSettings
 from confluent_kafka import Message
@@ -184,14 +185,17 @@ class CurateProcessor:
     def _dead_letter(self, msg: Message, exc: EventDecodeError) -> None:
         log.warning("feedback %s[%d]@%d dead-lettered: %s", msg.topic(), msg.partition(),
                     msg.offset(), exc)
-        value = msg.value()
-        # base64 grows a value by a third: one near the event limit is kept as a prefix
-        keep_whole = value is None or len(value) * 4 // 3 + 4096 <= limits.DEFAULT_MAX_RECORD_BYTES
+        value, key = msg.value(), msg.key()
+        # base64 grows the kept bytes by a third: a value and key near the record limit are kept
+        # as prefixes, and a long key is cut as the stream worker cuts it, so the dead letter
+        # always fits in a record
+        kept = len(value or b"") + len(key or b"")
+        keep_whole = kept * 4 // 3 + 4096 <= limits.DEFAULT_MAX_RECORD_BYTES
         dead = DeadLetter.for_message(
-            value, msg.key(), keep_whole=keep_whole, topic=msg.topic(), partition=msg.partition(), offset=msg.offset(),
+            value, key, keep_whole=keep_whole, topic=msg.topic(), partition=msg.partition(), offset=msg.offset(),
             error=str(exc), error_type=str(exc.context.get("reason", "schema")), consumer=CONSUMER_NAME,
         )
-        self._producer.produce(self.dead_letter_topic, key=msg.key(), value=encode_event(dead),
+        self._producer.produce(self.dead_letter_topic, key=dead_letter_key(key), value=encode_event(dead),
                                on_delivery=self._delivered)
         self.report.dead_lettered += 1
 

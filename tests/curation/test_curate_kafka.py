@@ -3,6 +3,7 @@ decisions out; a rebuild from the beginning under a fresh group gives the same d
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 import uuid
@@ -109,3 +110,28 @@ def test_curate_follows_feedback_that_arrives_after_it_caught_up(kafka_settings,
         stop.set()
         runner.join(timeout=30)
     assert not runner.is_alive()
+
+
+def test_curate_dead_letters_a_message_with_a_huge_key_within_a_record(kafka_settings, tmp_path):
+    # A 600 KB key and a 300 KB value fit in one incoming record, but kept whole (base64) and
+    # keyed by the whole key the dead letter would be about 1.8 MB, over the broker's limit, and
+    # the processor would stop. Prefixes and a cut key keep it within a record.
+    create_topics(kafka_settings)
+    producer = make_producer(kafka_settings)
+    feedback_topic = topic_name(TAG_FEEDBACK, kafka_settings.topic_prefix)
+    key, value = b"k" * 600_000, b"x" * 300_000
+    producer.produce(feedback_topic, key=key, value=value)
+    event = curator("A1", "t-sea", "accepted", 10)
+    producer.produce(feedback_topic, key=b"A1", value=encode_event(event))
+    flush_or_fail(producer)
+
+    settings = CurateSettings(kafka=kafka_settings, curate_group=f"curate-{uuid.uuid4().hex[:8]}",
+                              curation_database_url=f"sqlite:///{tmp_path / 'curation.db'}")
+    report = CurateProcessor(settings).run(until_caught_up=True)
+    assert (report.feedback_read, report.dead_lettered, report.published) == (1, 1, 1)
+    [dead] = _read(kafka_settings, topic_name(DEAD_LETTERS, kafka_settings.topic_prefix))
+    letter = DeadLetter.model_validate_json(dead.value())
+    assert len(dead.key()) < len(key) and key.startswith(dead.key())
+    assert (letter.original_key_length, letter.original_value_length) == (len(key), len(value))
+    assert letter.original_key_sha256 == hashlib.sha256(key).hexdigest()
+    assert sorted(_latest(kafka_settings)) == ["A1"]
