@@ -1,5 +1,6 @@
 """arttag reading back what it produced: every reader ignores a field a newer writer of the same
-version adds (an allowed change, docs/topics.md).
+version adds (an allowed change, docs/topics.md), and the schemas read back are the ones
+``arttag.schema_compat.READ_BACK`` holds to both rule sets.
 
 The produced models stay strict (``extra="forbid"``) for the producers; readers decode with
 ``decode_event(..., ignore_unknown=True)`` or ``model_validate_json(..., extra="ignore")``.
@@ -37,6 +38,7 @@ from arttag.kafka import make_producer
 from arttag.kafka.admin import create_topics
 from arttag.kafka.clients import flush_or_fail
 from arttag.kafka.topics import StreamTopics
+from arttag.schema_compat import READ_BACK
 from arttag.settings import StreamSettings
 from arttag_api.latest_view import LatestSuggestionsView, LatestViewFollower
 from arttag_api.latest_view import _decode as decode_latest
@@ -169,7 +171,7 @@ def test_followers_and_the_dead_letter_replay_take_records_with_new_fields(kafka
     assert report.by_topic == {topics.created: 1}
 
 
-# -- every reader of a produced schema, from the code ---------------------------------------------------
+# -- which schemas arttag reads back, from the code ---------------------------------------------------
 
 PRODUCED = {model.__name__: name for name, model in SCHEMA_MODELS.items()
             if model.model_config.get("extra") == "forbid"}
@@ -217,3 +219,11 @@ def test_every_reader_of_a_produced_schema_ignores_unknown_fields():
                         "make them skip or dead-letter it: pass ignore_unknown=True (decode_event) or "
                         "extra=\"ignore\" (model_validate_json):\n  " + "\n  ".join(strict))
 
+
+def test_the_schemas_read_back_are_those_checked_in_both_directions():
+    read = {schema for _, schema, _ in reads_of_produced_models()}
+    assert read - set(READ_BACK) == set(), (
+        f"arttag reads back {sorted(read - set(READ_BACK))} but arttag.schema_compat.READ_BACK does "
+        "not list them: their old records would not be protected by the consumed rules")
+    assert set(READ_BACK) - read == set(), (
+        f"READ_BACK lists {sorted(set(READ_BACK) - read)}, which no code reads back: remove them")
