@@ -4,13 +4,18 @@ and the checker itself, rule by rule, on small synthetic pairs."""
 from __future__ import annotations
 
 import json
+import re
+import tomllib
+from datetime import date
 from pathlib import Path
 
 import pytest
 from arttag.events import SCHEMA_MODELS
 from arttag.schema_compat import READ_BACK, Problem, compare, compare_schema, rule_sets
+from arttag.schema_snapshot import RELEASE_FILE, Release, SnapshotError, load_snapshot, read_release
 
-SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
+REPO = Path(__file__).resolve().parents[1]
+SCHEMAS = REPO / "schemas"
 RELEASED = SCHEMAS / "released"
 
 
@@ -25,21 +30,18 @@ def held_to(name: str) -> str:
 
 
 def test_current_schemas_keep_the_released_contracts():
+    snapshot = load_snapshot(RELEASED)
     accepted = json.loads((RELEASED / "accepted-changes.json").read_text())
     for entry in accepted:
         assert {"schema", "path", "rule", "reason"} <= set(entry) and entry["reason"].strip(), entry
     used: set[int] = set()
     broken: list[str] = []
-    released = sorted(RELEASED.glob("*.v*.json"))
-    assert released, "schemas/released/ holds no snapshot"
-    for path in released:
-        name = path.name.removesuffix(".json")
-        current = SCHEMAS / path.name
+    for name, released in snapshot.schemas.items():
+        current = SCHEMAS / f"{name}.json"
         if not current.exists() or name not in SCHEMA_MODELS:
             broken.append(f"{name}: released schema is gone (retire a version only at a release)")
             continue
-        problems = compare_schema(name, json.loads(path.read_text()), json.loads(current.read_text()),
-                                  direction_of(name))
+        problems = compare_schema(name, released, json.loads(current.read_text()), direction_of(name))
         for problem in problems:
             match = [i for i, e in enumerate(accepted) if e["schema"] == name
                      and e["path"] == problem.path and e["rule"] == problem.rule]
@@ -48,7 +50,8 @@ def test_current_schemas_keep_the_released_contracts():
             else:
                 broken.append(f"{name} ({held_to(name)}) {problem}")
     assert not broken, (
-        "breaking changes within a schema version:\n  " + "\n  ".join(broken)
+        f"breaking changes within a schema version since release {snapshot.release}:\n  "
+        + "\n  ".join(broken)
         + "\nKeep the released contract, add a .v2 schema and topic, or record a deliberate "
           "change in schemas/released/accepted-changes.json (see schemas/released/README.md)."
     )
@@ -70,6 +73,31 @@ def test_every_schema_is_released_or_declared_new():
         "add them to schemas/released/new-schemas.json")
     assert not new & released, f"released, so no longer new (remove them): {sorted(new & released)}"
     assert not new - current, f"declared new but not in schemas/: {sorted(new - current)}"
+
+
+def test_the_snapshot_records_a_release_no_later_than_the_project():
+    release = read_release(RELEASED)
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert re.fullmatch(r"\d+(\.\d+)*", project), f"pyproject.toml's version {project!r} is not numeric"
+    assert release.version_key() <= Release(project, release.date).version_key(), (
+        f"the snapshot says release {release}, after the project's version {project}")
+    assert release.date <= date.today()
+
+
+def test_a_snapshot_without_its_release_is_refused(tmp_path):
+    (tmp_path / "dead-letter.v1.json").write_text((RELEASED / "dead-letter.v1.json").read_text())
+    with pytest.raises(SnapshotError, match="does not say which release"):
+        load_snapshot(tmp_path)
+    for recorded, complaint in [({"date": "2026-11-30"}, "'version'"),
+                                ({"version": "0.1.0"}, "'date'"),
+                                ({"version": "next", "date": "2026-11-30"}, "'version'"),
+                                ({"version": "0.1.0", "date": "30/11/2026"}, "'date'")]:
+        (tmp_path / RELEASE_FILE).write_text(json.dumps(recorded))
+        with pytest.raises(SnapshotError, match=complaint):
+            load_snapshot(tmp_path)
+    (tmp_path / RELEASE_FILE).write_text(json.dumps({"version": "0.1.0", "date": "2026-11-30"}))
+    snapshot = load_snapshot(tmp_path)
+    assert str(snapshot.release) == "0.1.0 (2026-11-30)" and list(snapshot.schemas) == ["dead-letter.v1"]
 
 
 # -- schemas arttag reads back: both rule sets ---------------------------------------------------------
