@@ -288,9 +288,15 @@ def test_feedback_reaches_the_data_quality_monitor(shared):
     kafka, topics, worker = shared
     feedback = TagFeedbackGiven(artwork_id="T1", tag_id="270", action="accepted",
                                 actor=FeedbackActor(kind="curator", id="c1"))
-    publish(kafka, [(topics.feedback, b"T1", encode_event(feedback))])
+    # a newer API of the same version may add optional fields: observed too, not dead-lettered
+    newer = json.loads(encode_event(feedback.model_copy(update={"action": "rejected"})))
+    newer["added_later"] = 1
+    newer["actor"]["added_later"] = 1
+    publish(kafka, [(topics.feedback, b"T1", encode_event(feedback)),
+                    (topics.feedback, b"T1", json.dumps(newer).encode())])
     deadline = time.monotonic() + 30
-    while 'arttag_dq_feedback_total{action="accepted"} 1.0' not in worker.metrics():
+    while not all(f'arttag_dq_feedback_total{{action="{action}"}} 1.0' in worker.metrics()
+                  for action in ("accepted", "rejected")):
         assert time.monotonic() < deadline, worker.log()[-2000:]
         time.sleep(0.3)
 

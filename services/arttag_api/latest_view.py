@@ -24,7 +24,8 @@ class LatestSuggestionsView(LatestTable[TagSuggestionsPublished]):
 
 
 def _decode(value: bytes, headers: object = None) -> tuple[str, TagSuggestionsPublished]:
-    event = decode_event(value, TagSuggestionsPublished)
+    # a newer worker of the same version may write a new optional field: ignored, not skipped
+    event = decode_event(value, TagSuggestionsPublished, ignore_unknown=True)
     return event.artwork_id, event
 
 

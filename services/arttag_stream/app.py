@@ -37,13 +37,13 @@ from functools import partial
 from typing import Any, Protocol
 
 import faust
+from arttag.curation.feedback import decode_feedback
 from arttag.curation.learning import OnlineLearner
 from arttag.errors import EventDecodeError
 from arttag.events import (
     ArtworkMetadata,
     TagFeedbackGiven,
     TagSuggestion,
-    decode_event,
     encode_event,
 )
 from arttag.kafka import aiokafka_producer_options, murmur2_partitioner
@@ -381,7 +381,9 @@ def create_app(
                 m = event.message
                 where = f"{m.topic}[{m.partition}]@{m.offset}"
                 try:
-                    feedback = decode_event(m.value, TagFeedbackGiven)
+                    # the curation fold's reader: a newer API's extra field is ignored,
+                    # not dead-lettered
+                    feedback = decode_feedback(m.value)
                 except EventDecodeError as exc:
                     dead = make_dead_letter(
                         RawMessage(m.topic, m.partition, m.offset, m.key, m.value),

@@ -27,8 +27,6 @@ from arttag.errors import ArttagError, ModelError
 from arttag.events import (
     ArtworkCreated,
     ArtworkUpdated,
-    DeadLetter,
-    TagSuggestionsPublished,
     encode_event,
 )
 from arttag.kafka import make_producer
@@ -37,7 +35,7 @@ from arttag.kafka.clients import flush_or_fail
 from arttag.kafka.topics import StreamTopics
 from arttag.settings import StreamSettings, default_cache_dir
 
-from arttag_stream.tail import follow, format_dead_letter, format_suggestions
+from arttag_stream.tail import follow, format_record
 
 log = logging.getLogger(__name__)
 
@@ -203,11 +201,9 @@ def run_demo(
 
         def show(kind, value, where) -> None:
             got[kind] += 1
-            if kind == "dead-letters":
-                say(format_dead_letter(DeadLetter.model_validate_json(value)) + "\n")
-            else:
-                event = TagSuggestionsPublished.model_validate_json(value)
-                say(f"[{time.monotonic() - published_at:5.1f}s] " + format_suggestions(event) + "\n")
+            when = "" if kind == "dead-letters" else f"[{time.monotonic() - published_at:5.1f}s] "
+            # `arttag tail`'s reader, which ignores fields a newer worker adds
+            say(when + format_record(kind, value) + "\n")
 
         def done() -> bool:
             return all(got[k] >= n for k, n in wanted.items())

@@ -177,7 +177,8 @@ def replay_dead_letters(
         for records in read_to_end(c, tps, poll_s=1.0):
             for msg in records:
                 try:
-                    dead = DeadLetter.model_validate_json(msg.value())
+                    # extra="ignore": a newer worker of the same version may add an optional field
+                    dead = DeadLetter.model_validate_json(msg.value(), extra="ignore")
                 except Exception as exc:  # noqa: BLE001 - a foreign record in the topic
                     log.warning("%s[%d]@%d is not a dead letter: %s", msg.topic(), msg.partition(),
                                 msg.offset(), exc)

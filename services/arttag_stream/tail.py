@@ -57,9 +57,11 @@ def format_record(topic_kind: Which, value: bytes | None, top: int = 5) -> str:
     if not value:
         return "(tombstone)"
     try:
+        # extra="ignore": a newer worker of the same version may add an optional field
         if topic_kind == "dead-letters":
-            return format_dead_letter(DeadLetter.model_validate_json(value))
-        return format_suggestions(TagSuggestionsPublished.model_validate_json(value), top=top)
+            return format_dead_letter(DeadLetter.model_validate_json(value, extra="ignore"))
+        return format_suggestions(TagSuggestionsPublished.model_validate_json(value, extra="ignore"),
+                                  top=top)
     except ValueError:
         return f"(unreadable record) {value[:80]!r}"
 

@@ -1,7 +1,10 @@
 """Event contracts: frozen, versioned pydantic models for every message arttag reads or writes.
 
 What we consume is tolerant (unknown fields are ignored, so the catalogue can
-add fields without breaking us); what we produce is strict (``extra="forbid"``).
+add fields without breaking us); what we produce is strict (``extra="forbid"``), so
+no producer writes an undeclared field by mistake. Where arttag reads back what it
+produced, it decodes with ``decode_event(..., ignore_unknown=True)``: a record from a
+newer writer of the same version may carry a new optional field.
 JSON Schemas for all of them are generated into ``schemas/`` by
 ``arttag schemas export``.
 """
@@ -416,10 +419,14 @@ def _adapter(model: Any) -> TypeAdapter:
     return TypeAdapter(model)
 
 
-def decode_event(raw: bytes | None, model: Any) -> Any:
+def decode_event(raw: bytes | None, model: Any, *, ignore_unknown: bool = False) -> Any:
     """Bytes to a validated event; raises EventDecodeError saying what is wrong and where.
 
     ``model`` is a pydantic model class or an annotated union such as ArtworkEvent.
+    ``ignore_unknown`` reads a strict (produced) model tolerantly, nested models included:
+    every reader of a topic arttag writes passes it, since a new optional field is an allowed
+    change within a version (docs/topics.md, schema evolution) and a reader that refused it
+    would skip or dead-letter every record of a newer writer.
     Any bytes either decode or raise EventDecodeError: messages over
     ``limits.MAX_EVENT_BYTES`` are refused unread, and the JSON parser bounds
     nesting (``limits.MAX_JSON_DEPTH``) and refuses lone UTF-16 surrogates, which
@@ -445,7 +452,7 @@ def decode_event(raw: bytes | None, model: Any) -> Any:
     if not isinstance(data, dict):
         raise EventDecodeError("message is JSON but not an object", reason="schema")
     try:
-        return _adapter(model).validate_python(data)
+        return _adapter(model).validate_python(data, extra="ignore" if ignore_unknown else None)
     except ValidationError as exc:
         fields = [".".join(str(p) for p in e["loc"]) for e in exc.errors()]
         raise EventDecodeError(

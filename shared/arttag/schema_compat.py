@@ -13,6 +13,10 @@ party that followed the released file keeps working. Who that is depends on dire
   so the new schema may only promise *more*: no property removed, none made optional, no
   type widened, no enum value added, ``additionalProperties`` not opened, no bound loosened
   or dropped. New optional properties are allowed: readers must ignore unknown fields.
+- **read back** (a produced schema whose retained records arttag itself reads again:
+  :data:`READ_BACK`). The new code must still read every old record the topic keeps, so
+  the consumed rules hold as well as the produced ones (:func:`rule_sets`): in effect a
+  new optional property is the only change to the shape.
 
 A property is never renamed (that is a removal). Anything else needs a new version: a
 ``.v2`` schema and topic beside the ``.v1`` ones (see docs/topics.md).
@@ -30,6 +34,28 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Direction = Literal["consumed", "produced"]
+
+READ_BACK: dict[str, str] = {
+    "tag-suggestions-published.v1":
+        "tags.suggestions.latest.v1 is compacted and read from the beginning by the API's latest "
+        "view, the worker's state and `arttag replay`; `arttag tail` reads the history",
+    "tag-feedback-given.v1":
+        "tags.feedback.v1 is kept forever and folded again by `arttag curate` on every rebuild; "
+        "the worker's data-quality monitor reads it",
+    "tag-decisions-changed.v1":
+        "tags.decisions.v1 is compacted and read from the beginning by the decisions followers "
+        "(online learning) and `arttag train --decisions kafka:`",
+    "dead-letter.v1":
+        "arttag.deadletter.v1 keeps 30 days, replayed by `arttag replay --dead-letters` and "
+        "shown by `arttag tail dead-letters`",
+}
+"""Produced schemas whose records arttag reads back itself, and which of its readers do.
+
+Their topics keep old records (compacted, or retained for days or forever), and a newer
+arttag must read what an older one wrote: a field newly required, a type narrowed or an enum
+shrunk would make retained records unreadable, so these schemas are also held to the consumed
+rules. tests/test_read_back.py derives the list from the code (every decoding of a produced
+model in shared/ and services/) and fails when the two differ."""
 
 # keyword -> True when a larger value is looser (an upper bound), False for a lower bound
 _BOUNDS = {
@@ -284,8 +310,26 @@ def _describe(node: Any) -> str:
     return repr(node)
 
 
+def rule_sets(name: str, direction: Direction) -> tuple[Direction, ...]:
+    """The rule sets schema ``name`` is held to: its direction's, and for a produced schema that
+    arttag reads back (:data:`READ_BACK`) the consumed rules too, since arttag is then a reader of
+    its own old records."""
+    if direction == "produced" and name in READ_BACK:
+        return ("produced", "consumed")
+    return (direction,)
+
+
 def compare(old: dict, new: dict, direction: Direction) -> list[Problem]:
     """Every change from the released schema ``old`` to ``new`` that breaks the contract."""
     if direction not in ("consumed", "produced"):
         raise ValueError(f"direction is 'consumed' or 'produced', not {direction!r}")
     return _Comparer(old, new, direction).compare(old, new, "$")
+
+
+def compare_schema(name: str, old: dict, new: dict, direction: Direction) -> list[Problem]:
+    """:func:`compare` under every rule set schema ``name`` is held to (:func:`rule_sets`),
+    each problem once."""
+    problems: list[Problem] = []
+    for rules in rule_sets(name, direction):
+        problems += [p for p in compare(old, new, rules) if p not in problems]
+    return problems

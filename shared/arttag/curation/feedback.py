@@ -1,28 +1,22 @@
 """Reading feedback events: the produced contract, read tolerantly.
 
 ``TagFeedbackGiven`` is strict for the API that writes it; a reader must ignore fields a
-newer writer adds within the version (docs/topics.md, schema evolution), so the curation
-processor decodes with this tolerant twin, which also reads a time without a zone as UTC.
+newer writer adds within the version (docs/topics.md, schema evolution), nested ones
+(``actor``) included, so every reader of ``tags.feedback.v1`` (the curation fold, the stream
+worker's data-quality monitor) decodes here: unknown fields ignored, and a time without a
+zone read as UTC.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pydantic import ConfigDict, field_validator
+from pydantic import field_validator
 
-from arttag.events import FeedbackActor, TagFeedbackGiven, decode_event
-
-
-class _ActorRead(FeedbackActor):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+from arttag.events import TagFeedbackGiven, decode_event
 
 
 class FeedbackRead(TagFeedbackGiven):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    actor: _ActorRead
-
     @field_validator("occurred_at")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
@@ -32,4 +26,4 @@ class FeedbackRead(TagFeedbackGiven):
 
 def decode_feedback(raw: bytes | None) -> TagFeedbackGiven:
     """Bytes to a feedback event; raises EventDecodeError saying what is wrong."""
-    return decode_event(raw, FeedbackRead)
+    return decode_event(raw, FeedbackRead, ignore_unknown=True)

@@ -47,7 +47,7 @@ def read_decisions_file(path: Path) -> tuple[dict[str, TagDecisionsChanged], int
         if not line.strip():
             continue
         try:
-            record = decode_event(line, TagDecisionsChanged)
+            record = decode_event(line, TagDecisionsChanged, ignore_unknown=True)
         except EventDecodeError as exc:
             bad += 1
             log.warning("%s line %d skipped: %s", path, number, str(exc)[:300])

@@ -130,7 +130,8 @@ class LatestDecisions(LatestTable[DecisionsRecord]):
 
 
 def decode_decisions_record(value: bytes, headers: object = None) -> tuple[str, DecisionsRecord]:
-    event = decode_event(value, TagDecisionsChanged)
+    # a newer `arttag curate` of the same version may write a new optional field: ignored
+    event = decode_event(value, TagDecisionsChanged, ignore_unknown=True)
     return event.artwork_id, DecisionsRecord(event)
 
 
