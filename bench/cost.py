@@ -338,7 +338,6 @@ def main() -> int:
     from arttag.kafka.admin import admin_client, create_topics
     from arttag.kafka.topics import TAG_SUGGESTIONS, TopicSpec, topic_name
     from arttag.model.bundle import (
-        load_tagger,
         open_tagger,
         read_manifest,
         resolve_bundle,
@@ -379,19 +378,22 @@ def main() -> int:
     replay = ReplayEncoder(tagger.encoder.name, tagger.encoder.dim, vectors)
     del tagger, encoder
     gc.collect()
-    after = load_tagger(bundle, replay, verify=False)
+    after = open_tagger(bundle, encoder=replay, verify=False)
     tmp = Path(tempfile.mkdtemp(prefix="arttag-before-"))
     try:
         import_before(args.before, tmp)
         old_bundle = importlib.import_module(f"{BEFORE_PACKAGE}.model.bundle")
         old_tagger_mod = importlib.import_module(f"{BEFORE_PACKAGE}.model.tagger")
         old_events = importlib.import_module(f"{BEFORE_PACKAGE}.events")
+        # The frozen "before" side keeps its own loader: it must be the earlier commit's tagger,
+        # built by that commit's code (which may predate open_tagger), not this code's.
         before = old_bundle.load_tagger(bundle, replay, verify=False)
         import arttag.events as new_events
 
         sides = {"before": (before, old_tagger_mod.SuggestOptions(), old_events),
                  "after": (after, options, new_events),
-                 "after_exact_search": (exact_search(load_tagger(bundle, replay, verify=False)), options, new_events)}
+                 "after_exact_search": (exact_search(open_tagger(bundle, encoder=replay, verify=False)), options,
+                                         new_events)}
         ms, cpu_ms, q, dumps, rounds = compare_sides(args, metas, ids, gold, options, sides)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

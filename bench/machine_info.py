@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import tempfile
 from pathlib import Path
 
 from arttag.machine import cpu_flags, cpu_model, memory_gib
@@ -20,10 +21,17 @@ def git_commit() -> str:
         return ""
 
 
+def temp_folders() -> list[Path]:
+    """Where scratch folders lie: the system's temporary folder (``tempfile.gettempdir()``,
+    which follows ``TMPDIR``; /var/folders/... on macOS) and /tmp."""
+    return list(dict.fromkeys(Path(d).resolve() for d in (tempfile.gettempdir(), "/tmp")))
+
+
 def portable_path(path: object) -> str:
     """``path`` as results may record it: relative to the checkout (``../`` for what lies
-    beside it, such as the Tate file), ``~/...`` under the home folder; never this machine's
-    absolute layout."""
+    beside it, such as the Tate file), ``~/...`` under the home folder, ``$TMPDIR/...`` in the
+    temporary folder (a scratch folder of one run, wherever the machine keeps those); never
+    this machine's absolute layout."""
     p = Path(str(path)).expanduser().absolute()
     for base, prefix in ((REPO, ""), (REPO.parent, "../")):
         try:
@@ -34,15 +42,25 @@ def portable_path(path: object) -> str:
         return "~/" + p.relative_to(Path.home()).as_posix()
     except ValueError:
         pass
-    if p.parts[:2] == ("/", "tmp"):
-        return p.as_posix()  # scratch space, the same on every machine
+    for temp in temp_folders():
+        for candidate in (p, p.resolve()):  # /tmp may be a link (macOS: /private/tmp)
+            try:
+                return "$TMPDIR/" + candidate.relative_to(temp).as_posix()
+            except ValueError:
+                pass
     return ".../" + "/".join(p.parts[-3:])  # elsewhere: its last names, not the machine's layout
 
 
 def portable_command(script: str, argv: list[str]) -> str:
-    """``python SCRIPT ARGS`` as a results file records it: paths as :func:`portable_path` writes them."""
-    words = [portable_path(a) if a.startswith("/") else a for a in argv]  # outputs need not exist yet
-    return " ".join(["python", script, *words])
+    """``python SCRIPT ARGS`` as a results file records it: paths as :func:`portable_path` writes
+    them, except /tmp ones, kept as typed so that the command runs as shown (/tmp is on every
+    POSIX machine; ``$TMPDIR`` is often unset)."""
+    def shown(word: str) -> str:
+        if not word.startswith("/") or Path(word).parts[:2] == ("/", "tmp"):
+            return word
+        return portable_path(word)  # outputs need not exist yet
+
+    return " ".join(["python", script, *map(shown, argv)])
 
 
 def _cpu_ticks() -> list[int] | None:

@@ -1,7 +1,7 @@
 """Renders docs/benchmarks.md from bench/results/*.json, so the figures in the docs never drift.
 
-    python bench/render_docs.py           # rewrite docs/benchmarks.md
-    python bench/render_docs.py --check   # exit 1 when docs/benchmarks.md is stale
+    python bench/render_docs.py           # rewrite docs/benchmarks.md and the figures quoted in docs/*.md
+    python bench/render_docs.py --check   # exit 1 when either is stale
 
 Every results file gets a section with the command that produced it and the machine it
 records. Files with a known layout (``encoder.json``, ``encoder_quality.json``,
@@ -9,7 +9,9 @@ records. Files with a known layout (``encoder.json``, ``encoder_quality.json``,
 ``cost.json``, ``audit*.json``) get their tables; a missing file just has no section; any other file
 (say a future ``chaos.json``) is rendered generically: its ``headline`` object as a
 key/value table. A known file whose layout has changed falls back to the generic form
-instead of failing. Only the standard library is used, so the check runs anywhere.
+instead of failing. Figures the other docs quote in their prose are marked there and
+filled in from the same files (:mod:`doc_figures`). Only the standard library is used, so
+the check runs anywhere.
 """
 
 from __future__ import annotations
@@ -24,7 +26,11 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
-OUT = REPO / "docs" / "benchmarks.md"
+DOCS = REPO / "docs"
+OUT = DOCS / "benchmarks.md"
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # doc_figures beside it
+from doc_figures import FigureError, docs_quoting_figures, fill_figures  # noqa: E402
 
 # What produced each known file, for results that do not record their command line.
 PRODUCERS = {
@@ -882,22 +888,39 @@ def render(results_dir: Path = RESULTS) -> str:
     return HEADER + "\n" + body
 
 
+def render_quoted_figures(docs_dir: Path = DOCS, results_dir: Path = RESULTS) -> dict[Path, str]:
+    """Each doc in ``docs_dir`` that quotes figures, as it should read with ``results_dir``."""
+    out = {}
+    for doc in docs_quoting_figures(docs_dir):
+        try:
+            out[doc] = fill_figures(doc.read_text(encoding="utf-8"), results_dir)
+        except FigureError as exc:
+            raise FigureError(f"{doc.name}: {exc}") from None
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--out", type=Path, default=OUT)
-    ap.add_argument("--check", action="store_true", help="exit 1 when the file is stale, write nothing")
+    ap.add_argument("--docs", type=Path, default=DOCS, help="the docs whose quoted figures are filled in")
+    ap.add_argument("--check", action="store_true", help="exit 1 when a file is stale, write nothing")
     args = ap.parse_args(argv)
-    text = render(args.results)
+    wanted = {args.out: render(args.results)}
+    for doc, text in render_quoted_figures(args.docs, args.results).items():
+        wanted.setdefault(doc, text)  # benchmarks.md is generated whole
+    stale = [path for path, text in wanted.items()
+             if (path.read_text(encoding="utf-8") if path.exists() else "") != text]
     if args.check:
-        current = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
-        if current != text:
-            print(f"{args.out} is stale: run python bench/render_docs.py", file=sys.stderr)
-            return 1
-        return 0
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
-    print(f"wrote {args.out}")
+        for path in stale:
+            print(f"{path} is stale: run python bench/render_docs.py", file=sys.stderr)
+        return 1 if stale else 0
+    for path in stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(wanted[path], encoding="utf-8")
+        print(f"wrote {path}")
+    if not stale:
+        print("the generated docs are up to date")
     return 0
 
 

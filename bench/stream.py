@@ -47,6 +47,7 @@ import re
 import signal
 import statistics
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -242,8 +243,10 @@ def main() -> int:
                     "machine": machine(), "started_at": datetime.now(timezone.utc).isoformat(),
                     "bundle": bundle_details(bundle_dir), "catalogue": portable_path(args.catalogue),
                     "batch_max_events": batch, "batch_max_ms": batch_ms, "encoder_cache": "off"}
-    logs = Path(f"/tmp/arttag-bench-stream-{run}")
-    logs.mkdir(parents=True, exist_ok=True)
+    # The workers' logs stay after the run for a look at what happened; the system's temporary
+    # folder is wherever this machine keeps scratch files.
+    logs = Path(tempfile.mkdtemp(prefix=f"arttag-bench-stream-{run}-"))
+    log.info("worker logs in %s", logs)
 
     # the artworks and the tagger for the pipeline-alone segments
     report = CatalogueReport()

@@ -1,4 +1,5 @@
-"""docs/benchmarks.md is generated from bench/results/*.json and must match them."""
+"""docs/benchmarks.md is generated from bench/results/*.json and must match them, and so must the
+figures the other docs quote in their prose."""
 
 from __future__ import annotations
 
@@ -102,12 +103,66 @@ def test_a_known_file_with_a_changed_layout_falls_back_to_its_headline(results: 
 
 def test_check_reports_a_stale_file_and_write_fixes_it(results: Path, tmp_path: Path, capsys):
     out = tmp_path / "benchmarks.md"
-    assert render_docs.main(["--results", str(results), "--out", str(out), "--check"]) == 1
+    docs = ["--docs", str(tmp_path / "no-docs")]
+    assert render_docs.main(["--results", str(results), "--out", str(out), "--check", *docs]) == 1
     assert "stale" in capsys.readouterr().err
-    assert render_docs.main(["--results", str(results), "--out", str(out)]) == 0
-    assert render_docs.main(["--results", str(results), "--out", str(out), "--check"]) == 0
+    assert render_docs.main(["--results", str(results), "--out", str(out), *docs]) == 0
+    assert render_docs.main(["--results", str(results), "--out", str(out), "--check", *docs]) == 0
     (results / "api.json").unlink()
-    assert render_docs.main(["--results", str(results), "--out", str(out), "--check"]) == 1
+    assert render_docs.main(["--results", str(results), "--out", str(out), "--check", *docs]) == 1
+
+
+# -- figures quoted in the prose of the other docs ---------------------------------------------------
+
+
+def test_the_figures_the_docs_quote_match_the_results_files():
+    quoting = render_docs.render_quoted_figures(REPO / "docs", RESULTS)
+    assert {"stream.md", "encoder.md"} <= {doc.name for doc in quoting}
+    for doc, expected in quoting.items():
+        assert doc.read_text(encoding="utf-8") == expected, f"{doc.name} is stale: run `python bench/render_docs.py`"
+
+
+def test_a_figure_changed_in_a_results_file_changes_the_quoted_figure_and_check_catches_it(
+        results: Path, tmp_path: Path, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(REPO / "docs" / "stream.md", docs / "stream.md")
+    out = tmp_path / "benchmarks.md"
+    args = ["--results", str(results), "--out", str(out), "--docs", str(docs)]
+    assert render_docs.main(args) == 0
+    path = results / "scaleout.json"
+    data = json.loads(path.read_text())
+    data["headline"]["single_worker_events_per_s"] = 50.04
+    path.write_text(json.dumps(data))
+    assert render_docs.main([*args, "--check"]) == 1
+    assert f"{docs / 'stream.md'} is stale" in capsys.readouterr().err
+    assert render_docs.main(args) == 0
+    text = (docs / "stream.md").read_text()
+    assert "headline.single_worker_events_per_s .1f -->50.0<!-- /figure --> artworks/s" in text
+    assert render_docs.main([*args, "--check"]) == 0
+
+
+def test_a_quoted_figure_whose_value_is_gone_fails_naming_the_doc_and_the_value(results: Path, tmp_path: Path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "page.md").write_text("ran <!-- figure encoder.json headline.gone .1f -->2.4<!-- /figure -->x\n")
+    with pytest.raises(render_docs.FigureError, match="page.md: encoder.json has no headline.gone"):
+        render_docs.render_quoted_figures(docs, results)
+    (docs / "page.md").write_text("ran <!-- figure nowhere.json headline.x .1f -->2.4<!-- /figure -->x\n")
+    with pytest.raises(render_docs.FigureError, match="no results file nowhere.json"):
+        render_docs.render_quoted_figures(docs, results)
+
+
+def test_a_quoted_figure_may_not_begin_a_line_where_markdown_would_read_it_as_raw_html(
+        results: Path, tmp_path: Path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    figure = "<!-- figure encoder.json headline.int8_vs_fp32_bs32 .1f -->2.4<!-- /figure -->x"
+    (docs / "page.md").write_text(f"int8 ran\n  {figure} fp32\n")
+    with pytest.raises(render_docs.FigureError, match="begins a line"):
+        render_docs.render_quoted_figures(docs, results)
+    (docs / "page.md").write_text(f"int8\nran {figure} fp32\n")
+    assert render_docs.render_quoted_figures(docs, results)[docs / "page.md"] == f"int8\nran {figure} fp32\n"
 
 
 def test_the_cost_section_shows_every_stage_and_both_versions():

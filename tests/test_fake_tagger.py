@@ -56,6 +56,18 @@ def test_a_title_with_the_failure_word_fails_the_whole_call():
     assert tagger.calls == [2] and len(tagger.suggest([ArtworkMetadata(title="Boat")])) == 1
 
 
+def test_the_failure_can_be_one_no_except_exception_catches():
+    class ProcessDied(BaseException):
+        pass
+
+    tagger = FakeTagger(fail_on="CRASH", failure=ProcessDied)
+    with pytest.raises(ProcessDied, match="CRASH"):
+        try:
+            tagger.suggest([ArtworkMetadata(title="CRASH here")])
+        except Exception:  # noqa: BLE001 - what the worker's error handling would catch
+            pytest.fail("the failure was caught as an Exception")
+
+
 def test_tag_search_ranks_by_shared_words():
     tagger = FakeTagger(RULES)
     assert [(t.id, s) for t, s in tagger.search_tags_semantic("River banks")] == [("9", 0.5), ("12", 0.5)]

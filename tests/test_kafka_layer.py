@@ -20,12 +20,12 @@ from arttag.kafka import make_producer
 from arttag.kafka.admin import create_topics
 from arttag.kafka.clients import consumer, flush_or_fail, from_beginning, read_to_end
 from arttag.kafka.follower import LatestTable, supersedes
-from arttag.kafka.sink import InMemorySuggestionSink, latest_headers
+from arttag.kafka.sink import InMemorySuggestionSink, PublishFailed, latest_headers
 from arttag.kafka.topics import StreamTopics
 from arttag.model.fake_tagger import FakeTagger
 from arttag.settings import StreamSettings
 from arttag_stream.attempts import CrashGuard
-from arttag_stream.pipeline import tag_and_publish
+from arttag_stream.pipeline import process_batch, tag_and_publish
 from arttag_stream.processing import (
     ArtworkState,
     BatchProcessor,
@@ -196,35 +196,62 @@ def test_a_dead_letter_filter_leaves_out_what_it_refuses():
     assert [r.key for r in sink.records] == [b"T1", b"T2", b"T1", b"T2"]
 
 
-def test_the_faust_sink_publishes_in_the_same_order_from_the_tagger_thread():
+class _Channel:
+    """A faust topic as the worker's sink uses it: ``send`` queues a record and returns a future
+    that the broker resolves later (on the next turns of the loop), or fails for ``failing`` keys."""
+
+    def __init__(self, name: str, log: list, acked: list, failing: frozenset[bytes] = frozenset()) -> None:
+        self.name, self.log, self.acked, self.failing = name, log, acked, failing
+
+    async def send(self, *, key, value, headers, force):
+        self.log.append((self.name, key, value, headers, len(self.acked)))
+        loop = asyncio.get_running_loop()
+        ack = loop.create_future()
+
+        def broker_answers() -> None:
+            if key in self.failing:
+                ack.set_exception(RuntimeError(f"broker refused {key!r}"))
+            else:
+                self.acked.append(key)
+                ack.set_result(None)
+        loop.call_later(0.01, broker_answers)
+        return ack
+
+
+def _faust_sink(topics: StreamTopics, failing: frozenset[bytes] = frozenset()):
     from arttag_stream.app import FaustSuggestionSink
 
+    sent: list[tuple] = []
+    acked: list[bytes] = []
+    names = (topics.suggestions, topics.latest, topics.dead_letters)
+    return FaustSuggestionSink(topics, {t: _Channel(t, sent, acked, failing) for t in names}), sent
+
+
+def test_the_faust_sinks_publish_async_writes_the_in_memory_sinks_waves():
+    """The worker publishes with ``publish_async`` on its event loop, replay with ``publish``:
+    the same records, in the same order, the latest wave sent only once the first is acknowledged."""
     topics = StreamTopics.for_prefix("")
-    sent: list[tuple[str, bytes, bool]] = []
-
-    class Channel:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        async def send(self, *, key, value, headers, force):
-            sent.append((self.name, key, bool(headers)))
-            done = asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            return done
-
-    sink = FaustSuggestionSink(topics, {t: Channel(t) for t in (topics.suggestions, topics.latest,
-                                                                 topics.dead_letters)})
+    result = process_batch(CrashGuard(None, 0, BatchProcessor(FakeTagger(), StateStore(), consumer="c")),
+                           _batch())
     memory = InMemorySuggestionSink(topics)
+    memory.publish(result)
+    sink, sent = _faust_sink(topics)
+    asyncio.run(sink.publish_async(result))
 
-    async def worker_side() -> None:  # as the agent does: the batch runs in another thread
-        sink.loop = asyncio.get_running_loop()
-        guard = CrashGuard(None, 0, BatchProcessor(FakeTagger(), StateStore(), consumer="c"))
-        await sink.loop.run_in_executor(None, tag_and_publish, guard, _batch(), sink)
+    assert [(topic, key, value, headers or []) for topic, key, value, headers, _ in sent] == \
+        [(r.topic, r.key, r.value, r.headers) for r in memory.records]
+    first = len(memory.waves[0])
+    assert [acked_before for *_, acked_before in sent] == [0] * first + [first] * len(memory.waves[1])
 
-    asyncio.run(worker_side())
-    tag_and_publish(CrashGuard(None, 0, BatchProcessor(FakeTagger(), StateStore(), consumer="c")), _batch(),
-                    memory)
-    assert sent == [(r.topic, r.key, bool(r.headers)) for r in memory.records]
+
+def test_the_faust_sink_raises_publish_failed_and_sends_no_latest_record_when_the_history_fails():
+    topics = StreamTopics.for_prefix("")
+    result = process_batch(CrashGuard(None, 0, BatchProcessor(FakeTagger(), StateStore(), consumer="c")),
+                           _batch())
+    sink, sent = _faust_sink(topics, failing=frozenset({b"T2"}))
+    with pytest.raises(PublishFailed, match="broker refused"):
+        asyncio.run(sink.publish_async(result))
+    assert sent and all(topic != topics.latest for topic, *_ in sent)
 
 
 @pytest.mark.kafka

@@ -193,17 +193,12 @@ def test_the_curation_processor_partitions_decisions_and_dead_letters_by_murmur2
 def test_the_faust_workers_producer_has_the_same_guarantees(tmp_path):
     import asyncio
 
+    from arttag.model.fake_tagger import FakeTagger
     from arttag.settings import StreamSettings
     from arttag_stream.app import create_app
 
-    class _Tagger:
-        model_version = "m"
-
-        def suggest(self, artworks, options=None):
-            return [[] for _ in artworks]
-
     async def client_of_the_worker():
-        app = create_app(StreamSettings(data_dir=tmp_path), _Tagger())
+        app = create_app(StreamSettings(data_dir=tmp_path), FakeTagger())
         return app.producer._new_producer()  # the aiokafka producer faust would start
 
     client = asyncio.run(client_of_the_worker())

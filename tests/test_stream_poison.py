@@ -11,17 +11,17 @@ from pathlib import Path
 import pytest
 from arttag import limits
 from arttag.catalogue.records import iter_catalogue
+from arttag.catalogue.vocabulary import Tag
 from arttag.errors import EventDecodeError
 from arttag.events import (
     ArtworkCreated,
     ArtworkMetadata,
     DeadLetter,
-    Explanation,
-    TagSuggestion,
     decode_artwork_event,
     encode_event,
 )
 from arttag.kafka.sink import InMemorySuggestionSink, PublishFailed
+from arttag.model.fake_tagger import FakeTagger, TitleRule
 from arttag.settings import StreamSettings
 from arttag_stream.attempts import AttemptJournal, CrashGuard, InFlight
 from arttag_stream.pipeline import tag_and_publish
@@ -42,26 +42,13 @@ from pydantic import ValidationError
 TOPIC = "artworks.created.v1"
 
 
-class FakeTagger:
-    """One tag per artwork (the title's first word); a title holding CRASH kills the 'process'."""
-
-    model_version = "fake-1"
-
-    def __init__(self, summary_chars: int = 20) -> None:
-        self.summary_chars = summary_chars
-
-    def suggest(self, artworks, options=None):
-        if any("CRASH" in a.title for a in artworks):
-            raise Crash(artworks)
-        return [[TagSuggestion(tag_id="t", label="t", score=1.0, confidence=0.5, scorers=["f"],
-                               already_assigned=False,
-                               explanation=Explanation(summary="x" * self.summary_chars,
-                                                       contributions=[]))]
-                for _ in artworks]
-
-
 class Crash(BaseException):
     """Stands for what no ``except Exception`` sees: the process dying mid-batch."""
+
+
+def crashing_tagger() -> FakeTagger:
+    """One tag per artwork (the title's first word); a title holding CRASH kills the 'process'."""
+    return FakeTagger(fail_on="CRASH", failure=Crash)
 
 
 def created(artwork_id: str, title: str = "Boat at sea", **artwork) -> bytes:
@@ -170,7 +157,9 @@ def test_odd_json_is_dead_lettered_with_a_bounded_error(raw, reason):
 
 def test_a_suggestion_larger_than_a_record_is_dead_lettered_and_not_claimed():
     store = StateStore()
-    processor = BatchProcessor(FakeTagger(summary_chars=100_000), store, consumer="c",
+    # the suggestion's label alone, 100 KB, is beyond the 64 KiB record
+    huge = FakeTagger([TitleRule("Boat", Tag("boat", "x" * 100_000))])
+    processor = BatchProcessor(huge, store, consumer="c",
                                max_record_bytes=limits.MIN_RECORD_BYTES)
     result = processor.process([message(created("T1"))])
     [(_, dead)] = result.dead_letters
@@ -381,7 +370,7 @@ def run_until_done(data_dir: Path, messages: list[RawMessage], published: list[B
                    max_attempts: int = 3, fail_publish: bool = False) -> bool:
     """One worker 'life': False when it crashed (or could not publish), like a restart would see it."""
     guard = CrashGuard(AttemptJournal(data_dir), max_attempts,
-                       BatchProcessor(FakeTagger(), StateStore(), consumer="c"))
+                       BatchProcessor(crashing_tagger(), StateStore(), consumer="c"))
 
     class Sink(InMemorySuggestionSink):
         def publish(self, result):

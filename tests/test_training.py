@@ -12,7 +12,7 @@ from arttag.catalogue.synthetic import write_synthetic_catalogue
 from arttag.encoders import HashingEncoder
 from arttag.errors import ModelError
 from arttag.events import ArtworkMetadata
-from arttag.model.bundle import load_tagger, read_manifest
+from arttag.model.bundle import load_tagger, open_tagger, read_manifest
 from arttag.model.tagger import SuggestOptions
 from arttag_cli.main import main
 
@@ -40,6 +40,18 @@ def test_bundle_refuses_another_encoder_and_a_missing_folder(hashing_bundle_dir,
         load_tagger(hashing_bundle_dir, HashingEncoder(dim=64))
     with pytest.raises(ModelError, match="no model bundle"):
         load_tagger(tmp_path / "nothing")
+
+
+def test_open_tagger_serves_with_the_encoder_it_is_given_and_refuses_a_bundle_trained_with_another(
+        hashing_bundle_dir):
+    held = HashingEncoder()  # hashing-256, the bundle's
+    assert open_tagger(hashing_bundle_dir, encoder=held).encoder is held
+    with pytest.raises(ModelError, match="trained with encoder"):
+        open_tagger(hashing_bundle_dir, encoder=HashingEncoder(dim=64))
+    # ``reuse`` only offers an encoder: another one is left aside for the bundle's own
+    offered = HashingEncoder(dim=64)
+    reloaded = open_tagger(hashing_bundle_dir, reuse=offered)
+    assert reloaded.encoder is not offered and reloaded.encoder.name == "hashing-256"
 
 
 def test_bundle_loads_and_suggests_without_torch(hashing_bundle_dir):

@@ -3,7 +3,7 @@
 Delivery: the agent takes a micro-batch and hands it to
 :func:`arttag_stream.pipeline.process_batch` in the tagger's thread, then publishes the
 result on the event loop through a :class:`FaustSuggestionSink` in the one order of
-:class:`arttag.kafka.sink.SuggestionSink` (history suggestions and dead letters, wait for
+:class:`arttag.kafka.sink.PublishingOrder` (history suggestions and dead letters, wait for
 Kafka's acknowledgements (acks=all), then the latest-suggestions records, wait again), and
 only then acks the batch's events; faust commits acked offsets every ``commit_interval_s``.
 A crash anywhere before that leaves the offsets uncommitted, so a restarted worker
@@ -47,7 +47,7 @@ from arttag.events import (
     encode_event,
 )
 from arttag.kafka import aiokafka_producer_options, murmur2_partitioner
-from arttag.kafka.sink import OutRecord, PublishFailed, SuggestionSink
+from arttag.kafka.sink import AsyncSuggestionSink, OutRecord, PublishFailed
 from arttag.kafka.topics import StreamTopics
 from arttag.model.bundle_watch import BundleWatcher
 from arttag.model.tagger import SuggestOptions, Tagger
@@ -100,33 +100,15 @@ class _ArttagApp(faust.App):
         return _ArttagProducer(self.transport, loop=self.loop, beacon=self.beacon)
 
 
-class FaustSuggestionSink(SuggestionSink):
-    """Publishes through the faust app's producer (aiokafka, arttag's guarantees).
-
-    :meth:`publish` blocks: it is called from the tagger's thread and hands each wave to
-    the event loop, which sends the records and waits for their acknowledgements.
-    """
+class FaustSuggestionSink(AsyncSuggestionSink):
+    """Publishes through the faust app's producer (aiokafka, arttag's guarantees), on the
+    event loop: :meth:`publish_async` writes the waves of :class:`arttag.kafka.sink.PublishingOrder`."""
 
     def __init__(self, topics: StreamTopics, channels: Mapping[str, Any]) -> None:
         super().__init__(topics)
         self.channels = channels
-        self.loop: asyncio.AbstractEventLoop | None = None
 
-    def _write(self, records: Sequence[OutRecord]) -> None:
-        if self.loop is None:
-            raise RuntimeError("the faust sink has no event loop yet")
-        asyncio.run_coroutine_threadsafe(self._send(records), self.loop).result()
-
-    async def publish_async(self, result: Any) -> None:
-        """:meth:`publish` on the event loop: the two waves, each awaited until acknowledged."""
-        for wave in self.outgoing(result):
-            if wave:
-                try:
-                    await self._send(wave)
-                except Exception as exc:  # noqa: BLE001 - any failure to publish is the same to the caller
-                    raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
-
-    async def _send(self, records: Sequence[OutRecord]) -> None:
+    async def _write_async(self, records: Sequence[OutRecord]) -> None:
         pending = [await self.channels[r.topic].send(key=r.key, value=r.value, headers=r.headers or None,
                                                      force=True)
                    for r in records]
@@ -270,7 +252,6 @@ def create_app(
             if previous is not None:
                 await previous
             loop = asyncio.get_running_loop()
-            sink.loop = loop
             result = await loop.run_in_executor(executor, process, messages, steps)
             task = asyncio.create_task(publish_batch(stream, events, messages, result, started,
                                                      publishing[-1] if publishing else None))

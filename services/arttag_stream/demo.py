@@ -83,10 +83,10 @@ def ensure_bundle(bundle_dir: Path, encoder: TextEncoder, say: Callable[[str], N
     from arttag.model.training import train_bundle
 
     if bundle_dir.exists() and any(bundle_dir.iterdir()):
-        from arttag.model.bundle import load_tagger
+        from arttag.model.bundle import open_tagger
 
         try:
-            load_tagger(bundle_dir, encoder)
+            open_tagger(bundle_dir, encoder=encoder)  # the worker must serve with this encoder
             return bundle_dir
         except ModelError as exc:  # trained with another encoder or an older arttag
             say(f"the bundle in {bundle_dir} cannot be used ({exc}); training a new one")

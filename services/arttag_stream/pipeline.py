@@ -1,8 +1,11 @@
 """One batch, start to end: process it under the crash journal and publish it through a sink.
 
-The worker (faust sink, in the tagger's thread) and ``arttag replay`` (confluent sink,
-or the in-memory one for ``--dry-run``) both call :func:`tag_and_publish`, so the two
-publish the same records in the same order.
+Both process a batch with :func:`process_batch` and publish it in the order of
+:meth:`arttag.kafka.sink.PublishingOrder.waves_of`, so the two publish the same records in the
+same order: ``arttag replay`` calls :func:`tag_and_publish` (a confluent sink, or the in-memory
+one for ``--dry-run``, blocking); the worker calls :func:`process_batch` in the tagger's thread
+and publishes on its event loop with the faust sink's ``publish_async`` while it tags the next
+batch (:mod:`arttag_stream.app`).
 """
 
 from __future__ import annotations

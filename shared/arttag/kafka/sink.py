@@ -1,20 +1,23 @@
 """Publishing a batch's suggestions: the one order, behind a small contract with three implementations.
 
-The order (:meth:`SuggestionSink.publish`): the history suggestions and the dead letters,
+The order (:meth:`PublishingOrder.waves_of`, the one definition both :meth:`SuggestionSink.publish`
+and :meth:`AsyncSuggestionSink.publish_async` write): the history suggestions and the dead letters,
 wait until Kafka acknowledged them, then the latest-suggestions records with their headers,
 wait again. A crash between the two waves leaves the batch to be redone, and the state
 (rebuilt from the latest topic) never claims an answer the history does not hold.
 
 - :class:`ConfluentSuggestionSink`: a confluent-kafka producer (replay, anything synchronous);
 - :class:`InMemorySuggestionSink`: records in a list, for tests and ``--dry-run``;
-- the faust worker's sink lives with the worker (``arttag_stream.app``), so faust stays there.
+- the faust worker's sink, an :class:`AsyncSuggestionSink`, lives with the worker
+  (``arttag_stream.app``), so faust stays there.
 """
 
 from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -76,11 +79,45 @@ class Publishable(Protocol):
     def value(self, event: TagSuggestionsPublished | DeadLetter) -> bytes: ...
 
 
-class SuggestionSink(ABC):
-    """Publishes batches in the one order; subclasses implement :meth:`_write`.
+class PublishingOrder:
+    """The one order of a batch's records, shared by the blocking and the asynchronous sinks.
 
     ``publish_dead_letter(dead)`` chooses which dead letters are published (default: all);
     a replay leaves out the undecodable messages the worker dead-lettered already.
+    """
+
+    def __init__(self, topics: StreamTopics, *,
+                 publish_dead_letter: Callable[[DeadLetter], bool] | None = None) -> None:
+        self.topics = topics
+        self.publish_dead_letter = publish_dead_letter
+
+    def waves_of(self, result: Publishable) -> Iterator[list[OutRecord]]:
+        """The waves to write in turn, each acknowledged before the next is sent: the history
+        suggestions and the dead letters, then the latest records with their headers. An empty
+        wave is left out."""
+        first = [OutRecord(self.topics.suggestions, suggestion_key(s), result.value(s))
+                 for _, s in result.suggestions]
+        first += [OutRecord(self.topics.dead_letters, dead_letter_key(m.key), result.value(d))
+                  for m, d in result.dead_letters
+                  if self.publish_dead_letter is None or self.publish_dead_letter(d)]
+        then = [OutRecord(self.topics.latest, suggestion_key(s), result.value(s), suggestion_headers(s))
+                for s in result.latest]
+        yield from (wave for wave in (first, then) if wave)
+
+
+@contextmanager
+def _as_publish_failed() -> Iterator[None]:
+    """Any failure to write a wave is the same to the caller: :class:`PublishFailed`."""
+    try:
+        yield
+    except PublishFailed:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see above
+        raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
+
+
+class SuggestionSink(PublishingOrder, ABC):
+    """Publishes batches in the one order, blocking; subclasses implement :meth:`_write`.
 
     Example (a sink that prints)::
 
@@ -90,33 +127,11 @@ class SuggestionSink(ABC):
                     print(r.topic, r.key, len(r.value))
     """
 
-    def __init__(self, topics: StreamTopics, *,
-                 publish_dead_letter: Callable[[DeadLetter], bool] | None = None) -> None:
-        self.topics = topics
-        self.publish_dead_letter = publish_dead_letter
-
-    def outgoing(self, result: Publishable) -> tuple[list[OutRecord], list[OutRecord]]:
-        """The two waves: history suggestions and dead letters, then the latest records."""
-        first = [OutRecord(self.topics.suggestions, suggestion_key(s), result.value(s))
-                 for _, s in result.suggestions]
-        first += [OutRecord(self.topics.dead_letters, dead_letter_key(m.key), result.value(d))
-                  for m, d in result.dead_letters
-                  if self.publish_dead_letter is None or self.publish_dead_letter(d)]
-        then = [OutRecord(self.topics.latest, suggestion_key(s), result.value(s), suggestion_headers(s))
-                for s in result.latest]
-        return first, then
-
     def publish(self, result: Publishable) -> None:
         """Publish ``result``; returns once Kafka acknowledged every record, raises :class:`PublishFailed`."""
-        first, then = self.outgoing(result)
-        for wave in (first, then):
-            if wave:
-                try:
-                    self._write(wave)
-                except PublishFailed:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - any failure to publish is the same to the caller
-                    raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
+        for wave in self.waves_of(result):
+            with _as_publish_failed():
+                self._write(wave)
 
     @abstractmethod
     def _write(self, records: Sequence[OutRecord]) -> None:
@@ -124,6 +139,22 @@ class SuggestionSink(ABC):
 
     def close(self) -> None:
         """Release the client, if the sink owns one."""
+
+
+class AsyncSuggestionSink(PublishingOrder, ABC):
+    """Publishes batches in the one order on an event loop (the faust worker's sink,
+    ``arttag_stream.app.FaustSuggestionSink``); subclasses implement :meth:`_write_async`."""
+
+    async def publish_async(self, result: Publishable) -> None:
+        """:meth:`SuggestionSink.publish` on the event loop: the same waves, each awaited until
+        acknowledged; raises :class:`PublishFailed`."""
+        for wave in self.waves_of(result):
+            with _as_publish_failed():
+                await self._write_async(wave)
+
+    @abstractmethod
+    async def _write_async(self, records: Sequence[OutRecord]) -> None:
+        """Send ``records`` in order and return once every one is acknowledged; raise otherwise."""
 
 
 class ConfluentSuggestionSink(SuggestionSink):

@@ -530,6 +530,7 @@ class BundleTagger:
 
 def open_tagger(bundle_ref: str | Path, settings: EncoderSettings | None = None, *,
                 kind: EncoderKind = "onnx", reuse: TextEncoder | None = None,
+                encoder: TextEncoder | None = None,
                 verify: bool = True, bulk: bool = False) -> BundleTagger:
     """The one way a process opens the tagger of a bundle (worker, API, CLI, benchmarks).
 
@@ -537,12 +538,17 @@ def open_tagger(bundle_ref: str | Path, settings: EncoderSettings | None = None,
     :func:`bundle_encoder`: ``reuse`` (a hot reload's previous encoder) when the bundle names
     it, the hashing fake when the bundle was trained with it, else the ONNX encoder from
     ``settings``; ``kind="hashing"`` never opens ONNX (a bundle that needs it is refused).
+    ``encoder``: an encoder the caller holds and must serve with (the demo's, a benchmark's
+    replay of recorded vectors): used as given, and a bundle trained with another encoder is
+    refused (:class:`ModelError`) where ``reuse`` would fall back to the bundle's own.
+    ``verify=False`` skips the check of the files against the manifest's hashes.
 
     Example::
 
         tagger = open_tagger(settings.bundle_dir, settings.encoder, kind=settings.encoder_kind)
     """
-    return load_tagger(bundle_ref, settings if kind == "onnx" else None, reuse=reuse, verify=verify, bulk=bulk)
+    wanted = encoder if encoder is not None else settings if kind == "onnx" else None
+    return load_tagger(bundle_ref, wanted, reuse=reuse, verify=verify, bulk=bulk)
 
 
 def bundle_encoder(manifest: dict[str, Any], encoder: TextEncoder | EncoderSettings | None,

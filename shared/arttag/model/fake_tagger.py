@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from arttag.catalogue.vocabulary import Tag, Vocabulary
@@ -48,8 +48,10 @@ class FakeTagger:
     (ties in rule order). Without: the title's first word, lower-cased, as tag id and label,
     with ``confidence``. ``options`` filter as in a bundle (limit, minimum confidence, tags,
     groups, ``only_new``). ``delay_s`` holds every call that long (a slow model); a title
-    containing ``fail_on`` fails the whole call with :class:`~arttag.errors.ModelError` (a
-    model that breaks on one artwork). ``calls`` records the size of every call.
+    containing ``fail_on`` fails the whole call with ``failure(message)``: by default
+    :class:`~arttag.errors.ModelError` (a model that breaks on one artwork); a
+    :class:`BaseException` that is no :class:`Exception` stands for the process dying, which no
+    ``except Exception`` sees. ``calls`` records the size of every call.
 
     The vocabulary is ``vocabulary``, or the rules' tags; :meth:`search_tags_semantic`
     ranks its tags by the share of the query's words their label contains.
@@ -57,7 +59,8 @@ class FakeTagger:
 
     def __init__(self, rules: Sequence[TitleRule] = (), *, vocabulary: Vocabulary | None = None,
                  model_version: str = "fake-1", confidence: float = 0.8, delay_s: float = 0.0,
-                 fail_on: str | None = None) -> None:
+                 fail_on: str | None = None,
+                 failure: Callable[[str], BaseException] = ModelError) -> None:
         self.rules = list(rules)
         self._vocabulary = vocabulary if vocabulary is not None else Vocabulary(
             {r.tag.id: r.tag for r in self.rules}.values())
@@ -65,6 +68,7 @@ class FakeTagger:
         self.confidence = confidence
         self.delay_s = delay_s
         self.fail_on = fail_on
+        self.failure = failure
         self.calls: list[int] = []
         self._lock = threading.Lock()
 
@@ -85,7 +89,7 @@ class FakeTagger:
             time.sleep(self.delay_s)
         for artwork in artworks:
             if self.fail_on is not None and self.fail_on in artwork.title:
-                raise ModelError(f"fake tagger fails on titles with {self.fail_on!r}: {artwork.title!r}")
+                raise self.failure(f"fake tagger fails on titles with {self.fail_on!r}: {artwork.title!r}")
         return [self._suggest_one(artwork, options) for artwork in artworks]
 
     def _matches(self, title: str) -> list[tuple[str, Tag, float]]:

@@ -448,7 +448,7 @@ def train_bundle(
     Example (a few seconds on the bundled sample)::
 
         manifest = train_bundle(SAMPLE, tmp_path / "bundle", HashingEncoder())
-        tagger = load_tagger(tmp_path / "bundle", HashingEncoder())
+        tagger = open_tagger(tmp_path / "bundle")  # the bundle names its hashing encoder
     """
     from arttag.model.bundle import write_bundle
 
