@@ -4,15 +4,18 @@ event ids follow the same rule (artwork, revision, content)."""
 from __future__ import annotations
 
 from arttag.catalogue.text import content_hash
+from arttag.catalogue.vocabulary import Tag
 from arttag.events import (
     ArtworkCreated,
     ArtworkMetadata,
     ArtworkUpdated,
+    Explanation,
+    TagSuggestion,
     TagSuggestionsPublished,
     answer_digest,
     encode_event,
 )
-from arttag.model.fake_tagger import FakeTagger
+from arttag.model.fake_tagger import FakeTagger, TitleRule
 from arttag_stream.backfill import backfill_event_id
 from arttag_stream.processing import BatchProcessor, RawMessage, StateStore
 
@@ -72,12 +75,14 @@ def test_one_question_answered_twice_differently_gets_two_ids():
     # "boat" takes effect between a first delivery and a redelivery of the same event. The two
     # records differ, so their ids must too; a consumer dropping by id keeps both.
     event = ArtworkCreated(artwork_id="T2", revision=1, artwork=ArtworkMetadata(title="Boat at sea"))
-    before = BatchProcessor(TitleTagger(), StateStore(), consumer="c").process(_messages(event))
-    after = BatchProcessor(TitleTagger(), StateStore(), consumer="c",
+    rules = [TitleRule("Boat", Tag("boat", "boat", "transport"), 0.9), TitleRule("sea", Tag("sea", "sea", "nature"), 0.8)]
+    before = BatchProcessor(FakeTagger(rules, model_version="m1"), StateStore(), consumer="c").process(
+        _messages(event))
+    after = BatchProcessor(FakeTagger(rules, model_version="m1"), StateStore(), consumer="c",
                            rejected=lambda artwork_id, artwork: {"boat"}).process(_messages(event))
     (_, a), (_, b) = before.suggestions[0], after.suggestions[0]
-    assert [s.tag_id for s in a.suggestions] == ["boat", "at", "sea"]
-    assert [s.tag_id for s in b.suggestions] == ["at", "sea"]
+    assert [s.tag_id for s in a.suggestions] == ["boat", "sea"]
+    assert [s.tag_id for s in b.suggestions] == ["sea"]
     assert (a.artwork_id, a.revision, a.content_hash, a.model_version) == \
         (b.artwork_id, b.revision, b.content_hash, b.model_version)
     assert a.suggestion_id != b.suggestion_id
