@@ -360,16 +360,32 @@ class Worker:
     _log_pos: int = 0
     _published: int = 0
     _start_pos: int = 0
+    _runs: list[tuple[int, float]] = field(default_factory=list)
+    """Per start: where its log begins and the wall-clock time it was started (the log's clock)."""
 
     def start(self) -> None:
         with open(self.log_path, "ab") as fh:
             fh.write(f"\n===== chaos: start {self.starts + 1} of {self.name} =====\n".encode())
             self._start_pos = fh.tell()
+        started_wall = time.time()
         self.proc = start_process("arttag_stream", self.env, self.log_path, append=True)
         self.killed_by_us = False
         self.started_at = time.monotonic()
         self.starts += 1
         self.restart_at = None
+        self._runs.append((self._start_pos, started_wall))
+
+    def ready_s(self, start: int) -> float | None:
+        """Seconds from start number ``start`` (1 is the first) to its "Worker ready" line (faust
+        logs it once the group assigned the partitions and fetching resumed); ``None`` if it never
+        logged one."""
+        begin, started_wall = self._runs[start - 1]
+        end = self._runs[start][0] if start < len(self._runs) else None
+        with open(self.log_path, "rb") as fh:
+            fh.seek(begin)
+            text = fh.read(None if end is None else end - begin).decode(errors="replace")
+        ready = first_ready_wall_time(text)
+        return None if ready is None else ready - started_wall
 
     @property
     def alive(self) -> bool:
@@ -415,6 +431,22 @@ class Worker:
         text = self.this_run_log()[-20000:].splitlines()
         keep = [ln for ln in text if "CRITICAL" in ln or "Error" in ln or "error" in ln]
         return (keep or text)[-lines:]
+
+
+READY_LINE = "Worker ready"
+
+
+def first_ready_wall_time(log_text: str) -> float | None:
+    """The time of the first "Worker ready" line of a worker's log (faust's format:
+    ``[2026-12-02 01:48:46,445] [pid] [INFO] [^---Recovery]: Worker ready``, local time)."""
+    for line in log_text.splitlines():
+        if READY_LINE in line and line.startswith("["):
+            try:
+                stamp = datetime.strptime(line[1:line.index("]")], "%Y-%m-%d %H:%M:%S,%f")
+            except ValueError:
+                continue
+            return stamp.timestamp()
+    return None
 
 
 # What a worker's log shows when a message, not the broker, made it exit.
@@ -769,7 +801,7 @@ def do_action(name: str, args, run: Run, rng: random.Random, stalled: bool) -> d
         victim.start()
         kill = {"n": len(run.kills) + 1, "worker": victim.name, "at_s": round(t_kill - run.t0, 1),
                 "answered_at_kill": answered, "was_alive": was_alive, "fired_on_stall": stalled,
-                "t_kill": t_kill, "t_restart": victim.started_at, "kind": "restart"}
+                "t_kill": t_kill, "t_restart": victim.started_at, "kind": "restart", "start": victim.starts}
         run.kills.append(kill)
         log.info("kill -9 #%d of %s at %d answered; restarted", kill["n"], victim.name, answered)
         return {"t": victim.started_at}
@@ -846,7 +878,8 @@ def summarise(args, run: Run, valid: list[ValidEvent], poison: list[PoisonCase],
             "reason": dls[0]["error_type"] if dls else None,
             "error": dls[0]["error"][:200] if dls else None, "dead_letters": len(dls),
         }
-    # recoveries: from each restart (after a kill -9, and the broker's) to the next suggestion
+    # recoveries: from each restart (after a kill -9, and the broker's) to the next suggestion;
+    # a worker's split at its "Worker ready" line (start-up and group join, then the first batch)
     recoveries = []
     for k in run.kills:
         if k["kind"] != "restart":
@@ -854,8 +887,12 @@ def summarise(args, run: Run, valid: list[ValidEvent], poison: list[PoisonCase],
         nxt = w.first_after(k["t_restart"])
         k["recovery_s"] = r3(nxt - k["t_restart"]) if nxt else None
         k["downtime_s"] = r3(nxt - k["t_kill"]) if nxt else None
+        ready = run.workers[k["worker"]].ready_s(k.pop("start"))
+        k["ready_s"] = r3(ready)
+        k["ready_to_suggestion_s"] = r3(nxt - k["t_restart"] - ready) if nxt and ready is not None else None
         if nxt:
             recoveries.append(nxt - k["t_restart"])
+    worker_recovery = worker_restart_recovery(run.kills)
     if run.broker_restart:
         nxt = w.first_after(run.broker_restart["t_ready"])
         run.broker_restart["recovery_s"] = r3(nxt - run.broker_restart["t_ready"]) if nxt else None
@@ -892,6 +929,7 @@ def summarise(args, run: Run, valid: list[ValidEvent], poison: list[PoisonCase],
         "worker_crashes_from_poison": len(from_poison),
         "kills": len(run.kills),
         "recovery_s_p50": r3(pct(recoveries, 50)),
+        "worker_restart_recovery_s_p50": worker_recovery["p50"],
     }
     return {
         "stop_reason": stop_reason,
@@ -911,6 +949,7 @@ def summarise(args, run: Run, valid: list[ValidEvent], poison: list[PoisonCase],
                        "max": r3(max(recoveries)) if recoveries else None,
                        "what": "from each restart (a worker after kill -9, the broker) to the next "
                                "suggestion on the history topic"},
+        "worker_restart_recovery_s": worker_recovery,
         "broker_restart": run.broker_restart,
         "group": run.group,
         "crashes": run.crashes,
@@ -919,6 +958,24 @@ def summarise(args, run: Run, valid: list[ValidEvent], poison: list[PoisonCase],
         "poison_as_expected": sum(v["as_expected"] for v in table.values()),
         "headline_part": headline,
     }
+
+
+def worker_restart_recovery(kills: list[dict]) -> dict:
+    """The worker restarts alone (``kind == "restart"``; the broker restart and the group takeover
+    left out): restart to next suggestion, and where the log gave it, restart to "Worker ready"
+    and from there to the suggestion."""
+    restarts = [k for k in kills if k.get("kind") == "restart"]
+
+    def summary(key: str) -> dict:
+        values = [k[key] for k in restarts if k.get(key) is not None]
+        return {"values": values, "p50": r3(pct(values, 50)), "max": max(values) if values else None}
+
+    out = summary("recovery_s")
+    out["what"] = "from each worker restart after kill -9 to the next suggestion (the broker restart excluded)"
+    if any(k.get("ready_s") is not None for k in restarts):
+        out["ready_s"] = summary("ready_s")
+        out["ready_to_suggestion_s"] = summary("ready_to_suggestion_s")
+    return out
 
 
 def check(value, op: str, target: float) -> bool | None:
@@ -934,6 +991,8 @@ def print_table(headline: dict) -> None:
         ok = check(value, op, target)
         print(f"{key:<36}{str(value):>12}  {op + ' ' + str(target):<10}"
               f"{'yes' if ok else 'n/a' if ok is None else 'NO'}")
+    for key in [k for k in headline if k not in HEADLINE_TARGETS]:
+        print(f"{key:<36}{str(headline[key]):>12}")
 
 
 # -- main --------------------------------------------------------------------------------------------

@@ -19,8 +19,8 @@ order; at most :data:`MAX_PUBLISHING` tagged batches wait for Kafka, then the ta
 
 No message stops the worker: the processor turns every bad message into a dead
 letter, no record it publishes exceeds ``max_record_bytes``, and a message that
-crashes the process itself is dead-lettered after ``max_attempts`` restarts
-(:mod:`arttag_stream.attempts`).
+crashes the process itself, or whose output the broker refuses as too large for its topic,
+is dead-lettered after ``max_attempts`` restarts (:mod:`arttag_stream.attempts`).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from functools import partial
 from typing import Any, Protocol
 
 import faust
+from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 from arttag.curation.feedback import decode_feedback
 from arttag.curation.learning import OnlineLearner
 from arttag.errors import EventDecodeError
@@ -47,17 +48,17 @@ from arttag.events import (
     encode_event,
 )
 from arttag.kafka import aiokafka_producer_options, murmur2_partitioner
-from arttag.kafka.sink import AsyncSuggestionSink, OutRecord, PublishFailed
+from arttag.kafka.sink import AsyncSuggestionSink, OutRecord, PublishFailed, RecordsRefused
 from arttag.kafka.topics import StreamTopics
 from arttag.model.bundle_watch import BundleWatcher
 from arttag.model.tagger import SuggestOptions, Tagger
 from arttag.settings import KafkaSettings, StreamSettings
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from arttag_stream.attempts import AttemptJournal, CrashGuard
+from arttag_stream.attempts import AttemptJournal, CrashGuard, Step
 from arttag_stream.batching import take_batches
 from arttag_stream.metrics import StreamMetrics
-from arttag_stream.pipeline import log_outputs, prepare_batch, process_batch
+from arttag_stream.pipeline import log_outputs, prepare_batch, process_batch, publish_failed
 from arttag_stream.processing import (
     BatchProcessor,
     BatchResult,
@@ -109,10 +110,35 @@ class FaustSuggestionSink(AsyncSuggestionSink):
         self.channels = channels
 
     async def _write_async(self, records: Sequence[OutRecord]) -> None:
-        pending = [await self.channels[r.topic].send(key=r.key, value=r.value, headers=r.headers or None,
-                                                     force=True)
-                   for r in records]
-        await asyncio.gather(*pending)
+        """Send ``records`` and wait for every acknowledgement; :class:`RecordsRefused` names the
+        records the broker refused as too large (aiokafka gives a record over its batch size a
+        batch of its own, so the refusal of a batch is that record's), else the first error."""
+        sent: list[tuple[OutRecord, Any]] = []
+        refused: list[OutRecord] = []
+        for r in records:
+            try:
+                sent.append((r, await self.channels[r.topic].send(
+                    key=r.key, value=r.value, headers=r.headers or None, force=True)))
+            except Exception as exc:
+                if not _too_large(exc):  # over the client's own ceiling (faust wraps it) or not
+                    raise
+                refused.append(r)
+        outcomes = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
+        refused += [r for (r, _), outcome in zip(sent, outcomes) if _too_large(outcome)]
+        if refused:
+            raise RecordsRefused(
+                f"the broker refused {len(refused)} of {len(records)} records as too large, the first "
+                f"{len(refused[0].key or b'') + len(refused[0].value)} bytes for {refused[0].topic} (is its "
+                "max.message.bytes below ARTTAG_MAX_RECORD_BYTES?)", refused)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+
+def _too_large(outcome: object) -> bool:
+    """Whether a send ended in the broker's (or the client's) refusal of the record as too large."""
+    too_large = (MessageSizeTooLargeError, RecordTooLargeError)
+    return isinstance(outcome, too_large) or isinstance(getattr(outcome, "__cause__", None), too_large)
 
 
 def faust_broker_options(kafka: KafkaSettings) -> dict[str, Any]:
@@ -253,7 +279,7 @@ def create_app(
                 await previous
             loop = asyncio.get_running_loop()
             result = await loop.run_in_executor(executor, process, messages, steps)
-            task = asyncio.create_task(publish_batch(stream, events, messages, result, started,
+            task = asyncio.create_task(publish_batch(stream, events, messages, steps, result, started,
                                                      publishing[-1] if publishing else None))
             task.add_done_callback(crash_on_error)
             publishing.append(task)
@@ -266,7 +292,8 @@ def create_app(
                 tagger_free.set_result(None)
 
     async def publish_batch(stream: faust.StreamT, events: list[Any], messages: list[RawMessage],
-                            result: BatchResult, started: float, after: asyncio.Task | None) -> None:
+                            steps: list[Step], result: BatchResult, started: float,
+                            after: asyncio.Task | None) -> None:
         """Publish a processed batch once the one before it is (``after``), wait for every
         acknowledgement, then ack its events."""
         if after is not None:
@@ -275,8 +302,11 @@ def create_app(
         try:
             await sink.publish_async(result)
         except PublishFailed as exc:
-            # Leave without acking: the uncommitted batch is reprocessed after a restart.
-            log.critical("publishing failed, exiting so the batch is reprocessed: %s", exc)
+            # Leave without acking: the uncommitted batch is reprocessed after a restart. Records
+            # refused as too large count as an attempt of their messages; nothing else does.
+            counted = publish_failed(guard, steps, exc)
+            log.critical("publishing failed, exiting so the batch is reprocessed%s: %s",
+                         f"; counted as an attempt of {', '.join(counted)}" if counted else "", exc)
             os._exit(70)
         result.publish_s = time.perf_counter() - sent
         for event in events:

@@ -13,8 +13,12 @@ so the next crash names the message; one whose processing began
 ``max_attempts`` times is dead-lettered as ``repeated-failure`` unprocessed.
 
 Publishing failures (broker unavailable) are not the message's fault: a batch
-leaves the journal once processed, before it is published, so they never count.
-docs/worker-robustness.md explains the choice and its costs.
+leaves the journal once processed, before it is published, and a worker that exits
+because publishing failed first takes what is still in flight out of the journal
+(:meth:`CrashGuard.abandon`), so they never count. One publishing failure is the message's
+fault: the broker refusing its output as too large (the topic's ``max.message.bytes`` below
+``ARTTAG_MAX_RECORD_BYTES``), which repeats on every try; it counts as an attempt like a
+crash (:meth:`CrashGuard.refusals`). docs/worker-robustness.md explains the choice and its costs.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,6 +128,7 @@ class CrashGuard:
         # ahead, two steps of one partition are in flight and its record spans both.
         self._begun: list[Step] = []
         self._lock = threading.Lock()
+        self._abandoned = False  # the worker is exiting: the journal is final
 
     def plan(self, messages: Sequence[RawMessage]) -> list[Step]:
         """One step for the batch; one step per message if part of it was in flight before."""
@@ -158,7 +163,9 @@ class CrashGuard:
             [(tp, record)] = step.records.items()
             log.error("%s: processing began %d times without finishing; dead-lettering it",
                       step.messages[0].where, record.attempts)
-            return self.processor.give_up(step.messages, record.attempts)
+            # Past the limit: its whole dead letter was refused as too large (see refusals).
+            return self.processor.give_up(step.messages, record.attempts,
+                                          keep_whole=record.attempts <= self.max_attempts)
         self.begin(step)
         step.started = True
         return self.processor.process(step.messages)
@@ -170,7 +177,7 @@ class CrashGuard:
         if self.journal is None:
             return
         with self._lock:
-            if any(s is step for s in self._begun):
+            if self._abandoned or any(s is step for s in self._begun):
                 return
             self._begun.append(step)
             self._write(step.records)
@@ -189,9 +196,52 @@ class CrashGuard:
         if self.journal is None:
             return
         with self._lock:
+            if self._abandoned:
+                return
             left = [s for s in self._begun if leaving(s)]
             self._begun = [s for s in self._begun if not leaving(s)]
             self._write({tp for s in left for tp in s.records})
+
+    def refusals(self, steps: Sequence[Step], refused: Iterable[RawMessage]) -> dict[TopicPartition, InFlight]:
+        """What to keep in the journal for messages whose outputs the broker refused as too large:
+        per partition the earliest of them, with the attempt count it was processed under in
+        ``steps``, so the restart processes its batch one message at a time and dead-letters it
+        once refused ``max_attempts`` times. Only the earliest: a partition's record is one range,
+        and a range over two refused messages would count the messages between them too; the
+        next one is counted once the earliest is dead-lettered.
+
+        A message refused while being given up (its whole dead letter too large for the
+        dead-letter topic) is kept one past the limit: :meth:`run` then dead-letters it with
+        only the original's first bytes."""
+        if self.journal is None:
+            return {}
+        attempts: dict[tuple[str, int, int], int] = {}
+        for step in steps:
+            for m in step.messages:
+                record = step.records.get((m.topic, m.partition))
+                tried = record.attempts if record else 1
+                attempts[(m.topic, m.partition, m.offset)] = tried + 1 if step.give_up else tried
+        earliest: dict[TopicPartition, RawMessage] = {}
+        for m in refused:
+            tp = (m.topic, m.partition)
+            if tp not in earliest or m.offset < earliest[tp].offset:
+                earliest[tp] = m
+        return {tp: InFlight(m.offset, m.offset, attempts.get((m.topic, m.partition, m.offset), 1))
+                for tp, m in earliest.items()}
+
+    def abandon(self, keep: Mapping[TopicPartition, InFlight] | None = None) -> None:
+        """The worker is about to exit because publishing failed: nothing in flight crashed, so
+        the journal keeps only ``keep`` (:meth:`refusals`) and is not written again (the tagger's
+        and encoder's threads may still finish a step before the process ends)."""
+        if self.journal is None:
+            return
+        keep = dict(keep or {})
+        with self._lock:
+            tps = {tp for s in self._begun for tp in s.records} | keep.keys()
+            self._begun = []
+            self._abandoned = True
+            for tp in tps:
+                self.journal.write(tp, keep.get(tp))
 
     def _write(self, tps: Iterable[TopicPartition]) -> None:
         """Each partition's record: the span of its steps in flight (none: removed)."""

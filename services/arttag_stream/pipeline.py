@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Sequence
 
-from arttag.kafka.sink import SuggestionSink
+from arttag.kafka.sink import PublishFailed, RecordsRefused, SuggestionSink
 
 from arttag_stream.attempts import CrashGuard, Step
 from arttag_stream.processing import BatchResult, RawMessage
@@ -63,14 +63,31 @@ def tag_and_publish(guard: CrashGuard, messages: Sequence[RawMessage], sink: Sug
     """:func:`process_batch`, then publish through ``sink`` (blocking: every record is
     acknowledged when it returns). ``arttag replay`` publishes this way; the worker
     publishes a batch while it tags the next (:mod:`arttag_stream.app`). When publishing
-    fails :class:`arttag.kafka.sink.PublishFailed` propagates: the caller exits without
-    committing, so the batch is redone.
+    fails :class:`arttag.kafka.sink.PublishFailed` propagates, the journal set for the exit
+    (:func:`publish_failed`): the caller exits without committing, so the batch is redone.
     """
-    result = process_batch(guard, messages)
+    steps = guard.plan(messages)
+    result = process_batch(guard, messages, steps)
     sent = time.perf_counter()
-    sink.publish(result)
+    try:
+        sink.publish(result)
+    except PublishFailed as exc:
+        publish_failed(guard, steps, exc)
+        raise
     result.publish_s = time.perf_counter() - sent
     return result
+
+
+def publish_failed(guard: CrashGuard, steps: Sequence[Step], exc: PublishFailed) -> list[str]:
+    """Set the crash journal for an exit after publishing the batch of ``steps`` failed: records
+    the broker refused as too large count as an attempt of the messages they answer (refused on
+    every try, they would otherwise stop the worker on every restart); any other failure (an
+    outage) counts for nothing, nor does anything else in flight. Returns where the messages
+    counted are (``topic[partition]@offset``)."""
+    refused = [r.source for r in exc.records if r.source is not None] if isinstance(exc, RecordsRefused) else []
+    counted = guard.refusals(steps, refused)
+    guard.abandon(counted)
+    return [f"{topic}[{partition}]@{record.first}" for (topic, partition), record in sorted(counted.items())]
 
 
 def log_outputs(result: BatchResult) -> None:

@@ -167,12 +167,13 @@ def make_dead_letter(
     *,
     max_record_bytes: int = limits.DEFAULT_MAX_RECORD_BYTES,
     attempts: int | None = None,
+    keep_whole: bool = True,
 ) -> DeadLetter:
     """A dead letter for ``message`` whose record is at most ``max_record_bytes``.
 
-    The original key and value are kept whole when the record then fits; otherwise the
-    first ``limits.DEAD_LETTER_PREFIX_BYTES`` of each, with lengths and sha256 digests
-    (the source topic, partition and offset locate the original).
+    The original key and value are kept whole when the record then fits (and ``keep_whole``);
+    otherwise the first ``limits.DEAD_LETTER_PREFIX_BYTES`` of each, with lengths and sha256
+    digests (the source topic, partition and offset locate the original).
     """
     fields = dict(
         topic=message.topic, partition=message.partition, offset=message.offset,
@@ -180,7 +181,7 @@ def make_dead_letter(
     )
     key = dead_letter_key(message.key)
     original = len(message.value or b"") + len(message.key or b"")
-    if (original + 2) // 3 * 4 < max_record_bytes:  # base64 alone would not fit: do not try
+    if keep_whole and (original + 2) // 3 * 4 < max_record_bytes:  # base64 alone would not fit: do not try
         whole = DeadLetter.for_message(message.value, message.key, **fields)
         if record_size(key, encode_event(whole)) <= max_record_bytes:
             return whole
@@ -248,19 +249,23 @@ class BatchProcessor:
         self._auto_apply = (tagger, self._auto_apply_threshold(tagger))
 
     def dead_letter(
-        self, message: RawMessage, error: str, error_type: str, attempts: int | None = None
+        self, message: RawMessage, error: str, error_type: str, attempts: int | None = None,
+        keep_whole: bool = True,
     ) -> DeadLetter:
         return make_dead_letter(message, error, error_type, self.consumer,
-                                max_record_bytes=self.max_record_bytes, attempts=attempts)
+                                max_record_bytes=self.max_record_bytes, attempts=attempts,
+                                keep_whole=keep_whole)
 
-    def give_up(self, messages: Sequence[RawMessage], attempts: int) -> BatchResult:
-        """Dead letters for messages whose processing began ``attempts`` times and never finished."""
+    def give_up(self, messages: Sequence[RawMessage], attempts: int, *, keep_whole: bool = True) -> BatchResult:
+        """Dead letters for messages whose processing began ``attempts`` times and never finished
+        (``keep_whole=False``: holding only the originals' first bytes)."""
         result = BatchResult()
         for message in messages:
             result.dead_letters.append((message, self.dead_letter(
                 message, f"processing began {attempts} times without finishing "
-                "(the worker crashed or was killed each time); not tried again",
-                "repeated-failure", attempts=attempts)))
+                "(the worker crashed or was killed each time, or the broker refused its output); "
+                "not tried again",
+                "repeated-failure", attempts=attempts, keep_whole=keep_whole)))
         return result
 
     @property

@@ -56,12 +56,26 @@ class PublishFailed(ArttagError):
     """Kafka did not acknowledge a batch's records."""
 
 
+class RecordsRefused(PublishFailed):
+    """The broker refused ``records`` as too large (``MESSAGE_TOO_LARGE``: the topic's
+    ``max.message.bytes``, or the broker's ``message.max.bytes``, is below
+    ``ARTTAG_MAX_RECORD_BYTES``). Unlike an outage this repeats on every try with the same
+    records, so the worker counts it as an attempt of the messages they answer
+    (:meth:`arttag_stream.attempts.CrashGuard.refusals`)."""
+
+    def __init__(self, message: str, records: Sequence[OutRecord]) -> None:
+        super().__init__(message, topics=sorted({r.topic for r in records}))
+        self.records = list(records)
+
+
 @dataclass(frozen=True)
 class OutRecord:
     topic: str
     key: bytes | None
     value: bytes
     headers: list[tuple[str, bytes]] = field(default_factory=list)
+    source: Any = field(default=None, compare=False, repr=False)
+    """The incoming message this record answers (a suggestion's, a dead letter's), when known."""
 
 
 class _Keyed(Protocol):
@@ -93,14 +107,16 @@ class PublishingOrder:
 
     def waves_of(self, result: Publishable) -> Iterator[list[OutRecord]]:
         """The waves to write in turn, each acknowledged before the next is sent: the history
-        suggestions and the dead letters, then the latest records with their headers. An empty
-        wave is left out."""
-        first = [OutRecord(self.topics.suggestions, suggestion_key(s), result.value(s))
-                 for _, s in result.suggestions]
-        first += [OutRecord(self.topics.dead_letters, dead_letter_key(m.key), result.value(d))
+        suggestions and the dead letters, then the latest records with their headers; each record
+        names the message it answers (``source``). An empty wave is left out."""
+        first = [OutRecord(self.topics.suggestions, suggestion_key(s), result.value(s), source=m)
+                 for m, s in result.suggestions]
+        first += [OutRecord(self.topics.dead_letters, dead_letter_key(m.key), result.value(d), source=m)
                   for m, d in result.dead_letters
                   if self.publish_dead_letter is None or self.publish_dead_letter(d)]
-        then = [OutRecord(self.topics.latest, suggestion_key(s), result.value(s), suggestion_headers(s))
+        answering = {id(s): m for m, s in result.suggestions}  # a latest record is one of the suggestions
+        then = [OutRecord(self.topics.latest, suggestion_key(s), result.value(s), suggestion_headers(s),
+                          source=answering.get(id(s)))
                 for s in result.latest]
         yield from (wave for wave in (first, then) if wave)
 
