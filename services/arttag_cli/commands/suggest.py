@@ -16,9 +16,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from arttag.model.readable import full_evidence, reason
+
 from arttag_cli.artwork_input import InputItem, read_artworks
 from arttag_cli.options import fraction, int_range
-from arttag_cli.reasons import full_evidence, reason
 
 BATCH = 64
 MAX_LIMIT = 200  # SuggestOptions.limit's bound
