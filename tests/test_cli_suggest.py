@@ -122,6 +122,31 @@ def test_option_errors_name_the_option(capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
+def test_a_folder_is_every_artwork_file_in_it_by_name(capsys, tmp_path: Path, hashing_bundle_dir: Path):
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    lines = json.dumps(HORSE) + "\n" + json.dumps({**HORSE, "artwork_id": "h2"}) + "\n"
+    (folder / "b.jsonl.gz").write_bytes(gzip.compress(lines.encode("utf-8")))
+    (folder / "a.json").write_text(json.dumps(BEACH))
+    (folder / "c.ndjson").write_text("{not json\n")
+    (folder / "d.json").write_text("")
+    (folder / "notes.txt").write_text("not an artwork")
+    (folder / "sub" / "e.json").write_text(json.dumps({"title": "Ignored", "artwork_id": "e"}))
+    rc, out, err = _run(capsys, str(folder), "--bundle", str(hashing_bundle_dir), "--limit", "1")
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [(r.get("artwork_id"), r["input"]) for r in records] == [
+        ("b1", "a.json"), ("h1", "b.jsonl.gz: line 1"), ("h2", "b.jsonl.gz: line 2"),
+        (None, "c.ndjson: line 1"), (None, "d.json")]
+    assert [len(r.get("suggestions", [])) for r in records] == [1, 1, 1, 0, 0]
+    assert "c.ndjson: line 1: not JSON" in err and "d.json: empty file" in err
+    assert rc == 1 and "3 artwork(s) tagged, 2 could not be read" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("x")
+    rc, _, err = _run(capsys, str(empty), "--bundle", str(hashing_bundle_dir))
+    assert rc == 2 and "is a folder with no artwork files (.json, .jsonl, .ndjson, gzipped or not)" in err
+
+
 def test_reasons_name_titles_whole_and_leave_out_fragments(capsys, tmp_path: Path, hashing_bundle_dir: Path,
                                                           sample_catalogue: Path):
     from arttag.catalogue.records import iter_catalogue
