@@ -1,4 +1,5 @@
-"""`arttag demo` leaves a working system: the default topics exist, and it says what still runs and how to stop it."""
+"""`arttag demo` prints suggestions under their artworks' titles with readable reasons, and leaves
+a working system: the default topics exist, and it says what still runs and how to stop it."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def _delete(kafka, names):
 
 def test_demo_runs_and_leaves_the_default_topics(kafka_settings, hashing_bundle_dir: Path, tmp_path: Path,
                                                  monkeypatch):
-    from arttag_stream.demo import run_demo
+    from arttag_stream.demo import demo_events, run_demo
 
     # the demo's hashing bundle lives in the user cache: give it the session's bundle there
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -42,6 +43,12 @@ def test_demo_runs_and_leaves_the_default_topics(kafka_settings, hashing_bundle_
         assert "stop it with: deploy/kafka/kafka.sh stop" in text
         assert f"({len(defaults)} created now, 0 already there)" in text
         assert "arttag tail suggestions" in text and str(bundles / "demo-hashing") in text
+        # every artwork's suggestions are printed under its title, each tag with its reason
+        _, artworks = demo_events(3)
+        assert len(artworks) == 3
+        for artwork_id, meta in artworks.items():
+            assert f"artwork {artwork_id} '{meta.title}' rev 1 · model " in text
+        assert text.count("similar catalogued artwork") >= 3
     finally:
         existing = set(admin_client(kafka_settings).list_topics(timeout=10).topics)
         _delete(kafka_settings, [t for t in existing if t.startswith(kafka_settings.topic_prefix)])

@@ -12,7 +12,7 @@ import pytest
 from arttag.events import TermEvidence
 from arttag_cli.artwork_input import parse_item
 from arttag_cli.main import main
-from arttag_cli.reasons import readable_term
+from arttag.model.readable import readable_term, short_title
 
 
 def _run(capsys, *argv: str, stdin: str | None = None, monkeypatch=None) -> tuple[int, str, str]:
@@ -122,6 +122,64 @@ def test_option_errors_name_the_option(capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
+def test_a_folder_is_every_artwork_file_in_it_by_name(capsys, tmp_path: Path, hashing_bundle_dir: Path):
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    lines = json.dumps(HORSE) + "\n" + json.dumps({**HORSE, "artwork_id": "h2"}) + "\n"
+    (folder / "b.jsonl.gz").write_bytes(gzip.compress(lines.encode("utf-8")))
+    (folder / "a.json").write_text(json.dumps(BEACH))
+    (folder / "c.ndjson").write_text("{not json\n")
+    (folder / "d.json").write_text("")
+    (folder / "notes.txt").write_text("not an artwork")
+    (folder / "sub" / "e.json").write_text(json.dumps({"title": "Ignored", "artwork_id": "e"}))
+    rc, out, err = _run(capsys, str(folder), "--bundle", str(hashing_bundle_dir), "--limit", "1")
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [(r.get("artwork_id"), r["input"]) for r in records] == [
+        ("b1", "a.json"), ("h1", "b.jsonl.gz: line 1"), ("h2", "b.jsonl.gz: line 2"),
+        (None, "c.ndjson: line 1"), (None, "d.json")]
+    assert [len(r.get("suggestions", [])) for r in records] == [1, 1, 1, 0, 0]
+    assert "c.ndjson: line 1: not JSON" in err and "d.json: empty file" in err
+    assert rc == 1 and "3 artwork(s) tagged, 2 could not be read" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("x")
+    rc, _, err = _run(capsys, str(empty), "--bundle", str(hashing_bundle_dir))
+    assert rc == 2 and "is a folder with no artwork files (.json, .jsonl, .ndjson, gzipped or not)" in err
+
+
+def test_reasons_name_titles_whole_and_leave_out_fragments(capsys, tmp_path: Path, hashing_bundle_dir: Path,
+                                                          sample_catalogue: Path):
+    from arttag.catalogue.records import iter_catalogue
+
+    # the sample's own artworks, whose neighbours include long titles and possessives
+    rows = [r for r, _ in zip(iter_catalogue(sample_catalogue), range(120))]
+    path = tmp_path / "many.jsonl"
+    path.write_text("".join(json.dumps({**r.metadata.model_dump(mode="json"), "artwork_id": r.artwork_id}) + "\n"
+                            for r in rows))
+    rc, out, err = _run(capsys, str(path), "--bundle", str(hashing_bundle_dir), "--limit", "5",
+                        "--explain", "full")
+    assert rc == 0, err
+    suggestions = [s for line in out.splitlines() for s in json.loads(line)["suggestions"]]
+    assert len(suggestions) == 600
+    long_whole = long_cut = 0
+    for s in suggestions:
+        reason = s["reason"]
+        assert "'s' (" not in reason and " s' (" not in reason  # no possessive fragment
+        titles = {e["title"] for c in s["explanation"]["contributions"] for e in c["evidence"]
+                  if e["kind"] == "neighbour"}
+        for title in titles:
+            if len(title) <= 40 or f"'{title[:40]}" not in reason:
+                continue  # short, or not among the titles the reason cites
+            if len(title) <= 100:
+                assert f"'{title}' 0." in reason or f"'{title}' 1." in reason  # whole
+                long_whole += 1
+            else:
+                cut = short_title(title)
+                assert f"'{cut}' " in reason and cut.endswith(" …") and title.startswith(cut[:-2])
+                long_cut += 1
+    assert long_whole > 10 and long_cut > 0
+
+
 def test_missing_and_empty_input(capsys, tmp_path: Path, hashing_bundle_dir: Path):
     rc, _, err = _run(capsys, str(tmp_path / "nope.json"), "--bundle", str(hashing_bundle_dir))
     assert rc == 2 and "input file not found" in err
@@ -142,7 +200,7 @@ def test_unknown_catalogue_row_field_gets_a_guess():
 def test_readable_terms_leave_out_fragments_stop_words_and_zero_weight():
     from arttag.events import ArtworkMetadata
 
-    meta = ArtworkMetadata(title="Brighton Beach at sunset", medium="Watercolour on paper")
+    meta = ArtworkMetadata(title="Brighton Beach at sunset, Mother’s Day", medium="Watercolour on paper")
     keep = [TermEvidence(field="title", term="brighton beach", weight=0.1),
             TermEvidence(field="medium", term="watercolour", weight=0.1)]
     drop = [TermEvidence(field="title", term="bea", weight=0.2),
@@ -150,6 +208,8 @@ def test_readable_terms_leave_out_fragments_stop_words_and_zero_weight():
             TermEvidence(field="title", term="at", weight=0.2),
             TermEvidence(field="medium", term="watercolour on", weight=0.2),
             TermEvidence(field="title", term="sunset", weight=0.0),
+            TermEvidence(field="title", term="s", weight=0.2),
+            TermEvidence(field="title", term="mother s", weight=0.2),
             TermEvidence(field="text embedding", term="(whole text)", weight=0.3)]
     assert [readable_term(t, meta) for t in keep] == [True, True]
     assert [readable_term(t, meta) for t in drop] == [False] * len(drop)

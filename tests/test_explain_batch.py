@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from arttag.catalogue.record_words import RecordWords
 from arttag.catalogue.records import load_catalogue
 from arttag.catalogue.split import split_of
 from arttag.catalogue.synthetic import write_synthetic_catalogue
@@ -18,12 +19,14 @@ from arttag.events import (
     ScorerContribution,
     TagSuggestion,
     TagSuggestionsPublished,
+    TermEvidence,
     encode_event,
     json_form,
 )
 from arttag.model import explain as explain_module
 from arttag.model.bundle import load_tagger
 from arttag.model.explain import summarise
+from arttag.model.readable import readable_evidence
 from arttag.model.tagger import SuggestOptions
 from arttag.model.training import train_bundle
 from arttag.quality.auto_apply import mark_auto_apply
@@ -50,12 +53,14 @@ def tagger(bundle):
 
 def tag_by_tag(tagger, metas, options: SuggestOptions, max_evidence: int = 5) -> list[list[TagSuggestion]]:
     """The suggestions as they were built before batches: every published tag, every scorer,
-    one :meth:`Scorer.explain` call each."""
+    one :meth:`Scorer.explain` call each, each word naming the record's field it is in and the
+    summary made of the evidence a reader can use, each decided anew."""
     batch, cands, ranked = tagger.rank(metas)
     ensemble, vocab = tagger.ensemble, tagger.vocabulary
     out = []
     for row, (meta, r) in enumerate(zip(metas, ranked)):
         assigned = {t.id for t in meta.tags}
+        record = RecordWords(meta)
         suggestions = []
         for i, tag_index in enumerate(r.tags):
             if len(suggestions) >= options.limit:
@@ -72,10 +77,12 @@ def tag_by_tag(tagger, metas, options: SuggestOptions, max_evidence: int = 5) ->
                 rank = int(r.source_ranks[scorer.name][i])
                 if not scorer.cites(score, rank):
                     continue
-                evidence = scorer.explain(batch, c, row, int(tag_index), max_evidence)
+                evidence = [TermEvidence(field=record.source(e.field, e.term), term=e.term, weight=e.weight)
+                            if isinstance(e, TermEvidence) else e
+                            for e in scorer.explain(batch, c, row, int(tag_index), max_evidence)]
                 contributions.append(ScorerContribution(scorer=scorer.name, score=round(score, 6),
                                                         rank=rank or None, evidence=evidence))
-                phrases += scorer.summarise_evidence(evidence)
+                phrases += scorer.summarise_evidence(readable_evidence(evidence, record))
             proposing = r.proposed_by(i)
             suggestions.append(TagSuggestion(
                 tag_id=tag.id, label=tag.label, group=tag.group, score=round(float(r.probs[i]), 6),
@@ -196,9 +203,9 @@ def test_only_published_tags_are_explained(tagger, bundle, monkeypatch):
     asked = []
     real = explain_module.explain_picks
 
-    def counting(scorer, c, batch, ranked, picks, max_evidence=5):
+    def counting(scorer, c, batch, ranked, picks, *rest):
         asked.append(sum(len(p) for p in picks))
-        return real(scorer, c, batch, ranked, picks, max_evidence)
+        return real(scorer, c, batch, ranked, picks, *rest)
 
     monkeypatch.setattr(explain_module, "explain_picks", counting)
     metas = bundle[1][:10]

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 from arttag.catalogue.text import content_hash
-from arttag.events import ArtworkCreated, ArtworkMetadata, ArtworkUpdated, encode_event
+from arttag.events import ArtworkCreated, ArtworkMetadata, ArtworkUpdated, answer_digest, encode_event
 from arttag.model.fake_tagger import FakeTagger
 from arttag_stream.processing import (
     ArtworkState,
@@ -41,7 +41,7 @@ def test_event_in_suggestion_out_with_explanation_and_deterministic_id(tagger):
     result = BatchProcessor(tagger, StateStore(), consumer="c").process(msgs(created("T1")))
     [(_, event)] = result.suggestions
     chash = content_hash(ArtworkMetadata(title="Boat at sea"))
-    assert event.suggestion_id == f"T1:1:{chash[:16]}:fake-1"
+    assert event.suggestion_id == f"T1:1:{chash[:16]}:fake-1:{answer_digest(event.suggestions)}"
     assert event.suggestions[0].explanation.summary == "title word 'boat'"
     assert event.content_hash == content_hash(ArtworkMetadata(title="Boat at sea"))
     assert result.latest == [event] and not result.dead_letters
@@ -68,7 +68,7 @@ def test_unchanged_content_under_a_new_model_version_is_suggested():
     BatchProcessor(FakeTagger(model_version="v1"), store, consumer="c").process(msgs(created("T1")))
     result = BatchProcessor(FakeTagger(model_version="v2"), store, consumer="c").process(msgs(updated("T1", 2)))
     [(_, event)] = result.suggestions
-    assert event.suggestion_id == f"T1:2:{event.content_hash[:16]}:v2"
+    assert event.suggestion_id == f"T1:2:{event.content_hash[:16]}:v2:{answer_digest(event.suggestions)}"
 
 
 def test_older_revision_after_newer_never_reaches_latest(tagger):

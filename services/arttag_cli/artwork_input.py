@@ -1,4 +1,5 @@
-"""Reading artworks for ``arttag suggest``: one JSON object, a JSON list, JSON lines or a catalogue export.
+"""Reading artworks for ``arttag suggest``: one JSON object, a JSON list, JSON lines or a catalogue export,
+from a file, from every such file of a folder, or from stdin.
 
 Each item is an :class:`~arttag.events.ArtworkMetadata` object, an artwork event (its
 ``artwork`` is used), or a Tate-format catalogue row (recognised by its Tate-only fields,
@@ -37,7 +38,8 @@ class InputItem:
     """One artwork read, or why it could not be."""
 
     where: str
-    """Position in the input: ``line 3`` (JSON lines) or ``item 3`` (a JSON list), 1-based."""
+    """Position in the input: ``line 3`` (JSON lines), ``item 3`` (a JSON list), 1-based, or
+    ``input`` (one object); in a folder prefixed by the file's name (``a.jsonl: line 3``, ``b.json``)."""
     artwork_id: str | None = None
     metadata: ArtworkMetadata | None = None
     error: str | None = None
@@ -94,41 +96,58 @@ def parse_item(where: str, data: Any) -> InputItem:
     return item
 
 
+INPUT_SUFFIXES = (".json", ".jsonl", ".ndjson")
+"""The files of a folder that are read, each also gzipped (``.jsonl.gz``)."""
+
+
+def _decode(raw: bytes, name: str) -> str:
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:  # a damaged or cut-off gzip file
+            raise ArttagError(f"{name} is not a readable gzip file: {exc}") from exc
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ArttagError(f"{name} is not UTF-8 text: {exc}") from exc
+
+
 def _read_text(source: str) -> str:
     if source == "-":
         stream = getattr(sys.stdin, "buffer", None)  # a text-only stdin (a test's StringIO) has none
         raw = stream.read() if stream is not None else sys.stdin.read().encode("utf-8")
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise ArttagError(f"input file not found: {source}")
-        raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ArttagError(f"{'stdin' if source == '-' else source} is not UTF-8 text: {exc}") from exc
+        return _decode(raw, "stdin")
+    path = Path(source)
+    if not path.is_file():
+        raise ArttagError(f"input file not found: {source}")
+    return _decode(path.read_bytes(), source)
 
 
-def read_artworks(source: str) -> Iterator[InputItem]:
-    """Artworks from a file (or ``-`` for stdin): one JSON value (object or list) or JSON lines."""
-    text = _read_text(source)
-    if not text.strip():
-        raise ArttagError(f"{'stdin' if source == '-' else source} is empty: expected artworks as JSON")
+def folder_files(folder: Path) -> list[Path]:
+    """The files of ``folder`` that :func:`read_artworks` reads, by name (not its subfolders)."""
+    def readable(p: Path) -> bool:
+        name = p.name.lower().removesuffix(".gz")
+        return p.is_file() and name.endswith(INPUT_SUFFIXES)
+
+    return sorted((p for p in folder.iterdir() if readable(p)), key=lambda p: p.name)
+
+
+def _items(text: str, file: str | None = None) -> Iterator[InputItem]:
+    """The artworks of one decoded text: one JSON value (object or list) or JSON lines;
+    ``file``, in a folder, names the file in each item's position."""
+    def where(position: str) -> str:
+        return f"{file}: {position}" if file else position
+
     try:
         whole = json.loads(text)
     except json.JSONDecodeError:
-        whole = None
-        lines = True
+        pass
     else:
-        lines = False
-    if not lines:
         if isinstance(whole, list):
             for i, data in enumerate(whole, start=1):
-                yield parse_item(f"item {i}", data)
+                yield parse_item(where(f"item {i}"), data)
         else:
-            yield parse_item("input", whole)
+            yield parse_item(file or "input", whole)
         return
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -136,6 +155,36 @@ def read_artworks(source: str) -> Iterator[InputItem]:
         try:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield InputItem(f"line {line_no}", error=f"not JSON: {exc}")
+            yield InputItem(where(f"line {line_no}"), error=f"not JSON: {exc}")
             continue
-        yield parse_item(f"line {line_no}", data)
+        yield parse_item(where(f"line {line_no}"), data)
+
+
+def _folder(folder: Path) -> Iterator[InputItem]:
+    files = folder_files(folder)
+    if not files:
+        raise ArttagError(f"{folder} is a folder with no artwork files "
+                          f"({', '.join(INPUT_SUFFIXES)}, gzipped or not)")
+    for path in files:
+        # a bad file is one bad item: the other files are still read
+        try:
+            text = _decode(path.read_bytes(), path.name)
+        except (ArttagError, OSError) as exc:
+            yield InputItem(path.name, error=str(exc))
+            continue
+        if not text.strip():
+            yield InputItem(path.name, error="empty file")
+            continue
+        yield from _items(text, path.name)
+
+
+def read_artworks(source: str) -> Iterator[InputItem]:
+    """Artworks from a file, every artwork file of a folder (:func:`folder_files`, by name), or
+    ``-`` for stdin: one JSON value (object or list) or JSON lines each."""
+    if source != "-" and Path(source).is_dir():
+        yield from _folder(Path(source))
+        return
+    text = _read_text(source)
+    if not text.strip():
+        raise ArttagError(f"{'stdin' if source == '-' else source} is empty: expected artworks as JSON")
+    yield from _items(text)

@@ -26,7 +26,10 @@ from arttag.encoders.loader import EncoderKind
 from arttag.errors import ArttagError, ModelError
 from arttag.events import (
     ArtworkCreated,
+    ArtworkMetadata,
     ArtworkUpdated,
+    DeadLetter,
+    TagSuggestionsPublished,
     encode_event,
 )
 from arttag.kafka import make_producer
@@ -35,7 +38,7 @@ from arttag.kafka.clients import flush_or_fail
 from arttag.kafka.topics import StreamTopics
 from arttag.settings import StreamSettings, default_cache_dir
 
-from arttag_stream.tail import follow, format_record
+from arttag_stream.tail import follow, format_dead_letter, format_suggestions
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +100,9 @@ def ensure_bundle(bundle_dir: Path, encoder: TextEncoder, say: Callable[[str], N
     return bundle_dir
 
 
-def demo_events(count: int) -> list[tuple[str, bytes, bytes]]:
-    """(topic kind, key, value): ``count`` sample artworks, a malformed message, an unchanged update.
+def demo_events(count: int) -> tuple[list[tuple[str, bytes, bytes]], dict[str, ArtworkMetadata]]:
+    """(topic kind, key, value): ``count`` sample artworks, a malformed message, an unchanged
+    update; and the artworks' records by id (the suggestions are printed with their titles).
 
     The artworks come from the dev split, which no bundle trains on, so the
     suggestions are predictions, not recall of the training data.
@@ -106,6 +110,7 @@ def demo_events(count: int) -> list[tuple[str, bytes, bytes]]:
     from arttag.catalogue.split import split_of
 
     out: list[tuple[str, bytes, bytes]] = []
+    artworks: dict[str, ArtworkMetadata] = {}
     first = None
     for record in iter_catalogue(sample_path()):
         if len(out) >= count:
@@ -115,6 +120,7 @@ def demo_events(count: int) -> list[tuple[str, bytes, bytes]]:
         event = ArtworkCreated(artwork_id=record.artwork_id, revision=1, artwork=record.metadata,
                                source="arttag-demo")
         first = first or event
+        artworks[event.artwork_id] = event.artwork
         out.append(("created", event.artwork_id.encode(), encode_event(event)))
     out.append(("created", b"broken-1", b'{"event_type": "artwork.created", "artwork_id": "broken-1", '
                                         b'"revision": 1, "artwork": {"title": ""'))
@@ -122,7 +128,7 @@ def demo_events(count: int) -> list[tuple[str, bytes, bytes]]:
         same = ArtworkUpdated(artwork_id=first.artwork_id, revision=2, artwork=first.artwork,
                               source="arttag-demo")
         out.append(("updated", same.artwork_id.encode(), encode_event(same)))
-    return out
+    return out, artworks
 
 
 def leave_ready(settings: StreamSettings, bundle_dir: Path, encoder_kind: EncoderKind,
@@ -187,7 +193,7 @@ def run_demo(
         worker = subprocess.Popen([sys.executable, "-m", "arttag_stream"], env=env,
                                   stdout=log_file, stderr=subprocess.STDOUT)
     try:
-        events = demo_events(count)
+        events, artworks = demo_events(count)
         *first_wave, unchanged = events
         p = make_producer(kafka)
         for kind, key, value in first_wave:
@@ -201,9 +207,13 @@ def run_demo(
 
         def show(kind, value, where) -> None:
             got[kind] += 1
-            when = "" if kind == "dead-letters" else f"[{time.monotonic() - published_at:5.1f}s] "
-            # `arttag tail`'s reader, which ignores fields a newer worker adds
-            say(when + format_record(kind, value) + "\n")
+            # `arttag tail`'s readers, which ignore fields a newer worker adds
+            if kind == "dead-letters":
+                say(format_dead_letter(DeadLetter.model_validate_json(value, extra="ignore")) + "\n")
+            else:
+                event = TagSuggestionsPublished.model_validate_json(value, extra="ignore")
+                say(f"[{time.monotonic() - published_at:5.1f}s] "
+                    + format_suggestions(event, artwork=artworks.get(event.artwork_id)) + "\n")
 
         def done() -> bool:
             return all(got[k] >= n for k, n in wanted.items())

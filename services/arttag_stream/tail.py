@@ -1,4 +1,9 @@
-"""Following the output topics and printing them for a person to read."""
+"""Following the output topics and printing them for a person to read.
+
+A suggestion event names its artwork by id and revision only; the titles and the readable
+reasons come from the artwork's record, which the demo has and ``arttag tail`` reads from
+the artwork topics (:class:`arttag.kafka.artworks.CatalogueFollower`).
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,22 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Literal
 
-from arttag.events import DeadLetter, TagSuggestion, TagSuggestionsPublished
+from arttag.events import ArtworkMetadata, DeadLetter, TagSuggestion, TagSuggestionsPublished
+from arttag.kafka.artworks import LatestArtworks
 from arttag.kafka.clients import consumer, partitions
 from arttag.kafka.topics import StreamTopics
+from arttag.model.readable import reason
 from arttag.settings import KafkaSettings
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
 Which = Literal["suggestions", "latest", "dead-letters"]
 
 
-def _evidence_line(tag: TagSuggestion) -> str:
-    """The explanation's summary, or else its strongest piece of evidence, on one line."""
+def _summary_reason(tag: TagSuggestion) -> str:
+    """Without the artwork's record: the event's summary (already free of fragments, stop
+    words and zero weights: :mod:`arttag.model.explain`), less its "'label' (NN% confidence); "
+    opening, which the line above shows; or else the strongest piece of evidence."""
     summary = tag.explanation.summary.strip().replace("\n", " ")
-    # Summaries often open with "'label' (NN% confidence); ", which the line shows already.
     head, sep, rest = summary.partition("confidence); ")
     if sep and head.startswith("'"):
         summary = rest
@@ -34,16 +42,29 @@ def _evidence_line(tag: TagSuggestion) -> str:
     return ", ".join(tag.scorers)
 
 
-def format_suggestions(event: TagSuggestionsPublished, top: int = 5, width: int = 150) -> str:
-    """A few lines: the artwork, then its top tags with confidence and a one-line explanation."""
-    lines = [f"artwork {event.artwork_id} rev {event.revision} · model {event.model_version} "
+def format_suggestions(event: TagSuggestionsPublished, top: int = 5, artwork: ArtworkMetadata | None = None) -> str:
+    """The artwork, then its top tags with confidence, each with its reason on the next line.
+
+    ``artwork``: the record the suggestions answer (its revision), when the reader has it
+    (the demo published it; ``arttag tail`` reads the artwork topics). It gives the title and
+    the reason ``arttag suggest`` prints (:func:`arttag.model.readable.reason`). A suggestion
+    event itself carries no title, so without the record the line names the artwork by id
+    and the reason is the event's summary. Nothing is cut."""
+    title = f" '{artwork.title}'" if artwork is not None else ""
+    lines = [f"artwork {event.artwork_id}{title} rev {event.revision} · model {event.model_version} "
              f"· {len(event.suggestions)} suggestions"]
     for tag in event.suggestions[:top]:
         mark = " (already assigned)" if tag.already_assigned else ""
-        head = f"  {tag.confidence:4.0%}  {tag.label}{mark}"
-        line = f"{head:<36} {_evidence_line(tag)}"
-        lines.append(line if len(line) <= width else line[: width - 1] + "…")
+        lines.append(f"  {tag.confidence:4.0%}  {tag.label}{mark}")
+        lines.append(f"        {reason(tag, artwork) if artwork is not None else _summary_reason(tag)}")
     return "\n".join(lines)
+
+
+def artwork_answered(event: TagSuggestionsPublished, catalogue: LatestArtworks | None) -> ArtworkMetadata | None:
+    """The record ``event`` answers, from ``catalogue`` (the artwork topics as read so far):
+    only that revision, as another one may have other words or another title."""
+    record = catalogue.get(event.artwork_id) if catalogue is not None else None
+    return record.artwork if record is not None and record.revision == event.revision else None
 
 
 def format_dead_letter(dead: DeadLetter, width: int = 110) -> str:
@@ -53,15 +74,18 @@ def format_dead_letter(dead: DeadLetter, width: int = 110) -> str:
             f"{dead.error}"[:width] + f"\n  original bytes ({len(raw)}): {preview!r}")
 
 
-def format_record(topic_kind: Which, value: bytes | None, top: int = 5) -> str:
+def format_record(topic_kind: Which, value: bytes | None, top: int = 5,
+                  catalogue: LatestArtworks | None = None) -> str:
+    """A record of an output topic for a person; suggestions with the titles and reasons of
+    the artworks ``catalogue`` holds (:func:`format_suggestions`)."""
     if not value:
         return "(tombstone)"
     try:
         # extra="ignore": a newer worker of the same version may add an optional field
         if topic_kind == "dead-letters":
             return format_dead_letter(DeadLetter.model_validate_json(value, extra="ignore"))
-        return format_suggestions(TagSuggestionsPublished.model_validate_json(value, extra="ignore"),
-                                  top=top)
+        event = TagSuggestionsPublished.model_validate_json(value, extra="ignore")
+        return format_suggestions(event, top=top, artwork=artwork_answered(event, catalogue))
     except ValueError:
         return f"(unreadable record) {value[:80]!r}"
 

@@ -51,10 +51,35 @@ def test_readable_keeps_each_neighbour_once_at_its_best_and_marks_fields():
     assert [(x.title, x.similarity) for x in e.similar] == [("Harbour at Night", 0.9), ("The Quay", 0.8)]
     assert [(f.name, str(f.html)) for f in e.fields] == [
         ("title", "Fishing Boats in Dieppe <mark>Harbour</mark>"),
-        ("description", "A harbour at <mark>dusk</mark>"),
+        ("description", "A harbour at <mark>dusk</mark>."),  # the record's own text, as it reads
     ]
     assert e.tag_text_similarity == 0.4 and e.summary == "because"
     assert readable(s, None).fields == []  # without the record there is nothing to mark
+
+
+def test_only_words_a_reader_can_use_are_marked_each_in_the_field_it_is_in():
+    artwork = ArtworkMetadata(title="Willy Lott’s House near Flatford Mill", date="1826",
+                              medium="Oil paint on canvas", classification="painting")
+    s = _suggestion(
+        ScorerContribution(scorer="tfidf", score=0.3, evidence=[
+            TermEvidence(field="title", term="house", weight=0.2),
+            TermEvidence(field="title", term="lott s", weight=0.2),   # the possessive's fragment
+            TermEvidence(field="title", term="s", weight=0.2),
+            TermEvidence(field="title", term="near flatford", weight=0.0),  # no weight
+            TermEvidence(field="title", term="illy", weight=0.2),     # a character n-gram
+            TermEvidence(field="title", term="of", weight=0.2),       # a stop word
+            TermEvidence(field="artists", term="by", weight=0.2),     # the byline's own word
+            # as events written before evidence named the record's fields have them
+            TermEvidence(field="artists", term="1826", weight=0.1),
+            TermEvidence(field="medium", term="painting", weight=0.1)]),
+        ScorerContribution(scorer="mention", score=0.3, evidence=[
+            TermEvidence(field="title", term="mill", weight=0.6)]),   # a noun on scikit-learn's stop list
+    )
+    e = readable(s, artwork)
+    assert [(f.name, f.words) for f in e.fields] == [
+        ("title", ("house", "mill")), ("date", ("1826",)), ("classification", ("painting",))]
+    assert str(e.fields[0].html) == "Willy Lott’s <mark>House</mark> near Flatford <mark>Mill</mark>"
+    assert [f.label for f in e.fields] == ["Title", "Date", "Classification"]
 
 
 def test_a_neighbour_only_a_group_cites_is_shown_by_its_relation_not_as_100_percent_similar():

@@ -3,10 +3,13 @@ words that matched, marked in the artwork's own text.
 
 The event's explanation is per scorer (:class:`arttag.events.Explanation`); a reader wants
 it per kind of evidence: one list of similar artworks (each once, at its best similarity)
-and the artwork's fields with the matched words marked. Scorers name fields as the text
-builder does (:func:`arttag.catalogue.text.build_fields`), ``other`` for description and
-inscription together; a term that is not a word of the field (a character n-gram, the
-embedding's "(whole text)") is left out of the marks.
+and the artwork's fields with the matched words marked. A word is marked in the record's
+field it is in (the date, not the byline the model read it in:
+:meth:`arttag.catalogue.record_words.RecordWords.source`, which also places the words of
+events written before evidence named those fields), and only a word a reader can use
+(:func:`arttag.model.readable.readable_term`: no stop words, one-letter fragments, character
+n-grams, the embedding's "(whole text)", or zero weights), the rule ``arttag suggest``'s
+reasons and the events' summaries follow.
 """
 
 from __future__ import annotations
@@ -15,15 +18,17 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from arttag.catalogue.text import build_fields
+from arttag.catalogue.record_words import RecordWords, field_text
 from arttag.errors import ConfigurationError
 from arttag.events import ArtworkMetadata, NeighbourEvidence, TagSuggestion, TagTextEvidence, TermEvidence
+from arttag.model.readable import readable_term
 from arttag.scorers.registry import get_scorer_class
 from markupsafe import Markup, escape
 
 FIELD_LABELS = {
-    "title": "Title", "group_title": "Part of", "artists": "By", "medium": "Medium",
-    "movements": "Movements", "inscription": "Inscription", "description": "Description",
+    "title": "Title", "group_title": "Part of", "artists": "By", "date": "Date", "medium": "Medium",
+    "classification": "Classification", "movements": "Movements", "inscription": "Inscription",
+    "description": "Description",
 }
 _FIELD_ALIASES = {"other": ("description", "inscription")}
 _MAX_FIELD_CHARS = 400
@@ -117,6 +122,7 @@ def readable(suggestion: TagSuggestion, artwork: ArtworkMetadata | None, max_sim
     best: dict[str, SimilarArtwork] = {}
     terms: dict[str, list[str]] = {}
     tag_text = None
+    record = RecordWords(artwork) if artwork is not None else None
     for contribution in suggestion.explanation.contributions:
         for evidence in contribution.evidence:
             if isinstance(evidence, NeighbourEvidence):
@@ -130,8 +136,13 @@ def readable(suggestion: TagSuggestion, artwork: ArtworkMetadata | None, max_sim
                 if seen is None or (seen.relation and not relation) or (
                         not relation and not seen.relation and cited.similarity > seen.similarity):
                     best[evidence.artwork_id] = cited
-            elif isinstance(evidence, TermEvidence):
-                for name in _FIELD_ALIASES.get(evidence.field, (evidence.field,)):
+            elif isinstance(evidence, TermEvidence) and record is not None:  # no record: nothing to mark
+                field = record.source(evidence.field, evidence.term)
+                if field != evidence.field:
+                    evidence = TermEvidence(field=field, term=evidence.term, weight=evidence.weight)
+                if not readable_term(evidence, record):
+                    continue
+                for name in _FIELD_ALIASES.get(field, (field,)):
                     if evidence.term not in terms.setdefault(name, []):
                         terms[name].append(evidence.term)
             elif isinstance(evidence, TagTextEvidence):
@@ -139,11 +150,11 @@ def readable(suggestion: TagSuggestion, artwork: ArtworkMetadata | None, max_sim
     similar = sorted(best.values(), key=lambda s: (s.relation is not None, -s.similarity, s.title))[:max_similar]
     fields = []
     if artwork is not None:
-        texts = build_fields(artwork)
         for name, label in FIELD_LABELS.items():
-            if name not in texts or name not in terms:
+            text = field_text(artwork, name) if name in terms else ""
+            if not text:
                 continue
-            html, words = mark(_window(texts[name], terms[name]), terms[name])
+            html, words = mark(_window(text, terms[name]), terms[name])
             if words:
                 fields.append(MarkedField(name, label, html, words))
     return ReadableExplanation(similar=similar, fields=fields, tag_text_similarity=tag_text,

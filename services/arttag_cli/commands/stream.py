@@ -48,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--timeout", type=positive("--timeout"), default=None, help="stop after this many seconds")
     t.add_argument("--top", type=int_range("--top", 1), default=5, help="tags shown per artwork")
     t.add_argument("--json", action="store_true", help="print the raw JSON records")
+    t.add_argument("--no-titles", action="store_true",
+                   help="do not read the artwork topics (a faster start on a large catalogue): "
+                   "artworks are then named by id and each tag's reason is the event's summary")
     t.set_defaults(func=_tail)
 
     d = sub.add_parser("demo", help="the main job end to end: topics, model, bundle, worker, samples in, suggestions out")
@@ -114,16 +117,38 @@ def _tail(args: argparse.Namespace) -> int:
     from arttag_stream.tail import follow, format_record
 
     settings = StreamSettings()
+    catalogue, follower = None, None
+    if args.which != "dead-letters" and not args.json and not args.no_titles:
+        # A suggestion event carries no title: the artwork topics have the records, read to
+        # their end now and followed while tailing, so the artworks are named by title and
+        # each tag gets the reason `arttag suggest` prints.
+        from arttag.errors import ArttagError
+        from arttag.kafka.artworks import CatalogueFollower, LatestArtworks
+        from confluent_kafka import KafkaException
+
+        catalogue = LatestArtworks()
+        follower = CatalogueFollower(settings.kafka, catalogue, poll_s=0.1)
+        try:
+            follower.load()
+            follower.start()
+        except (ArttagError, KafkaException) as exc:
+            print(f"arttag tail: no titles (cannot read the artwork topics: {exc})", file=sys.stderr)
+            follower.stop()
+            catalogue, follower = None, None
 
     def show(kind, value, where) -> None:
         if args.json:
             print(value.decode("utf-8", errors="replace") if value else "null")
         else:
-            print(f"{where}  " + format_record(kind, value, top=args.top), end="\n\n")
+            print(f"{where}  " + format_record(kind, value, top=args.top, catalogue=catalogue), end="\n\n")
         sys.stdout.flush()
 
-    follow(settings.kafka, [args.which], from_beginning=args.from_beginning, max_records=args.max,
-           timeout_s=args.timeout, on_record=show)
+    try:
+        follow(settings.kafka, [args.which], from_beginning=args.from_beginning, max_records=args.max,
+               timeout_s=args.timeout, on_record=show)
+    finally:
+        if follower is not None:
+            follower.stop()
     return 0
 
 

@@ -1,7 +1,8 @@
-"""``arttag suggest [FILE|-]``: explained tag suggestions for many artworks, with one model load.
+"""``arttag suggest [FILE|FOLDER|-]``: explained tag suggestions for many artworks, with one model load.
 
 Input: one JSON object, a JSON list, JSON lines, or a catalogue export (Tate-format JSON
-lines), gzipped or not (:mod:`arttag_cli.artwork_input`). Output: a table (the default on a
+lines), gzipped or not, from a file, from every such file of a folder (by name), or from
+stdin (:mod:`arttag_cli.artwork_input`). Reasons are :func:`arttag.model.readable.reason`. Output: a table (the default on a
 terminal), JSON lines (the default otherwise) or one JSON list. An artwork that cannot be
 read gets an error of its own and the others are still suggested for; the exit status is
 then 1.
@@ -16,9 +17,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from arttag.model.readable import full_evidence, reason
+
 from arttag_cli.artwork_input import InputItem, read_artworks
 from arttag_cli.options import fraction, int_range
-from arttag_cli.reasons import full_evidence, reason
 
 BATCH = 64
 MAX_LIMIT = 200  # SuggestOptions.limit's bound
@@ -27,12 +29,14 @@ MAX_LIMIT = 200  # SuggestOptions.limit's bound
 def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser(
         "suggest", help="suggest tags for artworks (JSON, JSON lines or a catalogue export; file or stdin)",
-        description="Suggest tags for every artwork of FILE (or stdin), loading the model once. Each "
-        "item is an ArtworkMetadata object (with an optional artwork_id), an artwork event, or a "
-        "Tate-format catalogue row; the file is one JSON object, a JSON list or JSON lines, gzipped or not.",
+        description="Suggest tags for every artwork of FILE, of every artwork file of FOLDER, or of "
+        "stdin, loading the model once. Each item is an ArtworkMetadata object (with an optional "
+        "artwork_id), an artwork event, or a Tate-format catalogue row; a file is one JSON object, "
+        "a JSON list or JSON lines, gzipped or not.",
     )
-    s.add_argument("input", nargs="?", default="-", metavar="FILE",
-                   help="artworks to tag; '-' (the default) reads stdin")
+    s.add_argument("input", nargs="?", default="-", metavar="FILE|FOLDER",
+                   help="artworks to tag: a file; a folder (its .json, .jsonl and .ndjson files, "
+                   "gzipped or not, by name); '-' (the default) reads stdin")
     s.add_argument("--bundle", type=Path, default=None,
                    help="model bundle pointer or folder (default: ARTTAG_BUNDLE_DIR)")
     s.add_argument("--limit", type=int_range("--limit", 1, MAX_LIMIT), default=10,

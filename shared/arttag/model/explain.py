@@ -4,9 +4,13 @@ Every suggestion carries, per scorer, the score that scorer gave the tag, its
 rank among that scorer's own candidates, and the evidence that produced the
 score: the training artworks that voted (kNN scorers, exactly the voters),
 this artwork's words with the largest contributions (TF-IDF), or the tag text
-compared (semantic). The summary is one readable sentence built from them:
-each scorer words its own evidence (:meth:`Scorer.summarise_evidence`) and
-decides whether it is cited at all (:meth:`Scorer.cites`).
+compared (semantic). A cited word names the field of the record it is in (the
+date, not the byline the model read it in: :meth:`RecordWords.source`). The summary
+is one readable sentence built from the evidence a person can use
+(:func:`arttag.model.readable.readable_evidence`: no fragments, stop words or
+zero weights; the contributions keep it all): each scorer words its own evidence
+(:meth:`Scorer.summarise_evidence`) and decides whether it is cited at all
+(:meth:`Scorer.cites`).
 
 Only the tags that are published are explained, and each scorer explains all of
 a batch's at once (:meth:`Scorer.explain_many`), so work shared between the tags
@@ -21,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from arttag.catalogue.record_words import SOURCES, RecordWords
 from arttag.errors import ModelError
 from arttag.events import (
     ArtworkMetadata,
@@ -31,9 +36,11 @@ from arttag.events import (
     TermEvidence,
     evidence_json,
     remember_json,
+    term_evidence,
     trusted,
 )
 from arttag.model.ensemble import BaseEnsemble, Ranked
+from arttag.model.readable import readable_term
 from arttag.model.tagger import SuggestOptions
 from arttag.scorers.base import Batch, Candidates, Scorer
 
@@ -82,10 +89,64 @@ def published(metas: Sequence[ArtworkMetadata], ranked: Sequence[Ranked], ensemb
     return out
 
 
+class RowEvidence:
+    """What :func:`explain_picks` learns about one artwork's cited words, kept for all its tags
+    and scorers (their words repeat): the field of the record each is in, and whether a reader
+    can use it."""
+
+    def __init__(self, meta: ArtworkMetadata) -> None:
+        self.record = RecordWords(meta)
+        self._source: dict[tuple[str, str], str] = {}
+        self._moved: dict[int, tuple[TermEvidence, TermEvidence]] = {}
+        self._readable: dict[tuple[str, str], bool] = {}
+
+    def sort(self, evidence: list[Evidence]) -> tuple[list[Evidence], list[Evidence]]:
+        """``evidence`` with each word of a merged field (:data:`SOURCES`) naming the record's
+        field it came from (the same list when none moves), and of those the evidence a reader
+        can use (:func:`arttag.model.readable.readable_evidence`, each word decided once per
+        artwork, and said once)."""
+        if TermEvidence not in set(map(type, evidence)):
+            # no words (most lists: the neighbour scorers'), so the short way; a plain read of
+            # the similarity, as this runs for every cited artwork
+            return evidence, [e for e in evidence if e.__dict__["similarity"] > 0]
+        out = None
+        shown = []
+        said: set[tuple[str, str]] = set()  # a word and a character n-gram may be the same letters
+        for i, e in enumerate(evidence):
+            if type(e) is not TermEvidence:
+                if e.__dict__["similarity"] > 0:
+                    shown.append(e)
+                continue
+            field, term = e.field, e.term
+            if field in SOURCES:
+                own = self._source.get((field, term))
+                if own is None:
+                    own = self._source[(field, term)] = self.record.source(field, term)
+                if own != field:
+                    # one moved copy per evidence object, so what the scorer shared stays shared;
+                    # the original is held with it, so its id cannot be reused by another
+                    hit = self._moved.get(id(e))
+                    if hit is None:
+                        hit = self._moved[id(e)] = (e, term_evidence(own, term, e.weight))
+                    moved = hit[1]
+                    if out is None:
+                        out = list(evidence)
+                    out[i] = e = moved
+                    field = own
+            if e.weight > 0:
+                ok = self._readable.get((field, term))
+                if ok is None:
+                    ok = self._readable[(field, term)] = readable_term(e, self.record)
+                if ok and (field, term) not in said:
+                    said.add((field, term))
+                    shown.append(e)
+        return (evidence if out is None else out), shown
+
+
 def explain_picks(scorer: Scorer, c: Candidates, batch: Batch, ranked: Sequence[Ranked],
-                  picks: Sequence[Sequence[Pick]], max_evidence: int = 5) -> None:
+                  picks: Sequence[Sequence[Pick]], rows: Sequence[RowEvidence], max_evidence: int = 5) -> None:
     """Adds ``scorer``'s contribution and summary phrases to every pick it cites, explaining
-    them all with one :meth:`Scorer.explain_many` call."""
+    them all with one :meth:`Scorer.explain_many` call. ``rows``: one :class:`RowEvidence` per artwork."""
     wanted: list[tuple[int, int]] = []
     cited: list[tuple[Pick, float, int]] = []
     name = scorer.name
@@ -100,12 +161,13 @@ def explain_picks(scorer: Scorer, c: Candidates, batch: Batch, ranked: Sequence[
                 cited.append((pick, score, rank))
     # Evidence objects may be shared between picks (they are frozen), so are their phrases.
     phrased: dict[tuple[int, ...], list[str]] = {}
-    for (pick, score, rank), evidence in zip(cited, scorer.explain_many(batch, c, wanted, max_evidence)):
+    for (row, _), (pick, score, rank), evidence in zip(wanted, cited, scorer.explain_many(batch, c, wanted, max_evidence)):
+        evidence, shown = rows[row].sort(evidence)
         pick.contributions.append((name, round(score, 6), rank, evidence))
-        key = tuple(map(id, evidence))
+        key = tuple(map(id, shown))
         phrases = phrased.get(key)
         if phrases is None:
-            phrases = phrased[key] = scorer.summarise_evidence(evidence)
+            phrases = phrased[key] = scorer.summarise_evidence(shown)
         pick.phrases += phrases
 
 
@@ -176,6 +238,7 @@ def build_suggestions(
     """The published tags of every artwork of the batch, explained: :func:`published`, then
     :func:`explain_picks` per scorer (in scorer order, the order of the contributions), then :func:`assemble`."""
     picks = published(metas, ranked, ensemble, options)
+    rows = [RowEvidence(meta) for meta in metas]
     for scorer, c in zip(ensemble.scorers, cands):
-        explain_picks(scorer, c, batch, ranked, picks, max_evidence)
+        explain_picks(scorer, c, batch, ranked, picks, rows, max_evidence)
     return assemble(ensemble, metas, ranked, picks)

@@ -27,11 +27,19 @@ import numpy as np
 
 from arttag.events import NeighbourEvidence, TagSuggestion, TermEvidence
 
-# Which Batch fields a TermEvidence field names (the TF-IDF "other" block is owned by "movements";
-# the mention scorer's "other" is description and inscription).
+# Which Batch fields (the model's, arttag.catalogue.text.build_fields) a TermEvidence field names.
+# Evidence names the record's own field (arttag.catalogue.record_words): the date is read in the
+# byline, the classification in the medium; the TF-IDF block of movements, inscription and
+# description is one vocabulary, so a word of one of them is taken out of all three; events
+# written before name the merged fields themselves ("other", "movements").
+_OTHER_BLOCK = ("movements", "inscription", "description")
 _FIELDS = {
+    "date": ("artists",),
+    "classification": ("medium",),
     "other": ("description", "inscription"),
-    "movements": ("movements", "inscription", "description"),
+    "movements": _OTHER_BLOCK,
+    "inscription": _OTHER_BLOCK,
+    "description": _OTHER_BLOCK,
 }
 HIST_EDGES = {
     "comprehensiveness": [round(x, 1) for x in np.linspace(-1.0, 1.0, 21)],
