@@ -13,6 +13,8 @@ from typing import Any
 from arttag.errors import ArttagError, ConfigurationError
 from arttag.settings import CliSettings
 
+from arttag_cli.options import int_range
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train a model bundle from a catalogue (JSON lines, optionally gzipped)")
@@ -50,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="dev: the artworks training held out (default; honest on the training catalogue); "
                    "new-acquisitions: the artworks acquired from --acquired-from on, for a bundle trained on "
                    "those acquired before; all: every tagged artwork (for a catalogue the bundle was not trained on)")
-    e.add_argument("--acquired-from", type=int, default=None, metavar="YEAR",
+    e.add_argument("--acquired-from", type=int_range("--acquired-from", 1, 9999), default=None, metavar="YEAR",
                    help="first acquisition year of the new-acquisitions split (default 2000)")
     e.add_argument("--all", action="store_const", const="all", dest="split", help="the same as --split all")
     e.add_argument("--plots", type=Path, default=None, metavar="DIR",
