@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-confidence", type=fraction("--min-confidence"), default=0.5,
                    help="confidence from which a missing suggestion is a likely overlooked tag (default 0.5)")
     p.add_argument("--learn-threshold", type=fraction("--learn-threshold"), default=0.5,
-                   help="confidence from which a suggestion counts as predicted for dev precision/recall")
+                   help="confidence from which a suggestion counts as predicted for dev precision/recall (default 0.5)")
     p.add_argument("--overlooked-on", choices=("dev", "all"), default="dev",
                    help="look for overlooked tags on the dev split (default; the model never saw it) or all")
     p.add_argument("--embedding-cache", type=Path, default=None,
