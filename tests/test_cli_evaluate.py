@@ -36,10 +36,17 @@ def test_evaluate_all_of_a_metadata_file_with_plots(capsys, tmp_path: Path, samp
     figures, plots = tmp_path / "figures.json", tmp_path / "plots"
     assert main(["evaluate", str(path), "--bundle", str(hashing_bundle_dir), "--all", "--plots", str(plots),
                  "--json", str(figures), "--embedding-cache", str(tmp_path / "emb")]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "all split: 80 tagged artworks" in out
     result = json.loads(figures.read_text())
     assert result["split"] == "all" and result["dev_artworks"] == 80
+    # the sample's artworks of the train and rerank splits are in the bundle: said, and counted
+    from arttag.catalogue.split import split_of
+
+    learnt = sum(1 for r in _as_metadata_lines(sample_catalogue, 80) if split_of(r["artwork_id"]) != "dev")
+    assert 0 < result["seen_in_training"] == learnt < 80
+    assert f"warning: {learnt} of the 80 artworks evaluated are artworks the bundle learnt from" in captured.err
     # artworks the bundle was trained on (most of them): the top tag is mostly right
     assert result["headline"]["p_at_1"] > 0.5
     for name in ("precision_recall.png", "calibration.png", "recall_by_group.png"):
@@ -58,6 +65,7 @@ def test_evaluate_dev_split_by_default_and_errors(capsys, tmp_path: Path, sample
     captured = capsys.readouterr()
     dev = int(captured.out.split("dev split: ")[1].split()[0])
     assert 0 < dev < 300
+    assert "learnt from" not in captured.err  # the dev split is held out of training
     assert "skipped line 301" in captured.err
     untagged = tmp_path / "untagged.jsonl"
     untagged.write_text('{"title": "Sea"}\n')

@@ -1,5 +1,6 @@
 """The examples in README.md and docs/ stay right: every `arttag` command line parses, the ones
-that need no broker and no model run, and the tag ids the API examples use are the sample's."""
+that need no broker and no model run, and the tag ids the API examples use are the sample's.
+The README's broker steps (stream, backfill, tail, the API, curate) run in test_cli_examples_kafka.py."""
 
 from __future__ import annotations
 

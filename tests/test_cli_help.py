@@ -47,3 +47,20 @@ def test_version_and_description(capsys):
     assert capsys.readouterr().out.strip() == f"arttag {version('arttag')}"
     description = build_parser().description
     assert "console script" not in description and "Kafka" in description
+
+
+def test_every_option_with_a_default_states_it():
+    """An option that has a value when not given says which (argparse does not print it)."""
+    unstated = []
+    for path, parser in _walk(build_parser(), "arttag"):
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction, argparse._VersionAction,
+                                   argparse._StoreConstAction, argparse._StoreTrueAction,
+                                   argparse._StoreFalseAction)):
+                continue
+            if action.default is None or action.default == argparse.SUPPRESS:
+                continue  # nothing, or a default the help names by its setting (ARTTAG_...)
+            if "default" not in (action.help or ""):
+                unstated.append(f"{path} {'/'.join(action.option_strings) or action.dest} "
+                                f"(default {action.default!r})")
+    assert unstated == []

@@ -20,6 +20,7 @@ def test_compose_file_has_kafka_topic_init_and_services_with_healthchecks():
     assert services["topic-init"]["command"] == ["topics", "create"]
     for name in ("kafka", "stream", "api"):
         assert "healthcheck" in services[name], name
+    assert services["curate"]["command"] == ["curate"]
     assert "${ARTTAG_API_KEY_HASHES:?" in COMPOSE.read_text()
     assert "${ARTTAG_MODELS_DIR:?" in COMPOSE.read_text()
 
@@ -41,9 +42,16 @@ COMPOSE_CMD = _compose_command()
 def test_docker_compose_config_validates_and_requires_settings(tmp_path):
     base = {"PATH": "/usr/bin:/bin:/usr/local/bin"}
     env = {**base, "ARTTAG_MODELS_DIR": str(tmp_path), "ARTTAG_API_KEY_HASHES": "[]"}
-    ok = subprocess.run([*COMPOSE_CMD, "-f", str(COMPOSE), "config", "-q"],
+    ok = subprocess.run([*COMPOSE_CMD, "-f", str(COMPOSE), "config"],
                         capture_output=True, text=True, env=env)
     assert ok.returncode == 0, ok.stderr
+    # what compose resolves: the curation processor, and the state volume the API shares with it
+    resolved = yaml.safe_load(ok.stdout)
+    assert set(resolved["services"]) == {"kafka", "topic-init", "stream", "api", "curate"}
+    assert "arttag-state" in resolved["volumes"]
+    for name in ("api", "curate"):
+        mounts = [str(v) for v in resolved["services"][name]["volumes"]]
+        assert any("arttag-state" in m and "/var/lib/arttag" in m for m in mounts), (name, mounts)
     missing = subprocess.run([*COMPOSE_CMD, "-f", str(COMPOSE), "config", "-q"],
                              capture_output=True, text=True, env=base)
     assert missing.returncode != 0

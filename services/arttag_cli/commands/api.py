@@ -6,15 +6,17 @@ import argparse
 import getpass
 import logging
 
+from arttag_cli.options import int_range
+
 log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("api", help="serve the HTTP API (FastAPI + uvicorn)")
     p.add_argument("--host", help="bind address (default: ARTTAG_HOST or 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (default: ARTTAG_PORT or 8000)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="uvicorn worker processes; each loads the model and reads the latest view")
+    p.add_argument("--port", type=int_range("--port", 1, 65535), help="port, 1 to 65535 (default: ARTTAG_PORT or 8000)")
+    p.add_argument("--workers", type=int_range("--workers", 1), default=1,
+                   help="uvicorn worker processes; each loads the model and reads the latest view (default 1)")
     p.set_defaults(func=_serve)
     s = p.add_subparsers(dest="action")
     h = s.add_parser("hash-key", help="print sha256(key) for ARTTAG_API_KEY_HASHES (reads the key from stdin)")

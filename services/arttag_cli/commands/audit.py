@@ -8,6 +8,8 @@ from pathlib import Path
 
 from arttag.errors import ConfigurationError
 
+from arttag_cli.options import fraction
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -23,18 +25,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encoder", choices=("onnx", "hashing"), default="onnx",
                    help="text encoder for tag and artwork embeddings (default: onnx, the real MPNet; "
                    "hashing is a fast fake for dry runs)")
-    p.add_argument("--tag-similarity", type=float, default=None,
+    p.add_argument("--tag-similarity", type=fraction("--tag-similarity"), default=None,
                    help="cosine from which two tag labels are near-duplicates (default 0.85; "
                    "not used with --encoder hashing)")
-    p.add_argument("--artwork-similarity", type=float, default=0.95,
+    p.add_argument("--artwork-similarity", type=fraction("--artwork-similarity"), default=0.95,
                    help="cosine from which two artworks of a block are near-identical (default 0.95)")
-    p.add_argument("--prefilter-similarity", type=float, default=0.9,
+    p.add_argument("--prefilter-similarity", type=fraction("--prefilter-similarity"), default=0.9,
                    help="cosine of hashed words (group title left out) from which two artworks of a block are "
                    "compared by the encoder at all (default 0.9)")
-    p.add_argument("--min-confidence", type=float, default=0.5,
+    p.add_argument("--min-confidence", type=fraction("--min-confidence"), default=0.5,
                    help="confidence from which a missing suggestion is a likely overlooked tag (default 0.5)")
-    p.add_argument("--learn-threshold", type=float, default=0.5,
-                   help="confidence from which a suggestion counts as predicted for dev precision/recall")
+    p.add_argument("--learn-threshold", type=fraction("--learn-threshold"), default=0.5,
+                   help="confidence from which a suggestion counts as predicted for dev precision/recall (default 0.5)")
     p.add_argument("--overlooked-on", choices=("dev", "all"), default="dev",
                    help="look for overlooked tags on the dev split (default; the model never saw it) or all")
     p.add_argument("--embedding-cache", type=Path, default=None,
@@ -102,7 +104,7 @@ def _audit(args: argparse.Namespace) -> int:
 
         tagger = open_tagger(args.bundle, CliSettings().encoder, kind=args.encoder, reuse=encoder)
     options = AuditOptions(
-        tag_similarity=args.tag_similarity or 0.85,
+        tag_similarity=0.85 if args.tag_similarity is None else args.tag_similarity,
         artwork_similarity=args.artwork_similarity,
         prefilter_similarity=args.prefilter_similarity,
         min_confidence=args.min_confidence,

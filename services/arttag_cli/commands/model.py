@@ -9,6 +9,8 @@ from pathlib import Path
 
 from arttag.settings import CliSettings
 
+from arttag_cli.options import int_range
+
 log = logging.getLogger(__name__)
 
 
@@ -31,8 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--model-dir", type=Path, help="fetched model (default: ARTTAG_ENCODER__MODEL_DIR)")
     e.add_argument("--onnx-dir", type=Path, help="output folder (default: ARTTAG_ENCODER__ONNX_DIR or <model dir>-onnx)")
     e.add_argument("--variants", default="fp32,int8", help="comma-separated: fp32, int8 (default: both)")
-    e.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 18)")
-    e.add_argument("--calibration-size", type=int, default=None, help="sample texts used to calibrate int8")
+    # 13: the int8 variant's per-channel QDQ needs it; 20: the newest opset torch's TorchScript
+    # exporter (the one optimum uses) writes
+    e.add_argument("--opset", type=int_range("--opset", 13, 20), default=None, help="ONNX opset, 13 to 20 (default: 18)")
+    e.add_argument("--calibration-size", type=int_range("--calibration-size", 1), default=None,
+                   help="sample texts used to calibrate int8 (default 128, the recipe's)")
     e.add_argument("--no-optimize", action="store_true", help="skip the fp32 fusion pass")
     e.set_defaults(func=_export)
 

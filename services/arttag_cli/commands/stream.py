@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--from-beginning", action="store_true", help="start at the oldest record kept, not at new ones")
     t.add_argument("--max", type=int_range("--max", 1), default=None, help="stop after this many records")
     t.add_argument("--timeout", type=positive("--timeout"), default=None, help="stop after this many seconds")
-    t.add_argument("--top", type=int_range("--top", 1), default=5, help="tags shown per artwork")
+    t.add_argument("--top", type=int_range("--top", 1), default=5, help="tags shown per artwork (default 5)")
     t.add_argument("--json", action="store_true", help="print the raw JSON records")
     t.add_argument("--no-titles", action="store_true",
                    help="do not read the artwork topics (a faster start on a large catalogue): "
@@ -55,8 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     d = sub.add_parser("demo", help="the main job end to end: topics, model, bundle, worker, samples in, suggestions out")
     d.add_argument("--encoder", choices=("onnx", "hashing"), default="onnx",
-                   help="onnx: the real model (fetched and exported if missing); hashing: fast, no model")
-    d.add_argument("--count", type=int_range("--count", 1), default=20, help="sample artworks to publish")
+                   help="onnx (default): the real model (fetched and exported if missing); hashing: fast, no model")
+    d.add_argument("--count", type=int_range("--count", 1), default=20, help="sample artworks to publish (default 20)")
     d.add_argument("--timeout", type=positive("--timeout"), default=300.0,
                    help="seconds to wait for every suggestion before giving up (default 300)")
     d.add_argument("--keep-topics", action="store_true", help="keep the demo's topics afterwards")
