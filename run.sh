@@ -18,7 +18,9 @@ setup() {
   fi
   .venv/bin/python -m pip install -q --upgrade pip
   # A first install takes minutes (PyTorch for the model export is most of it): say so and
-  # show each package as it arrives; a repeat install prints only the summary line.
+  # show each package as it arrives; a repeat install prints only the summary line. The rest
+  # of pip's output is dropped here, where it arises: setuptools' "Editable installation"
+  # notice, for one, is printed while pip builds the editable wheel, never when arttag runs.
   echo "run.sh: installing arttag and its test extras into .venv (first time: several minutes, about 6 GB)" >&2
   .venv/bin/python -m pip install --progress-bar off -e ".[test]" 2>&1 \
     | while IFS= read -r line; do

@@ -58,3 +58,39 @@ def test_missing_export_extra_names_the_install_command(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "optimum.exporters.onnx", None)
     with pytest.raises(ModelError, match=r'pip install "arttag\[export\]"'):
         export_onnx(tmp_path, tmp_path / "x", progress=False)
+
+
+def test_the_exporters_expected_warnings_are_silenced_at_the_export(tiny_mpnet_dir, tmp_path, capfd):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # what a person running with -W default would see, and more
+        export_onnx(tiny_mpnet_dir, tmp_path / "onnx", variants=["fp32"], progress=False)
+    shown = [f"{w.category.__name__}: {w.message}" for w in caught
+             if issubclass(w.category, DeprecationWarning) or w.category.__name__ == "TracerWarning"]
+    assert shown == []
+    err = capfd.readouterr().err
+    assert "torch_dtype" not in err and "Weight deduplication" not in err
+
+
+def test_only_the_expected_export_warnings_are_silenced(caplog):
+    import logging
+    import warnings
+
+    from arttag.encoders.export_noise import expected_export_noise_silenced
+
+    caplog.set_level(logging.INFO)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with expected_export_noise_silenced():
+            warnings.warn("a deprecation of arttag's own", DeprecationWarning, stacklevel=1)
+            logging.getLogger("optimum.exporters.onnx.base").warning("the exported model differs")
+            logging.getLogger("optimum.exporters.onnx.base").warning(
+                "Weight deduplication check in the ONNX export requires accelerate. Please install accelerate.")
+            logging.getLogger("transformers.configuration_utils").error("`torch_dtype` is deprecated, and broke")
+    assert [str(w.message) for w in caught] == ["a deprecation of arttag's own"]
+    assert [r.getMessage() for r in caplog.records] == ["the exported model differs",
+                                                        "`torch_dtype` is deprecated, and broke"]
+    # outside the export, nothing is filtered any more
+    logging.getLogger("optimum.exporters.onnx.base").warning("Weight deduplication check in the ONNX export")
+    assert caplog.records[-1].getMessage().startswith("Weight deduplication")

@@ -32,6 +32,7 @@ from arttag.encoders.manifest import (
     OnnxVariant,
     write_manifest,
 )
+from arttag.encoders.export_noise import expected_export_noise_silenced
 from arttag.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -487,16 +488,19 @@ def export_onnx(
         raw_dir = tmp_path / "raw"
         bar.set_postfix_str("optimum export")
         try:
-            main_export(
-                str(model_dir),
-                raw_dir,
-                task="feature-extraction",
-                library_name="transformers",
-                opset=opset,
-                do_validation=False,
-                local_files_only=True,
-                device="cpu",
-            )
+            # the exporter's expected deprecation and tracing warnings, and why each is expected,
+            # are in arttag.encoders.export_noise; everything else still shows
+            with expected_export_noise_silenced():
+                main_export(
+                    str(model_dir),
+                    raw_dir,
+                    task="feature-extraction",
+                    library_name="transformers",
+                    opset=opset,
+                    do_validation=False,
+                    local_files_only=True,
+                    device="cpu",
+                )
         except Exception as exc:  # optimum/torch raise many unrelated types; the CLI needs one
             raise ModelError(f"ONNX export of {model_dir} failed: {exc}", model_dir=str(model_dir)) from exc
         bar.update(1)

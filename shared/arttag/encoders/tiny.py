@@ -51,7 +51,12 @@ def build_tiny_mpnet(
 ) -> Path:
     """Write a sentence-transformers model folder (Transformer + mean Pooling + Normalize) to ``out_dir``."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+
+    try:  # newer sentence-transformers moved the modules here (the old path warns); older ones have only the old
+        from sentence_transformers.sentence_transformer import modules as models
+    except ImportError:
+        from sentence_transformers import models
     from transformers import MPNetConfig, MPNetModel, MPNetTokenizerFast
 
     out_dir = Path(out_dir)
