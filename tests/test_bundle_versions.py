@@ -11,7 +11,7 @@ import pytest
 from arttag.catalogue.records import iter_catalogue, load_catalogue
 from arttag.encoders import HashingEncoder
 from arttag.errors import ModelError
-from arttag.events import ArtworkCreated, ArtworkMetadata, encode_event
+from arttag.events import ArtworkCreated, ArtworkMetadata, answer_digest, encode_event
 from arttag.model.bundle import (
     MANIFEST,
     copy_version,
@@ -248,7 +248,7 @@ def test_processor_switches_model_between_batches_and_refuses_a_corrupt_version(
     result = processor.process(_messages(events, 4, 4))
     versions, tags = _versions_and_tags(result)
     assert versions == {"b-2"} and tags <= vocab_b and not tags <= vocab_a
-    assert all(e.suggestion_id.endswith(":b-2") for _, e in result.suggestions)
+    assert all(e.suggestion_id.endswith(f":b-2:{answer_digest(e.suggestions)}") for _, e in result.suggestions)
     # artworks answered by the old model are answered again by the new one
     assert len(processor.process(_messages(events, 0, 4)).suggestions) == 4
 
