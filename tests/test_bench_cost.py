@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from .support import REPO, load_bench_module
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("arttag_bench_cost", REPO / "bench" / "cost.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-cost = _load()
+cost = load_bench_module("cost")
 
 SUGGESTION = {
     "tag_id": "7", "label": "harbour", "score": 0.81, "confidence": 0.81, "scorers": ["knn", "tfidf"],

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from .support import REPO, load_bench_module
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("arttag_bench_machine_info", REPO / "bench" / "machine_info.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-machine_info = _load()
+machine_info = load_bench_module("machine_info")
 
 
 def test_a_scratch_folder_is_recorded_relative_to_the_temporary_folder():

@@ -7,19 +7,14 @@ import argparse
 import pytest
 from arttag_cli.main import build_parser, main
 
+from .support import walk_parsers
 
-def _walk(parser: argparse.ArgumentParser, path: str):
-    yield path, parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield from _walk(sub, f"{path} {name}")
 
 
 def test_every_option_and_argument_of_every_command_has_help():
     missing = []
     commands = 0
-    for path, parser in _walk(build_parser(), "arttag"):
+    for path, parser in walk_parsers(build_parser(), "arttag"):
         commands += 1
         for action in parser._actions:
             if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction, argparse._VersionAction)):
@@ -31,7 +26,7 @@ def test_every_option_and_argument_of_every_command_has_help():
 
 
 def test_every_command_has_help_in_the_command_list():
-    for path, parser in _walk(build_parser(), "arttag"):
+    for path, parser in walk_parsers(build_parser(), "arttag"):
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):
                 helped = {a.dest for a in action._choices_actions if a.help}
@@ -52,7 +47,7 @@ def test_version_and_description(capsys):
 def test_every_option_with_a_default_states_it():
     """An option that has a value when not given says which (argparse does not print it)."""
     unstated = []
-    for path, parser in _walk(build_parser(), "arttag"):
+    for path, parser in walk_parsers(build_parser(), "arttag"):
         for action in parser._actions:
             if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction, argparse._VersionAction,
                                    argparse._StoreConstAction, argparse._StoreTrueAction,

@@ -7,18 +7,13 @@ import argparse
 import pytest
 from arttag_cli.main import build_parser, main
 
+from .support import walk_parsers
+
 # actions that take no value of their own
 _NO_VALUE = (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction,
              argparse._StoreConstAction, argparse._StoreTrueAction, argparse._StoreFalseAction,
              argparse._CountAction, argparse._AppendConstAction)
 
-
-def _walk(parser: argparse.ArgumentParser, path: str):
-    yield path, parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield from _walk(sub, f"{path} {name}")
 
 
 def _numeric(action: argparse.Action) -> bool:
@@ -31,7 +26,7 @@ def _numeric(action: argparse.Action) -> bool:
 
 def test_every_numeric_option_of_every_command_is_range_checked():
     unchecked, misnamed, numeric = [], [], 0
-    for path, parser in _walk(build_parser(), "arttag"):
+    for path, parser in walk_parsers(build_parser(), "arttag"):
         for action in parser._actions:
             if isinstance(action, _NO_VALUE) or not _numeric(action):
                 continue
