@@ -56,7 +56,7 @@ def suggestions(artwork_id: str = "A1", revision: int = 3) -> TagSuggestionsPubl
                         already_assigned=False,
                         explanation=Explanation(summary="like B2", contributions=[contribution]))
     return TagSuggestionsPublished(
-        suggestion_id=TagSuggestionsPublished.make_id(artwork_id, revision, "h" * 64, "m1"),
+        suggestion_id=TagSuggestionsPublished.make_id(artwork_id, revision, "h" * 64, "m1", [tag]),
         artwork_id=artwork_id, revision=revision, content_hash="h" * 64, model_version="m1",
         produced_at=T0, suggestions=[tag])
 
