@@ -56,9 +56,13 @@ def portable_command(script: str, argv: list[str]) -> str:
     them, except /tmp ones, kept as typed so that the command runs as shown (/tmp is on every
     POSIX machine; ``$TMPDIR`` is often unset)."""
     def shown(word: str) -> str:
-        if not word.startswith("/") or Path(word).parts[:2] == ("/", "tmp"):
+        if not word.startswith("/"):
             return word
-        return portable_path(word)  # outputs need not exist yet
+        path = Path(word).absolute()
+        # the checkout and what lies beside it first: a checkout may itself be under /tmp
+        if path.is_relative_to(REPO) or path.is_relative_to(REPO.parent) or path.parts[:2] != ("/", "tmp"):
+            return portable_path(word)  # outputs need not exist yet
+        return word
 
     return " ".join(["python", script, *map(shown, argv)])
 
