@@ -60,9 +60,13 @@ def test_missing_export_extra_names_the_install_command(monkeypatch, tmp_path):
         export_onnx(tmp_path, tmp_path / "x", progress=False)
 
 
-def test_the_exporters_expected_warnings_are_silenced_at_the_export(tiny_mpnet_dir, tmp_path, capfd):
+def test_the_exporters_expected_warnings_are_silenced_at_the_export(tiny_mpnet_dir, tmp_path, capfd, caplog):
+    import logging
     import warnings
 
+    from arttag.encoders.export_noise import OPTIMIZER_STEP_LOGGERS
+
+    caplog.set_level(logging.INFO)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")  # what a person running with -W default would see, and more
         export_onnx(tiny_mpnet_dir, tmp_path / "onnx", variants=["fp32"], progress=False)
@@ -71,6 +75,26 @@ def test_the_exporters_expected_warnings_are_silenced_at_the_export(tiny_mpnet_d
     assert shown == []
     err = capfd.readouterr().err
     assert "torch_dtype" not in err and "Weight deduplication" not in err
+    # the fp32 variant went through onnxruntime's optimizer, whose step reports stay quiet
+    assert [r.getMessage() for r in caplog.records if r.name in OPTIMIZER_STEP_LOGGERS] == []
+    assert any(r.name == "arttag.encoders.export" for r in caplog.records)  # arttag's own still show
+
+
+def test_the_optimizer_keeps_its_warnings_and_its_levels_outside_the_export(caplog):
+    import logging
+
+    from arttag.encoders.export_noise import optimizer_steps_quiet
+
+    caplog.set_level(logging.INFO)
+    fusion = logging.getLogger("fusion_base")
+    before = fusion.level
+    with optimizer_steps_quiet():
+        fusion.info("Fused Gelu: 12")
+        fusion.warning("a fusion went wrong")
+    fusion.info("Fused BiasGelu: 12")
+    assert [r.getMessage() for r in caplog.records if r.name == "fusion_base"] == \
+        ["a fusion went wrong", "Fused BiasGelu: 12"]
+    assert fusion.level == before
 
 
 def test_only_the_expected_export_warnings_are_silenced(caplog):

@@ -43,8 +43,9 @@ from arttag_stream.tail import follow, format_dead_letter, format_suggestions
 log = logging.getLogger(__name__)
 
 # What the long steps cost, said before each starts. Rough figures for a quiet 2-core machine
-# (the whole first demo took 3 min 51 s there: README, "What the first run costs"); a machine
-# under other load takes several times longer.
+# (the whole first demo took 2 min 42 s there with a fast link: the download 7 s, the export
+# 63 s, the training 61 s; README, "What the first run costs"); a machine under other load
+# takes several times longer.
 SAMPLE_ARTWORKS = "3,847"
 FETCH_TIME = "about 1 min at 100 Mbit/s, longer on a slower link; once"
 EXPORT_TIME = "about 1 to 2 min, once"

@@ -32,7 +32,7 @@ from arttag.encoders.manifest import (
     OnnxVariant,
     write_manifest,
 )
-from arttag.encoders.export_noise import expected_export_noise_silenced
+from arttag.encoders.export_noise import expected_export_noise_silenced, optimizer_steps_quiet
 from arttag.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -516,7 +516,8 @@ def export_onnx(
             fp32 = tmp_path / FP32_FILE
             if optimize:
                 bar.set_postfix_str("fuse fp32")
-                _optimize_fp32(raw, fp32, int(config["num_attention_heads"]), int(config["hidden_size"]))
+                with optimizer_steps_quiet():
+                    _optimize_fp32(raw, fp32, int(config["num_attention_heads"]), int(config["hidden_size"]))
                 bar.update(1)
             else:
                 shutil.copyfile(raw, fp32)
@@ -528,10 +529,11 @@ def export_onnx(
             bar.set_postfix_str("int8 static quantization")
             int8 = tmp_path / INT8_FILE
             calib = list(texts) if texts is not None else calibration_texts(recipe.calibration_size)
-            records["int8"] = quantize_int8(
-                raw, int8, tokenizer_path=tokenizer_src, max_length=sentence.max_length,
-                texts=calib, recipe=recipe, progress=progress,
-            )
+            with optimizer_steps_quiet():
+                records["int8"] = quantize_int8(
+                    raw, int8, tokenizer_path=tokenizer_src, max_length=sentence.max_length,
+                    texts=calib, recipe=recipe, progress=progress,
+                )
             staged["int8"] = int8
             bar.update(1)
         shutil.copyfile(tokenizer_src, tmp_path / "tokenizer.json")

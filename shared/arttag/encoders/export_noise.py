@@ -15,6 +15,12 @@ exporting once sees them as errors that are not there:
   ties no weights, so there is nothing to deduplicate): log records, filtered on their
   own loggers by their text.
 
+- onnxruntime's graph optimizer and quantizer report each step at INFO on loggers of their own
+  ("Fused Gelu: 12", "Removed 132 nodes", "Performing symbolic shape inference..."): progress
+  for people who work on the optimizer, not for someone exporting once, whose own progress
+  bar names the step. Below WARNING they are dropped during the export
+  (:func:`optimizer_steps_quiet`).
+
 Anything else, including every error, still reaches the person exporting.
 """
 
@@ -24,6 +30,10 @@ import logging
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+# the loggers onnxruntime's transformers optimizer and its quantization tools report steps on
+OPTIMIZER_STEP_LOGGERS = ("fusion_base", "fusion_utils", "onnx_model", "onnx_model_bert",
+                          "onnxruntime.quantization.shape_inference")
 
 # (logger, start of the message) of the expected log records
 EXPECTED_RECORDS = (
@@ -58,3 +68,18 @@ def expected_export_noise_silenced() -> Iterator[None]:
         finally:
             for logger, drop in filters:
                 logger.removeFilter(drop)
+
+
+@contextmanager
+def optimizer_steps_quiet() -> Iterator[None]:
+    """Around the fp32 optimisation and the int8 quantization: the optimizer's step reports
+    (INFO) are dropped, its warnings and errors are not."""
+    loggers = [logging.getLogger(name) for name in OPTIMIZER_STEP_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
