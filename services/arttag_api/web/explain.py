@@ -137,12 +137,10 @@ def readable(suggestion: TagSuggestion, artwork: ArtworkMetadata | None, max_sim
                         not relation and not seen.relation and cited.similarity > seen.similarity):
                     best[evidence.artwork_id] = cited
             elif isinstance(evidence, TermEvidence) and record is not None:  # no record: nothing to mark
-                field = record.source(evidence.field, evidence.term)
-                if field != evidence.field:
-                    evidence = TermEvidence(field=field, term=evidence.term, weight=evidence.weight)
+                evidence = record.place(evidence)
                 if not readable_term(evidence, record):
                     continue
-                for name in _FIELD_ALIASES.get(field, (field,)):
+                for name in _FIELD_ALIASES.get(evidence.field, (evidence.field,)):
                     if evidence.term not in terms.setdefault(name, []):
                         terms[name].append(evidence.term)
             elif isinstance(evidence, TagTextEvidence):

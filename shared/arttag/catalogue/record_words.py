@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from arttag.events import ArtworkMetadata
+from arttag.events import ArtworkMetadata, TermEvidence, term_evidence
 
 SOURCES: dict[str, tuple[str, ...]] = {
     "artists": ("artists", "date"),
@@ -91,3 +91,10 @@ class RecordWords:
             if self.holds(term, name):
                 return name
         return field
+
+    def place(self, evidence: TermEvidence) -> TermEvidence:
+        """``evidence`` naming the field :meth:`source` finds (itself when that is the field it
+        names): events written before evidence named the record's own fields say "artists"
+        for the date too."""
+        field = self.source(evidence.field, evidence.term)
+        return evidence if field == evidence.field else term_evidence(field, evidence.term, evidence.weight)

@@ -94,11 +94,7 @@ def reason(suggestion: TagSuggestion, meta: ArtworkMetadata) -> str:
                                           or ev.similarity > neighbours[ev.artwork_id].similarity):
                     neighbours[ev.artwork_id] = ev
             elif ev.kind == "term":
-                # events written before evidence named the record's own fields say "artists"
-                # for the date too: the field is found again here
-                field = record.source(ev.field, ev.term)
-                if field != ev.field:
-                    ev = TermEvidence(field=field, term=ev.term, weight=ev.weight)
+                ev = record.place(ev)
                 if not readable_term(ev, record):
                     continue
                 if contribution.scorer == "mention":
