@@ -16,8 +16,8 @@ import functools
 import hashlib
 import uuid
 import weakref
-from datetime import datetime, timezone
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, TypeVar, Union
 
 import pydantic_core
