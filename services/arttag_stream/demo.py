@@ -28,8 +28,6 @@ from arttag.events import (
     ArtworkCreated,
     ArtworkMetadata,
     ArtworkUpdated,
-    DeadLetter,
-    TagSuggestionsPublished,
     encode_event,
 )
 from arttag.kafka import make_producer
@@ -38,7 +36,7 @@ from arttag.kafka.clients import flush_or_fail
 from arttag.kafka.topics import StreamTopics
 from arttag.settings import StreamSettings, default_cache_dir
 
-from arttag_stream.tail import follow, format_dead_letter, format_suggestions
+from arttag_stream.tail import follow, format_record
 
 log = logging.getLogger(__name__)
 
@@ -228,13 +226,10 @@ def run_demo(
 
         def show(kind, value, where) -> None:
             got[kind] += 1
-            # `arttag tail`'s readers, which ignore fields a newer worker adds
-            if kind == "dead-letters":
-                say(format_dead_letter(DeadLetter.model_validate_json(value, extra="ignore")) + "\n")
-            else:
-                event = TagSuggestionsPublished.model_validate_json(value, extra="ignore")
-                say(f"[{time.monotonic() - published_at:5.1f}s] "
-                    + format_suggestions(event, artwork=artworks.get(event.artwork_id)) + "\n")
+            when = "" if kind == "dead-letters" else f"[{time.monotonic() - published_at:5.1f}s] "
+            # `arttag tail`'s reader (it ignores fields a newer worker adds), with the records
+            # the demo published for the titles and reasons
+            say(when + format_record(kind, value, artwork_of=lambda event: artworks.get(event.artwork_id)) + "\n")
 
         def done() -> bool:
             return all(got[k] >= n for k, n in wanted.items())

@@ -75,9 +75,11 @@ def format_dead_letter(dead: DeadLetter, width: int = 110) -> str:
 
 
 def format_record(topic_kind: Which, value: bytes | None, top: int = 5,
-                  catalogue: LatestArtworks | None = None) -> str:
+                  catalogue: LatestArtworks | None = None,
+                  artwork_of: Callable[[TagSuggestionsPublished], ArtworkMetadata | None] | None = None) -> str:
     """A record of an output topic for a person; suggestions with the titles and reasons of
-    the artworks ``catalogue`` holds (:func:`format_suggestions`)."""
+    the artworks ``catalogue`` holds (:func:`format_suggestions`), or that ``artwork_of(event)``
+    gives when the caller holds the records itself (the demo published them)."""
     if not value:
         return "(tombstone)"
     try:
@@ -85,7 +87,8 @@ def format_record(topic_kind: Which, value: bytes | None, top: int = 5,
         if topic_kind == "dead-letters":
             return format_dead_letter(DeadLetter.model_validate_json(value, extra="ignore"))
         event = TagSuggestionsPublished.model_validate_json(value, extra="ignore")
-        return format_suggestions(event, top=top, artwork=artwork_answered(event, catalogue))
+        artwork = artwork_of(event) if artwork_of is not None else artwork_answered(event, catalogue)
+        return format_suggestions(event, top=top, artwork=artwork)
     except ValueError:
         return f"(unreadable record) {value[:80]!r}"
 
