@@ -20,7 +20,7 @@ from arttag.events import (
     decode_artwork_event,
     encode_event,
 )
-from arttag.kafka.sink import InMemorySuggestionSink, PublishFailed
+from arttag.kafka.sink import InMemorySuggestionSink, PublishFailed, dead_letter_key
 from arttag.model.fake_tagger import FakeTagger, TitleRule
 from arttag.settings import StreamSettings
 from arttag_stream.attempts import AttemptJournal, CrashGuard, InFlight
@@ -30,7 +30,6 @@ from arttag_stream.processing import (
     BatchResult,
     RawMessage,
     StateStore,
-    dead_letter_key,
     record_size,
     suggestion_headers,
     suggestion_key,

@@ -18,16 +18,16 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from arttag import limits
 from arttag.curation.feedback import decode_feedback
 from arttag.curation.fold import apply, decisions_of
 from arttag.curation.rules import CurationRules
 from arttag.curation.state import CurationState
 from arttag.curation.store import CurationStore
 from arttag.errors import ArttagError, EventDecodeError
-from arttag.events import DeadLetter, TagFeedbackGiven, encode_event
+from arttag.events import TagFeedbackGiven, encode_event
 from arttag.kafka import make_producer
 from arttag.kafka.clients import consumer, flush_or_fail, from_beginning, read_to_end
+from arttag.kafka.dead_letters import RawMessage, make_dead_letter
 from arttag.kafka.sink import dead_letter_key
 from arttag.kafka.topics import DEAD_LETTERS, TAG_DECISIONS, TAG_FEEDBACK, topic_name
 from arttag.settings import CurateSettings
@@ -185,17 +185,10 @@ class CurateProcessor:
     def _dead_letter(self, msg: Message, exc: EventDecodeError) -> None:
         log.warning("feedback %s[%d]@%d dead-lettered: %s", msg.topic(), msg.partition(),
                     msg.offset(), exc)
-        value, key = msg.value(), msg.key()
-        # base64 grows the kept bytes by a third: a value and key near the record limit are kept
-        # as prefixes, and a long key is cut as the stream worker cuts it, so the dead letter
-        # always fits in a record
-        kept = len(value or b"") + len(key or b"")
-        keep_whole = kept * 4 // 3 + 4096 <= limits.DEFAULT_MAX_RECORD_BYTES
-        dead = DeadLetter.for_message(
-            value, key, keep_whole=keep_whole, topic=msg.topic(), partition=msg.partition(), offset=msg.offset(),
-            error=str(exc), error_type=str(exc.context.get("reason", "schema")), consumer=CONSUMER_NAME,
-        )
-        self._producer.produce(self.dead_letter_topic, key=dead_letter_key(key), value=encode_event(dead),
+        # the worker's rule: kept whole when it fits in a record, else prefixes and digests
+        dead = make_dead_letter(RawMessage(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value()),
+                                str(exc), str(exc.context.get("reason", "schema")), CONSUMER_NAME)
+        self._producer.produce(self.dead_letter_topic, key=dead_letter_key(msg.key()), value=encode_event(dead),
                                on_delivery=self._delivered)
         self.report.dead_lettered += 1
 

@@ -48,7 +48,7 @@ from arttag.events import (
     encode_event,
 )
 from arttag.kafka import aiokafka_producer_options, murmur2_partitioner
-from arttag.kafka.sink import AsyncSuggestionSink, OutRecord, PublishFailed, RecordsRefused
+from arttag.kafka.sink import AsyncSuggestionSink, OutRecord, PublishFailed, RecordsRefused, dead_letter_key
 from arttag.kafka.topics import StreamTopics
 from arttag.model.bundle_watch import BundleWatcher
 from arttag.model.tagger import SuggestOptions, Tagger
@@ -64,7 +64,6 @@ from arttag_stream.processing import (
     BatchResult,
     RawMessage,
     StateStore,
-    dead_letter_key,
     make_dead_letter,
 )
 
