@@ -819,6 +819,41 @@ def render_quality_errors(d: dict, stem: str) -> str:
     return "\n".join(out)
 
 
+CEILING_SOURCES = {"label_space_projection": "ridge map from the embedding to the mean tag-text embedding",
+                   "title_tag_text_cosine": "title alone: cosine to each tag text",
+                   "title_neighbours": "title alone: 50 nearest training titles vote"}
+
+
+def render_quality_ceiling(d: dict, stem: str) -> str:
+    h, cands, rr = d["headline"], d["candidates"], d["reranker"]
+    out = [preamble("How far the signals carry", d, stem)]
+    out.append(f"{h['artworks']:,} held-out artworks (`{h['split']}`), bundle {h['bundle']} "
+               f"([how](quality.md#how-far-the-signals-carry)).\n")
+    out.append("**The re-ranker on its own ground**: the held-out artworks split in two by first artist; on each "
+               "half, the bundle's re-ranker against one with its parameters that learnt from the other half.\n")
+    out.append(table(("half", "artworks", "bundle re-ranker F1@5", "nDCG@10", "learnt on the other half F1@5",
+                      "nDCG@10"),
+                     [[hv["half"], hv["artworks"], num(hv["bundle_reranker"]["f1_at_5"]),
+                       num(hv["bundle_reranker"]["ndcg_at_10"]), num(hv["reranker_learnt_on_other_half"]["f1_at_5"]),
+                       num(hv["reranker_learnt_on_other_half"]["ndcg_at_10"])] for hv in rr["halves"]]
+                     + [["**all**", h["artworks"], num(h["bundle_reranker_f1_at_5"]), num(h["bundle_reranker_ndcg_at_10"]),
+                         num(h["reranker_learnt_on_other_half_f1_at_5"]),
+                         num(h["reranker_learnt_on_other_half_ndcg_at_10"])]]))
+    out.append(f"**Candidates**: {_pct(cands['union_true_share'])} of the true (artwork, tag) pairs are among "
+               f"the {num(cands['union_mean_candidates'], 0)} candidates an artwork gets on average.\n")
+    out.append(table(("scorer", "true pairs among its candidates", "only among its candidates"),
+                     [[name, _pct(c["true_share"]), _pct(c["true_share_only_it"])]
+                      for name, c in cands["scorers"].items()]))
+    if d.get("other_sources"):
+        out.append("**Other candidate sources** (top 30 each, fitted on the artworks the bundle learnt from):\n")
+        out.append(table(("source", "alone F1@5", "alone nDCG@10", "true pairs in its top 30",
+                          "of them not among the candidates"),
+                         [[CEILING_SOURCES.get(name, name), num(s["f1_at_5"]), num(s["ndcg_at_10"]),
+                           _pct(s["true_share"]), _pct(s["true_share_added"])]
+                          for name, s in d["other_sources"].items()]))
+    return "\n".join(out)
+
+
 def render_generic(d: dict, stem: str) -> str:
     out = [preamble(f"`{stem}`", d, stem)]
     headline = d.get("headline")
@@ -832,7 +867,8 @@ def render_generic(d: dict, stem: str) -> str:
 def renderer_for(stem: str) -> Callable[[dict, str], str]:
     known = {"encoder": render_encoder, "encoder_quality": render_encoder_quality, "quality": render_quality,
              "quality_vs_annif": render_quality_vs_annif, "stream": render_stream, "cost": render_cost,
-             "curation": render_curation, "quality_errors": render_quality_errors}
+             "curation": render_curation, "quality_errors": render_quality_errors,
+             "quality_ceiling": render_quality_ceiling}
     if stem in known:
         return known[stem]
     if stem.startswith("quality_vs_annif_"):
@@ -848,7 +884,8 @@ def renderer_for(stem: str) -> Callable[[dict, str], str]:
     return render_generic
 
 
-ORDER = ("encoder", "encoder_quality", "quality", "quality_vs_annif", "quality_errors", "stream", "api", "cost")
+ORDER = ("encoder", "encoder_quality", "quality", "quality_vs_annif", "quality_errors", "quality_ceiling", "stream",
+         "api", "cost")
 
 
 def sort_key(path: Path) -> tuple[int, str]:
