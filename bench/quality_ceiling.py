@@ -51,13 +51,6 @@ TITLE_POWER = 6.0
 PROJECTION_ALPHA = 1.0
 
 
-def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
-    """Each row's ``k`` best columns, best first."""
-    part = np.argpartition(-scores, k, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
-
-
 def pair_share(found: Sequence[set[int]], gold: Sequence[set[int]]) -> float:
     """The share of all true (artwork, tag) pairs that ``found`` holds."""
     total = sum(len(g) for g in gold)
@@ -79,26 +72,36 @@ def candidate_shares(per_scorer: dict[str, list[set[int]]], gold: Sequence[set[i
     return out, union
 
 
-def source_report(scores: np.ndarray, gold: Sequence[set[int]], union: Sequence[set[int]]) -> dict[str, Any]:
+def source_report(rankings: Sequence[np.ndarray], gold: Sequence[set[int]], union: Sequence[set[int]]) -> dict[str, Any]:
+    """A source's top ``SOURCE_LIMIT`` tags per artwork (best first), ranked alone and by the
+    true pairs they add to the ensemble's candidates (``union``)."""
     from arttag.quality.ranking import ranking_metrics
 
-    top = top_rows(scores, SOURCE_LIMIT)
-    alone = ranking_metrics([row[:10].tolist() for row in top], gold)
-    proposed = [set(row.tolist()) for row in top]
+    alone = ranking_metrics([np.asarray(r)[:10].tolist() for r in rankings], gold)
+    proposed = [{int(t) for t in np.asarray(r)[:SOURCE_LIMIT]} for r in rankings]
     return {"f1_at_5": alone["f1_at_5"], "ndcg_at_10": alone["ndcg_at_10"],
             "true_share": pair_share(proposed, gold),
             "true_share_added": pair_share([p - u for p, u in zip(proposed, union)], gold)}
 
 
-def title_neighbour_votes(queries: np.ndarray, index: np.ndarray, labels: Any, chunk: int = 512) -> np.ndarray:
-    """Each query's tag scores from its ``TITLE_NEIGHBOURS`` nearest training titles, ``sim ** 6`` votes."""
-    out = np.zeros((len(queries), labels.shape[1]), dtype=np.float32)
-    for start in range(0, len(queries), chunk):
-        sims = queries[start:start + chunk] @ index.T
-        near = np.argpartition(-sims, TITLE_NEIGHBOURS, axis=1)[:, :TITLE_NEIGHBOURS]
-        for r, idx in enumerate(near):
-            w = np.maximum(sims[r, idx], 0.0) ** TITLE_POWER
-            out[start + r] = (labels[idx].T @ w) / max(float(w.sum()), 1e-12)
+def title_sources(training: Sequence[Any], held_out: Sequence[Any], vocab: Any, tag_emb: np.ndarray,
+                  train_titles: np.ndarray, held_titles: np.ndarray) -> dict[str, list[np.ndarray]]:
+    """The title alone through the ensemble's own scorers: the semantic scorer (cosine to each tag
+    text) and the embedding kNN (the 50 nearest training titles vote with ``similarity ** 6``),
+    fitted on the training artworks' titles; each artwork's top ``SOURCE_LIMIT`` tags."""
+    from arttag.model.training import make_batch, make_corpus
+    from arttag.scorers.knn import EmbeddingKnnScorer
+    from arttag.scorers.semantic import SemanticScorer
+
+    corpus = make_corpus(training, vocab, train_titles, tag_emb)
+    batch = make_batch(held_out, held_titles)
+    out = {}
+    for name, scorer in (("title_tag_text_cosine", SemanticScorer(vocab, {"limit": SOURCE_LIMIT, "search": "exact"})),
+                         ("title_neighbours", EmbeddingKnnScorer(vocab, {"limit": SOURCE_LIMIT, "search": "exact",
+                                                                         "neighbours": TITLE_NEIGHBOURS,
+                                                                         "power": TITLE_POWER}))):
+        scorer.fit(corpus)
+        out[name] = scorer.score(batch).tags
     return out
 
 
@@ -125,16 +128,15 @@ def reranker_on_its_own_ground(tagger: Any, held_out: Sequence[Any], embeddings:
                                gold: Sequence[set[int]], batch_size: int) -> tuple[dict[str, Any], dict[str, list[set[int]]]]:
     """Features of every held-out candidate; per half (by first artist), the bundle's re-ranker
     against one that learnt from the other half. Also returns each scorer's candidates."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
     from threadpoolctl import threadpool_limits
 
-    from arttag.model.ensemble import CATEGORICAL, RerankerParams
+    from arttag.model.ensemble import RerankerParams
     from arttag.model.training import make_batch
     from arttag.quality.ranking import ranking_metrics
 
     ens = tagger.ensemble
     per_scorer: dict[str, list[set[int]]] = {s.name: [] for s in ens.scorers}
-    xs, ys, rows, pair_tags = [], [], [], []
+    batches, ys, rows = [], [], []
     for start in range(0, len(held_out), batch_size):
         part = held_out[start:start + batch_size]
         batch = make_batch(part, None if embeddings is None else embeddings[start:start + batch_size])
@@ -142,39 +144,32 @@ def reranker_on_its_own_ground(tagger: Any, held_out: Sequence[Any], embeddings:
         for c in cands:
             per_scorer[c.scorer] += [{int(t) for t in tags} for tags in c.tags]
         feats = ens.features(batch, cands)
-        xs.append(feats.matrix)
+        batches.append(feats)
         ys.append(feats.pairs.marks(gold[start:start + batch_size]).astype(np.int8))
         rows.append(feats.pairs.rows + start)
-        pair_tags.append(feats.pairs.tags)
-    x, y, row, tags = np.vstack(xs), np.concatenate(ys), np.concatenate(rows), np.concatenate(pair_tags)
-    bundle_p = ens._merge(x)
+    x, y, row = np.vstack([f.matrix for f in batches]), np.concatenate(ys), np.concatenate(rows)
+    bounds = np.cumsum([0] + [len(f.matrix) for f in batches])
     half = np.array([first_artist_half(r.metadata) for r in held_out])
     params = RerankerParams(**tagger.manifest.get("params", {}).get("reranker", {}))
 
-    def ranked(p: np.ndarray, members: np.ndarray) -> list[list[int]]:
-        out = []
-        for i in members.tolist():
-            sel = np.flatnonzero(row == i)
-            out.append(tags[sel[np.argsort(-p[sel], kind="stable")]][:10].tolist())
-        return out
+    def top_ten(probs: np.ndarray) -> list[list[int]]:
+        """Every held-out artwork's ten best candidates by ``probs``, as the ensemble ranks them."""
+        return [r.tags[:10].tolist() for f, a, b in zip(batches, bounds[:-1], bounds[1:]) for r in f.ranked(probs[a:b])]
 
+    bundle_top = top_ten(ens._merge(x))
     report: dict[str, Any] = {"halves": []}
     for h in (0, 1):
-        learn, members = half[row] != h, np.flatnonzero(half == h)
-        model = HistGradientBoostingClassifier(
-            max_iter=params.max_iter, learning_rate=params.learning_rate, max_leaf_nodes=params.max_leaf_nodes,
-            min_samples_leaf=params.min_samples_leaf, l2_regularization=params.l2_regularization,
-            random_state=params.random_state, early_stopping=True, validation_fraction=0.1, n_iter_no_change=20,
-            categorical_features=[ens.feature_names.index(f) for f in CATEGORICAL])
+        learn, members = half[row] != h, np.flatnonzero(half == h).tolist()
+        model = ens.new_reranker(params, int(learn.sum()))
         with threadpool_limits(limits=params.threads):
             model.fit(x[learn], y[learn])
-        own = model.predict_proba(x)[:, 1]
-        g = [gold[i] for i in members.tolist()]
+        own_top = top_ten(model.predict_proba(x)[:, 1])
+        g = [gold[i] for i in members]
         report["halves"].append({
-            "half": h, "artworks": int(len(members)), "learning_pairs": int(learn.sum()),
+            "half": h, "artworks": len(members), "learning_pairs": int(learn.sum()),
             "learning_artworks": int((half != h).sum()), "iterations": int(model.n_iter_),
-            "bundle_reranker": ranking_metrics(ranked(bundle_p, members), g),
-            "reranker_learnt_on_other_half": ranking_metrics(ranked(own, members), g)})
+            "bundle_reranker": ranking_metrics([bundle_top[i] for i in members], g),
+            "reranker_learnt_on_other_half": ranking_metrics([own_top[i] for i in members], g)})
     n = len(held_out)
     for key in ("bundle_reranker", "reranker_learnt_on_other_half"):
         for metric in ("f1_at_5", "ndcg_at_10"):
@@ -187,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     from arttag.catalogue.text import build_text
     from arttag.model.bundle import open_tagger
     from arttag.model.training import embed_texts, evaluation_records, held_out_gold, label_matrix
+    from arttag.scorers.topk import top_k_with_values
     from arttag.settings import CliSettings
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -221,16 +217,19 @@ def main(argv: list[str] | None = None) -> int:
 
     t1 = time.perf_counter()
     labels = label_matrix(training, vocab).astype(np.float32).tocsr()
-    tag_emb = tagger.ensemble.scorer("semantic").tag_matrix if "semantic" in [s.name for s in tagger.ensemble.scorers] \
-        else np.asarray(bare.encode([t.text for t in vocab.tags]), dtype=np.float32)
-    sources: dict[str, Any] = {
-        "label_space_projection": source_report(label_space_projection(train_emb, labels, tag_emb, held_emb), gold, union)}
+    # the tag texts' embeddings the bundle holds, or (a bundle without the semantic scorer) encoded here
+    if "semantic" in [s.name for s in tagger.ensemble.scorers]:
+        tag_emb = tagger.ensemble.scorer("semantic").tag_matrix
+    else:
+        tag_emb = embed_texts(bare, [t.text for t in vocab.tags], args.embedding_cache, progress=True)
+    projected, _ = top_k_with_values(label_space_projection(train_emb, labels, tag_emb, held_emb), SOURCE_LIMIT)
+    sources: dict[str, Any] = {"label_space_projection": source_report(list(projected), gold, union)}
     if not args.no_titles:
         print("encoding titles")
         held_titles = embed_texts(bare, [r.metadata.title or "" for r in held_out], None, progress=True)
         train_titles = embed_texts(bare, [r.metadata.title or "" for r in training], None, progress=True)
-        sources["title_tag_text_cosine"] = source_report(held_titles @ tag_emb.T, gold, union)
-        sources["title_neighbours"] = source_report(title_neighbour_votes(held_titles, train_titles, labels), gold, union)
+        for name, rankings in title_sources(training, held_out, vocab, tag_emb, train_titles, held_titles).items():
+            sources[name] = source_report(rankings, gold, union)
     timings["sources_s"] = time.perf_counter() - t1
 
     headline = {

@@ -22,22 +22,36 @@ def test_candidate_shares_count_every_true_pair_and_what_only_one_scorer_propose
 
 def test_a_source_is_ranked_alone_and_by_what_it_adds_to_the_candidates(monkeypatch):
     monkeypatch.setattr(ceiling, "SOURCE_LIMIT", 2)
-    scores = np.array([[0.9, 0.1, 0.8, 0.0], [0.0, 0.2, 0.1, 0.7]])
-    np.testing.assert_array_equal(ceiling.top_rows(scores, 2), [[0, 2], [3, 1]])
-    report = ceiling.source_report(scores, [{0, 1}, {3}], union=[{0}, set()])
+    rankings = [np.array([0, 2, 1]), np.array([3, 1])]  # the third tag of the first is past the limit
+    report = ceiling.source_report(rankings, [{0, 1}, {3}], union=[{0}, set()])
     assert report["true_share"] == 2 / 3  # tag 0 of the first artwork, tag 3 of the second
     assert report["true_share_added"] == 1 / 3  # tag 0 was a candidate already
     assert report["f1_at_5"] > 0
 
 
-def test_title_neighbours_vote_with_their_similarity_to_the_sixth_power(monkeypatch):
-    monkeypatch.setattr(ceiling, "TITLE_NEIGHBOURS", 2)
-    index = np.array([[1.0, 0.0], [0.0, 1.0], [np.sqrt(0.5), np.sqrt(0.5)]], dtype=np.float32)
-    labels = sp.csr_matrix(np.array([[1, 0], [0, 1], [1, 1]], dtype=np.float32))
-    votes = ceiling.title_neighbour_votes(np.array([[1.0, 0.0]], dtype=np.float32), index, labels)
-    # the two nearest titles vote: itself (similarity 1) and the mixed one (similarity sqrt(0.5))
-    w_self, w_mixed = 1.0, np.sqrt(0.5) ** 6
-    np.testing.assert_allclose(votes[0], [1.0, w_mixed / (w_self + w_mixed)], rtol=1e-5)
+def test_the_title_sources_are_the_ensembles_own_scorers_on_titles():
+    from arttag.catalogue.records import CatalogueRecord
+    from arttag.catalogue.vocabulary import Vocabulary
+    from arttag.events import ArtworkMetadata, AssignedTag
+
+    def rec(i, title, tags):
+        meta = ArtworkMetadata(title=title, tags=[AssignedTag(id=t, label=t) for t in tags])
+        return CatalogueRecord(line=i, artwork_id=str(i), metadata=meta)
+
+    training = [rec(1, "Dog", ["dog"]), rec(2, "Dog walking", ["dog", "park"]), rec(3, "Harbour", ["sea"])]
+    vocab = Vocabulary.from_records(training)
+    axis = {"dog": 0, "park": 1, "sea": 2}  # each tag text's embedding, in vocabulary order
+    tag_emb = np.stack([np.eye(3, dtype=np.float32)[axis[t.label]] for t in vocab.tags])
+    # title vectors: dog titles along the first axis, the harbour along the third
+    train_titles = np.array([[1, 0, 0], [0.8, 0.6, 0], [0, 0, 1]], dtype=np.float32)
+    held = [rec(9, "A dog", []), rec(10, "The sea", [])]
+    held_titles = np.array([[1, 0, 0], [0, 0, 1]], dtype=np.float32)
+    found = ceiling.title_sources(training, held, vocab, tag_emb, train_titles, held_titles)
+    labels = {name: [[vocab.tags[int(t)].label for t in row] for row in rows] for name, rows in found.items()}
+    # the nearest titles vote: both dog titles for the dog (park only from the second, weaker one)
+    assert labels["title_neighbours"] == [["dog", "park"], ["sea"]]
+    # cosine to each tag text: the first axis is the text of "dog", the third of "sea"
+    assert labels["title_tag_text_cosine"][0][0] == "dog" and labels["title_tag_text_cosine"][1][0] == "sea"
 
 
 def test_the_label_space_projection_ranks_the_tag_whose_text_the_artwork_resembles():

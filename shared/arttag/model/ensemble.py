@@ -389,6 +389,20 @@ class Ensemble(BaseEnsemble):
             return np.clip(features[:, cols].mean(axis=1), 0.0, 1.0)
         return self.reranker_predictor(features, self.threads)
 
+    def new_reranker(self, params: RerankerParams, pairs: int, progress: bool = False) -> Any:
+        """The unfitted step-2 classifier for ``pairs`` learning pairs of this ensemble's features:
+        what :meth:`fit_reranker` fits, and what a benchmark fits on other pairs to compare."""
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        return HistGradientBoostingClassifier(
+            max_iter=params.max_iter, learning_rate=params.learning_rate,
+            max_leaf_nodes=params.max_leaf_nodes, min_samples_leaf=params.min_samples_leaf,
+            l2_regularization=params.l2_regularization, random_state=params.random_state,
+            early_stopping=pairs > 10_000, validation_fraction=0.1, n_iter_no_change=20,
+            categorical_features=[self.feature_names.index(f) for f in CATEGORICAL],
+            verbose=2 if progress else 0,  # per-round lines for _fit_showing_rounds; same model
+        )
+
     def fit_reranker(self, batch: Batch, gold: Sequence[set[int]], params: RerankerParams | None = None,
                      progress: bool = False, negatives: Sequence[set[int]] | None = None,
                      negative_weight: float = 2.0,
@@ -399,8 +413,6 @@ class Ensemble(BaseEnsemble):
         times as much as other wrong candidates; the report counts them (``rejected_negatives``).
         ``extra`` (features, labels) are more candidates to learn from, built elsewhere with the
         same features (:func:`arttag.model.training.recent_lesson`)."""
-        from sklearn.ensemble import HistGradientBoostingClassifier
-
         params = params or RerankerParams()
         cands = self.gather(batch)
         feats = self.features(batch, cands)
@@ -426,14 +438,7 @@ class Ensemble(BaseEnsemble):
             self.reranker = None
             report["trained"] = False
             return report
-        model = HistGradientBoostingClassifier(
-            max_iter=params.max_iter, learning_rate=params.learning_rate,
-            max_leaf_nodes=params.max_leaf_nodes, min_samples_leaf=params.min_samples_leaf,
-            l2_regularization=params.l2_regularization, random_state=params.random_state,
-            early_stopping=len(y) > 10_000, validation_fraction=0.1, n_iter_no_change=20,
-            categorical_features=[self.feature_names.index(f) for f in CATEGORICAL],
-            verbose=2 if progress else 0,  # per-round lines for _fit_showing_rounds; same model
-        )
+        model = self.new_reranker(params, len(y), progress)
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=params.threads):
